@@ -1,0 +1,9 @@
+//! The mck8s capacity model (`mck8s-behaviour.md` §3.1), without I/O: Kubernetes
+//! quantities, per-node free resources and the per-node bin-packing slot count that every
+//! placement policy receives.
+
+pub mod quantity;
+pub mod slots;
+
+pub use quantity::{QuantityError, parse_bytes, parse_cpu_millis, parse_quantity};
+pub use slots::{NodeCapacity, Resources, fits_any_node, slots_in_cluster};

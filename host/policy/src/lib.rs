@@ -1,0 +1,40 @@
+//! The mck8s policy engine.
+//!
+//! Placement and scaling decisions are made by WebAssembly components implementing the
+//! `mck8s:policy` WIT package (`wit/`). This crate compiles, caches, sandboxes, calls and
+//! hot-reloads them. It knows nothing about Kubernetes: it takes component bytes and plain
+//! snapshots ([`input`]) and returns validated decisions.
+//!
+//! - [`PolicyEngine`]: one wasmtime `Engine` (pooling allocator, epoch deadlines), the
+//!   compiled-component cache and the linkers.
+//! - [`LoadedPolicy`]: one checked version of one policy (`InstancePre`, digest, limits).
+//! - [`PlacementSession`]: a policy instance holding one cycle's fleet; `place` per workload.
+//! - [`PolicyRegistry`]: name → current version, fed by sources such as [`DirSource`], with
+//!   refusal of bad versions and the previous one kept serving.
+
+pub mod bindings;
+pub mod cache;
+pub mod canary;
+pub mod engine;
+pub mod error;
+pub mod input;
+pub mod inspect;
+pub mod limits;
+pub mod loaded;
+pub mod registry;
+pub mod session;
+pub mod source;
+mod state;
+pub mod validate;
+
+pub use engine::{EngineConfig, PolicyEngine};
+pub use error::{PolicyError, PolicyErrorKind};
+pub use input::{FleetSnapshot, PlacementInput, ScalingInput};
+pub use limits::Limits;
+pub use loaded::{LoadedPolicy, PolicyKind};
+pub use registry::PolicyRegistry;
+pub use session::{Decision, PlacementSession, ScalingOutcome};
+pub use source::DirSource;
+
+/// The WIT package version this host implements.
+pub const WIT_VERSION: &str = "0.1.0";

@@ -1,0 +1,169 @@
+//! One checked, compiled version of one policy, ready to instantiate cheaply.
+
+use crate::bindings::{placement, scaling};
+use crate::engine::PolicyEngine;
+use crate::error::{PolicyError, PolicyErrorKind};
+use crate::inspect::{self, Surface};
+use crate::limits::Limits;
+use crate::state::GuestState;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::time::Instant;
+use wasmtime::Store;
+use wasmtime::Trap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyKind {
+    Placement,
+    Scaling,
+}
+
+/// What the policy says about itself (`info`).
+#[derive(Clone, Debug, Serialize)]
+pub struct PolicyInfo {
+    pub name: String,
+    pub description: String,
+    pub parameters: Vec<String>,
+}
+
+pub(crate) enum Pre {
+    Placement(placement::PlacementPre<GuestState>),
+    Scaling(scaling::ScalingPre<GuestState>),
+}
+
+pub struct LoadedPolicy {
+    /// The registry name (file stem or ConfigMap key).
+    pub name: String,
+    /// Hex sha256 of the component bytes.
+    pub digest: String,
+    pub kind: PolicyKind,
+    /// The mck8s:policy version the component was built for.
+    pub wit_version: String,
+    /// Where it came from, e.g. `dir:/etc/mck8s/policies/worst-fit.wasm`.
+    pub origin: String,
+    pub limits: Limits,
+    pub info: PolicyInfo,
+    pub surface: Surface,
+    pub size_bytes: usize,
+    pub(crate) pre: Pre,
+    pub(crate) engine: PolicyEngine,
+}
+
+impl std::fmt::Debug for LoadedPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPolicy")
+            .field("name", &self.name)
+            .field("digest", &self.digest)
+            .field("kind", &self.kind)
+            .field("origin", &self.origin)
+            .finish()
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl LoadedPolicy {
+    /// Compiles (or loads from cache), checks the world, version and imports, links, and
+    /// asks the policy for its `info`. It does not run the self-check: see
+    /// [`crate::canary`].
+    pub fn load(
+        engine: &PolicyEngine,
+        name: &str,
+        bytes: &[u8],
+        origin: &str,
+        limits: Limits,
+    ) -> Result<LoadedPolicy, PolicyError> {
+        let digest = sha256_hex(bytes);
+        let err = |kind| PolicyError::new(name, &digest, kind);
+        let limits = Limits { memory_bytes: limits.memory_bytes.min(engine.config().max_memory_bytes), ..limits };
+        let started = Instant::now();
+        let component = engine.compile(bytes, &digest).map_err(err)?;
+        let surface = inspect::surface(engine.engine(), &component);
+        let (kind, wit_version) = inspect::check(&surface).map_err(err)?;
+        let pre = match kind {
+            PolicyKind::Placement => engine
+                .placement_linker()
+                .instantiate_pre(&component)
+                .and_then(placement::PlacementPre::new)
+                .map(Pre::Placement),
+            PolicyKind::Scaling => engine
+                .scaling_linker()
+                .instantiate_pre(&component)
+                .and_then(scaling::ScalingPre::new)
+                .map(Pre::Scaling),
+        }
+        .map_err(|e| err(PolicyErrorKind::Instantiate(format!("{e:#}"))))?;
+        let mut policy = LoadedPolicy {
+            name: name.to_string(),
+            digest: digest.clone(),
+            kind,
+            wit_version,
+            origin: origin.to_string(),
+            limits,
+            info: PolicyInfo { name: String::new(), description: String::new(), parameters: Vec::new() },
+            surface,
+            size_bytes: bytes.len(),
+            pre,
+            engine: engine.clone(),
+        };
+        policy.info = policy.call_info()?;
+        tracing::debug!(policy = name, digest = crate::error::short(&digest), elapsed_ms = started.elapsed().as_millis() as u64, "compiled and linked");
+        Ok(policy)
+    }
+
+    pub(crate) fn error(&self, kind: PolicyErrorKind) -> PolicyError {
+        PolicyError::new(&self.name, &self.digest, kind)
+    }
+
+    pub(crate) fn new_store(&self) -> Store<GuestState> {
+        let mut store = Store::new(
+            self.engine.engine(),
+            GuestState::new(&self.name, &self.digest, self.limits.memory_bytes),
+        );
+        store.limiter(|s| &mut s.limits);
+        store.epoch_deadline_trap();
+        store
+    }
+
+    /// Arms the deadline for one call.
+    pub(crate) fn arm(&self, store: &mut Store<GuestState>) {
+        store.set_epoch_deadline(self.engine.deadline_ticks(self.limits.deadline));
+    }
+
+    /// Turns a wasmtime error from a call into a typed policy error.
+    pub(crate) fn classify(&self, e: wasmtime::Error, store: &Store<GuestState>) -> PolicyError {
+        let text = format!("{e:?}");
+        let kind = if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+            PolicyErrorKind::Timeout { limit_ms: self.limits.deadline.as_millis() }
+        } else if text.contains("forcing trap when growing memory") {
+            let detail = e.root_cause().to_string();
+            PolicyErrorKind::OutOfMemory { limit_mib: self.limits.memory_bytes >> 20, detail }
+        } else {
+            let trap = match e.downcast_ref::<Trap>() {
+                Some(t) => t.to_string(),
+                None => format!("{e:#}"),
+            };
+            PolicyErrorKind::Trap { trap, stderr: store.data().stderr_text() }
+        };
+        self.error(kind)
+    }
+
+    fn call_info(&self) -> Result<PolicyInfo, PolicyError> {
+        let mut store = self.new_store();
+        self.arm(&mut store);
+        let info = match &self.pre {
+            Pre::Placement(pre) => pre
+                .instantiate(&mut store)
+                .and_then(|i| i.mck8s_policy_placer().call_info(&mut store))
+                .map(|i| PolicyInfo { name: i.name, description: i.description, parameters: i.parameters }),
+            Pre::Scaling(pre) => pre
+                .instantiate(&mut store)
+                .and_then(|i| i.mck8s_policy_scaler().call_info(&mut store))
+                .map(|i| PolicyInfo { name: i.name, description: i.description, parameters: i.parameters }),
+        };
+        info.map_err(|e| self.classify(e, &store))
+    }
+}

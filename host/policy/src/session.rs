@@ -1,0 +1,173 @@
+//! Calling policies. A [`PlacementSession`] holds one instance with one cycle's fleet loaded,
+//! so each `place` carries only the workload. A trap poisons the instance; the session
+//! rebuilds it (and re-sends the fleet) on the next call.
+
+use crate::bindings::{placement, wit, wit_scaling};
+use crate::error::PolicyErrorKind;
+use crate::input::FleetSnapshot;
+use crate::loaded::{LoadedPolicy, Pre};
+use crate::state::GuestState;
+use crate::{PolicyError, validate};
+use serde::Serialize;
+use std::sync::Arc;
+use wasmtime::Store;
+
+/// A validated placement, with cluster names resolved.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Decision {
+    pub policy: String,
+    pub digest: String,
+    pub placements: Vec<ClusterReplicas>,
+    /// Replicas no cluster could take: the bursting signal.
+    pub unplaced: u32,
+    pub summary: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ClusterReplicas {
+    pub cluster: String,
+    pub replicas: u32,
+    pub reason: String,
+}
+
+impl Decision {
+    pub fn replicas_on(&self, cluster: &str) -> u32 {
+        self.placements.iter().filter(|p| p.cluster == cluster).map(|p| p.replicas).sum()
+    }
+}
+
+pub struct PlacementSession {
+    policy: Arc<LoadedPolicy>,
+    fleet: Arc<FleetSnapshot>,
+    live: Option<(Store<GuestState>, placement::Placement)>,
+}
+
+impl PlacementSession {
+    pub fn new(policy: Arc<LoadedPolicy>, fleet: Arc<FleetSnapshot>) -> Result<Self, PolicyError> {
+        if !matches!(policy.pre, Pre::Placement(_)) {
+            return Err(policy.error(PolicyErrorKind::Incompatible(
+                "is a scaling policy; a placement policy was asked for".into(),
+            )));
+        }
+        Ok(PlacementSession { policy, fleet, live: None })
+    }
+
+    pub fn policy(&self) -> &Arc<LoadedPolicy> {
+        &self.policy
+    }
+
+    pub fn fleet(&self) -> &Arc<FleetSnapshot> {
+        &self.fleet
+    }
+
+    /// Instantiates and sends the fleet, unless an instance is already live.
+    pub fn prepare(&mut self) -> Result<(), PolicyError> {
+        if self.live.is_some() {
+            return Ok(());
+        }
+        let Pre::Placement(pre) = &self.policy.pre else { unreachable!("checked in new") };
+        let p = &self.policy;
+        let mut store = p.new_store();
+        p.arm(&mut store);
+        let instance = pre.instantiate(&mut store).map_err(|e| p.classify(e, &store))?;
+        p.arm(&mut store);
+        match instance.mck8s_policy_placer().call_set_fleet(&mut store, &self.fleet.wit) {
+            Ok(Ok(())) => {}
+            Ok(Err(msg)) => return Err(p.error(PolicyErrorKind::Refused(format!("set-fleet: {msg}")))),
+            Err(e) => return Err(p.classify(e, &store)),
+        }
+        self.live = Some((store, instance));
+        Ok(())
+    }
+
+    /// One decision, validated. Raw output (indices) is returned by [`Self::place_raw`].
+    pub fn place(&mut self, workload: &wit::Workload) -> Result<Decision, PolicyError> {
+        let raw = self.place_raw(workload)?;
+        let fleet = &self.fleet;
+        Ok(Decision {
+            policy: self.policy.name.clone(),
+            digest: self.policy.digest.clone(),
+            placements: raw
+                .choices
+                .into_iter()
+                .filter(|c| c.replicas > 0)
+                .map(|c| ClusterReplicas { cluster: fleet.name_of(c.cluster).to_string(), replicas: c.replicas, reason: c.reason })
+                .collect(),
+            unplaced: raw.unplaced,
+            summary: raw.summary,
+        })
+    }
+
+    pub fn place_raw(&mut self, workload: &wit::Workload) -> Result<wit::Decision, PolicyError> {
+        let _span = tracing::debug_span!("policy.place", policy = %self.policy.name, workload = %workload.name).entered();
+        self.prepare()?;
+        let (store, instance) = self.live.as_mut().expect("prepared");
+        self.policy.arm(store);
+        let result = instance.mck8s_policy_placer().call_place(&mut *store, workload);
+        match result {
+            Ok(Ok(decision)) => {
+                validate::placement(&self.fleet, workload, &decision)
+                    .map_err(|e| self.policy.error(PolicyErrorKind::InvalidOutput(e)))?;
+                Ok(decision)
+            }
+            Ok(Err(msg)) => Err(self.policy.error(PolicyErrorKind::Refused(msg))),
+            Err(e) => {
+                let err = self.policy.classify(e, store);
+                // wasmtime will not re-enter an instance that trapped: rebuild next time.
+                self.live = None;
+                Err(err)
+            }
+        }
+    }
+}
+
+/// A validated scaling decision.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScalingOutcome {
+    pub policy: String,
+    pub digest: String,
+    pub desired: Vec<(String, u32)>,
+    pub total: u32,
+    pub reason: String,
+    /// Opaque; persist it and pass it back next call.
+    #[serde(with = "state_text")]
+    pub state: Vec<u8>,
+}
+
+mod state_text {
+    pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&String::from_utf8_lossy(v))
+    }
+}
+
+impl LoadedPolicy {
+    /// One scaling decision in a fresh instance (scaling calls are rare; state travels in
+    /// the request, so nothing is lost between instances).
+    pub fn scale(&self, request: &wit_scaling::ScalingRequest) -> Result<ScalingOutcome, PolicyError> {
+        let _span = tracing::debug_span!("policy.scale", policy = %self.name, target = %request.name).entered();
+        let Pre::Scaling(pre) = &self.pre else {
+            return Err(self.error(PolicyErrorKind::Incompatible(
+                "is a placement policy; a scaling policy was asked for".into(),
+            )));
+        };
+        let mut store = self.new_store();
+        self.arm(&mut store);
+        let instance = pre.instantiate(&mut store).map_err(|e| self.classify(e, &store))?;
+        self.arm(&mut store);
+        match instance.mck8s_policy_scaler().call_scale(&mut store, request) {
+            Ok(Ok(d)) => {
+                validate::scaling(request, &d).map_err(|e| self.error(PolicyErrorKind::InvalidOutput(e)))?;
+                Ok(ScalingOutcome {
+                    policy: self.name.clone(),
+                    digest: self.digest.clone(),
+                    desired: d.desired,
+                    total: d.total,
+                    reason: d.reason,
+                    state: d.state,
+                })
+            }
+            Ok(Err(msg)) => Err(self.error(PolicyErrorKind::Refused(msg))),
+            Err(e) => Err(self.classify(e, &store)),
+        }
+    }
+}

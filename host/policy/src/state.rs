@@ -1,0 +1,111 @@
+//! The per-instance store data: WASI with no capabilities, the memory limiter and the log
+//! import.
+
+use crate::bindings::{placement, scaling};
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Bytes of guest stdout/stderr kept per instance (a panic message fits easily).
+const STDIO_CAPTURE: usize = 16 << 10;
+
+pub(crate) struct GuestState {
+    pub(crate) policy: String,
+    pub(crate) digest_short: String,
+    pub(crate) limits: StoreLimits,
+    pub(crate) stderr: MemoryOutputPipe,
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl GuestState {
+    pub(crate) fn new(policy: &str, digest: &str, memory_bytes: usize) -> Self {
+        let stderr = MemoryOutputPipe::new(STDIO_CAPTURE);
+        // No preopens, no environment, no arguments, no network: Rust's wasip2 std links
+        // against wasi:cli and wasi:io, so those exist, but they reach nothing.
+        let wasi = WasiCtx::builder().stdout(stderr.clone()).stderr(stderr.clone()).build();
+        GuestState {
+            policy: policy.to_string(),
+            digest_short: crate::error::short(digest).to_string(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(memory_bytes)
+                .instances(64)
+                .tables(64)
+                .memories(16)
+                .trap_on_grow_failure(true)
+                .build(),
+            stderr,
+            wasi,
+            table: ResourceTable::new(),
+        }
+    }
+
+    pub(crate) fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.contents()).into_owned()
+    }
+
+    fn log(&self, level: tracing::Level, message: &str) {
+        let (policy, digest) = (self.policy.as_str(), self.digest_short.as_str());
+        match level {
+            tracing::Level::ERROR => tracing::error!(target: "mck8s::policy::guest", policy, digest, "{message}"),
+            tracing::Level::WARN => tracing::warn!(target: "mck8s::policy::guest", policy, digest, "{message}"),
+            tracing::Level::INFO => tracing::info!(target: "mck8s::policy::guest", policy, digest, "{message}"),
+            tracing::Level::DEBUG => tracing::debug!(target: "mck8s::policy::guest", policy, digest, "{message}"),
+            tracing::Level::TRACE => tracing::trace!(target: "mck8s::policy::guest", policy, digest, "{message}"),
+        }
+    }
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Guest log lines are capped so a chatty policy cannot flood the host's log.
+const LOG_LINE_MAX: usize = 4096;
+
+fn clip(message: &str) -> &str {
+    if message.len() <= LOG_LINE_MAX {
+        return message;
+    }
+    let mut end = LOG_LINE_MAX;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    &message[..end]
+}
+
+impl placement::mck8s::policy::log::Host for GuestState {
+    fn log(&mut self, level: placement::mck8s::policy::log::Level, message: String) {
+        use placement::mck8s::policy::log::Level as L;
+        let level = match level {
+            L::Trace => tracing::Level::TRACE,
+            L::Debug => tracing::Level::DEBUG,
+            L::Info => tracing::Level::INFO,
+            L::Warn => tracing::Level::WARN,
+            L::Error => tracing::Level::ERROR,
+        };
+        GuestState::log(self, level, clip(&message));
+    }
+}
+
+impl scaling::mck8s::policy::log::Host for GuestState {
+    fn log(&mut self, level: scaling::mck8s::policy::log::Level, message: String) {
+        use scaling::mck8s::policy::log::Level as L;
+        let level = match level {
+            L::Trace => tracing::Level::TRACE,
+            L::Debug => tracing::Level::DEBUG,
+            L::Info => tracing::Level::INFO,
+            L::Warn => tracing::Level::WARN,
+            L::Error => tracing::Level::ERROR,
+        };
+        GuestState::log(self, level, clip(&message));
+    }
+}
+
+// The types-only interfaces have no functions; their Host traits are empty.
+impl placement::mck8s::policy::types::Host for GuestState {}
+impl scaling::mck8s::policy::types::Host for GuestState {}
+impl scaling::mck8s::policy::scaling_types::Host for GuestState {}

@@ -1,0 +1,22 @@
+//! best-fit (mck8s §3.3): rank eligible fog clusters by free slots, fewest (but at least one) first.
+
+use mck8s_policy_sdk::policies::placement::{Ranking, rank_and_place};
+use mck8s_policy_sdk::{Fleet, Info, Placement, PlacementPolicy, Request};
+
+pub struct Policy;
+
+impl PlacementPolicy for Policy {
+    fn info() -> Info {
+        Info {
+            name: "best-fit",
+            description: "Top numberOfLocations fog clusters by free slots (fewest first) each take replicas; overflow spills down the ranking, then to cloud. With locations: preferred-clusters mode.",
+            parameters: &[],
+        }
+    }
+
+    fn place(fleet: &Fleet, req: &Request) -> Result<Placement, String> {
+        Ok(rank_and_place(fleet, req, Ranking::BestFit))
+    }
+}
+
+mck8s_policy_sdk::export_placement!(Policy);

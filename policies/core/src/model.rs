@@ -1,0 +1,198 @@
+//! The inputs and outputs of a placement decision, mirroring `wit/types.wit`.
+
+/// Fog clusters are filled first; cloud clusters absorb overflow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Fog,
+    Cloud,
+}
+
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    pub name: String,
+    pub role: Role,
+    pub ready: bool,
+    /// Whole-cluster ingress in bytes/s.
+    pub traffic: f64,
+    pub cost: f64,
+    /// Interned `(key, value)` indices into [`Fleet::strings`].
+    pub labels: Vec<(u32, u32)>,
+}
+
+/// The fleet as a policy keeps it between decisions of one cycle: clusters in name order
+/// and, per cluster, its known neighbours sorted by RTT (built once in [`Fleet::new`], so a
+/// decision never sorts RTTs).
+#[derive(Clone, Debug, Default)]
+pub struct Fleet {
+    pub clusters: Vec<Cluster>,
+    /// The interned strings label indices point into.
+    pub strings: Vec<String>,
+    neighbours: Vec<Vec<(u32, f32)>>,
+}
+
+impl Fleet {
+    /// `rtts` are `(a, b, millis)` pairs; indices out of range are ignored.
+    pub fn new(clusters: Vec<Cluster>, rtts: impl IntoIterator<Item = (u32, u32, f32)>) -> Self {
+        Self::with_strings(clusters, rtts, Vec::new())
+    }
+
+    pub fn with_strings(
+        clusters: Vec<Cluster>,
+        rtts: impl IntoIterator<Item = (u32, u32, f32)>,
+        strings: Vec<String>,
+    ) -> Self {
+        let n = clusters.len();
+        let mut neighbours = vec![Vec::new(); n];
+        for (a, b, ms) in rtts {
+            if a == b || a as usize >= n || b as usize >= n || !ms.is_finite() {
+                continue;
+            }
+            neighbours[a as usize].push((b, ms));
+            neighbours[b as usize].push((a, ms));
+        }
+        for list in &mut neighbours {
+            // Nearest first; equal RTTs fall back to fleet (name) order for determinism.
+            list.sort_by(|x, y| x.1.total_cmp(&y.1).then(x.0.cmp(&y.0)));
+            list.dedup_by_key(|e| e.0);
+        }
+        Fleet { clusters, strings, neighbours }
+    }
+
+    pub fn len(&self) -> usize {
+        self.clusters.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.clusters.is_empty()
+    }
+
+    pub fn name(&self, i: u32) -> &str {
+        &self.clusters[i as usize].name
+    }
+
+    pub fn is_cloud(&self, i: u32) -> bool {
+        self.clusters[i as usize].role == Role::Cloud
+    }
+
+    pub fn is_ready(&self, i: u32) -> bool {
+        self.clusters[i as usize].ready
+    }
+
+    /// Every other cluster, nearest first: those with a known RTT by RTT, then the rest in
+    /// fleet order (mck8s gave up on proximity when serf failed; we keep them as a last resort).
+    pub fn by_proximity(&self, from: u32) -> impl Iterator<Item = u32> + '_ {
+        let known = &self.neighbours[from as usize];
+        let known_iter = known.iter().map(|e| e.0);
+        let unknown = (0..self.clusters.len() as u32)
+            .filter(move |&c| c != from && !known.iter().any(|e| e.0 == c));
+        known_iter.chain(unknown)
+    }
+
+    /// The value of label `key` on cluster `c`.
+    pub fn label(&self, c: u32, key: &str) -> Option<&str> {
+        let s = |i: u32| self.strings.get(i as usize).map(String::as_str);
+        self.clusters[c as usize].labels.iter().find(|l| s(l.0) == Some(key)).and_then(|l| s(l.1))
+    }
+
+    pub fn rtt(&self, a: u32, b: u32) -> Option<f32> {
+        self.neighbours[a as usize].iter().find(|e| e.0 == b).map(|e| e.1)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Preference {
+    pub cluster: u32,
+    pub replicas: Option<u32>,
+}
+
+/// One decision's input. Per-cluster slices are indexed like `Fleet::clusters`.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    pub replicas: u32,
+    pub number_of_locations: u32,
+    pub total: u32,
+    pub preferred: &'a [Preference],
+    pub current: &'a [(u32, u32)],
+    pub params: &'a [(String, String)],
+    /// mck8s slots for this pod shape (0 when not ready or full).
+    pub slots: &'a [u32],
+    /// Whether one pod fits an empty schedulable node.
+    pub fits: &'a [bool],
+    /// This workload's ingress per cluster; empty when unknown.
+    pub app_traffic: &'a [f64],
+}
+
+impl Request<'_> {
+    pub fn slots(&self, c: u32) -> u32 {
+        self.slots.get(c as usize).copied().unwrap_or(0)
+    }
+
+    pub fn fits(&self, c: u32) -> bool {
+        self.fits.get(c as usize).copied().unwrap_or(false)
+    }
+
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Choice {
+    pub cluster: u32,
+    pub replicas: u32,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// At most one entry per cluster, none with zero replicas, in fleet order.
+    pub choices: Vec<Choice>,
+    pub unplaced: u32,
+    pub summary: String,
+}
+
+impl Placement {
+    pub fn placed(&self) -> u32 {
+        self.choices.iter().map(|c| c.replicas).sum()
+    }
+
+    pub fn replicas_on(&self, cluster: u32) -> u32 {
+        self.choices.iter().filter(|c| c.cluster == cluster).map(|c| c.replicas).sum()
+    }
+}
+
+/// Accumulates `(cluster, replicas, reason)` grants and folds them into a [`Placement`]:
+/// grants to the same cluster are summed (mck8s's pandas `groupby`), zero grants dropped
+/// (mck8s left consecutive zeros in, §9.1).
+#[derive(Debug, Default)]
+pub struct Ledger {
+    grants: Vec<(u32, u32, String)>,
+}
+
+impl Ledger {
+    pub fn grant(&mut self, cluster: u32, replicas: u32, reason: impl FnOnce() -> String) {
+        if replicas > 0 {
+            self.grants.push((cluster, replicas, reason()));
+        }
+    }
+
+    pub fn granted_to(&self, cluster: u32) -> u32 {
+        self.grants.iter().filter(|g| g.0 == cluster).map(|g| g.1).sum()
+    }
+
+    pub fn finish(mut self, unplaced: u32, summary: String) -> Placement {
+        self.grants.sort_by_key(|g| g.0);
+        let mut choices: Vec<Choice> = Vec::with_capacity(self.grants.len());
+        for (cluster, replicas, reason) in self.grants {
+            match choices.last_mut() {
+                Some(last) if last.cluster == cluster => {
+                    last.replicas += replicas;
+                    last.reason.push_str("; ");
+                    last.reason.push_str(&reason);
+                }
+                _ => choices.push(Choice { cluster, replicas, reason }),
+            }
+        }
+        Placement { choices, unplaced, summary }
+    }
+}

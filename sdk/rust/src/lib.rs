@@ -1,0 +1,75 @@
+//! The mck8s policy SDK for Rust.
+//!
+//! Implement [`PlacementPolicy`] (feature `placement`) or [`ScalingPolicy`] (feature
+//! `scaling`) over the plain types of [`mck8s_policies`], then export it:
+//!
+//! ```ignore
+//! struct MyPolicy;
+//! impl mck8s_policy_sdk::PlacementPolicy for MyPolicy { /* info, place */ }
+//! mck8s_policy_sdk::export_placement!(MyPolicy);
+//! ```
+//!
+//! The SDK keeps the fleet that `set-fleet` sends once per cycle, turns the WIT records
+//! into borrowed views without copying the per-cluster lists, and turns your result back.
+//! Build with `cargo build --release --target wasm32-wasip2`.
+
+pub use mck8s_policies as policies;
+pub use mck8s_policies::model::*;
+
+/// What `mck8s policy check` shows about a policy.
+pub struct Info {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// `name: meaning` lines for the parameters the policy reads.
+    pub parameters: &'static [&'static str],
+}
+
+#[cfg(feature = "placement")]
+pub mod placement;
+#[cfg(feature = "placement")]
+pub use placement::PlacementPolicy;
+
+#[cfg(feature = "scaling")]
+pub mod scaling;
+#[cfg(feature = "scaling")]
+pub use scaling::ScalingPolicy;
+
+/// Log levels of the host's `log` import.
+#[derive(Clone, Copy, Debug)]
+pub enum Level {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// Write a line to the host's log (tagged with the policy's name and digest there).
+pub fn log(level: Level, message: &str) {
+    #[cfg(feature = "placement")]
+    {
+        use placement::bindings::mck8s::policy::log as l;
+        let level = match level {
+            Level::Trace => l::Level::Trace,
+            Level::Debug => l::Level::Debug,
+            Level::Info => l::Level::Info,
+            Level::Warn => l::Level::Warn,
+            Level::Error => l::Level::Error,
+        };
+        l::log(level, message);
+    }
+    #[cfg(all(feature = "scaling", not(feature = "placement")))]
+    {
+        use scaling::bindings::mck8s::policy::log as l;
+        let level = match level {
+            Level::Trace => l::Level::Trace,
+            Level::Debug => l::Level::Debug,
+            Level::Info => l::Level::Info,
+            Level::Warn => l::Level::Warn,
+            Level::Error => l::Level::Error,
+        };
+        l::log(level, message);
+    }
+    #[cfg(not(any(feature = "placement", feature = "scaling")))]
+    let _ = (level, message);
+}

@@ -1,0 +1,124 @@
+//! The `placement` world: bindings and the adapter behind [`export_placement!`].
+
+use crate::{Fleet, Info, Placement, Request};
+use std::cell::RefCell;
+
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "placement",
+        path: "../../wit",
+        pub_export_macro: true,
+        export_macro_name: "__export_placement_world",
+        default_bindings_module: "mck8s_policy_sdk::placement::bindings",
+    });
+}
+
+use bindings::exports::mck8s::policy::placer as wit;
+use bindings::mck8s::policy::types as t;
+
+/// A placement policy. `place` must account for exactly `req.total` replicas: the sum of
+/// its choices plus `unplaced` (the host refuses anything else).
+pub trait PlacementPolicy {
+    fn info() -> Info;
+    fn place(fleet: &Fleet, req: &Request) -> Result<Placement, String>;
+}
+
+thread_local! {
+    static FLEET: RefCell<Option<Fleet>> = const { RefCell::new(None) };
+}
+
+#[doc(hidden)]
+pub fn info<P: PlacementPolicy>() -> t::PolicyInfo {
+    let i = P::info();
+    t::PolicyInfo {
+        name: i.name.to_string(),
+        description: i.description.to_string(),
+        parameters: i.parameters.iter().map(|p| p.to_string()).collect(),
+    }
+}
+
+#[doc(hidden)]
+pub fn set_fleet(fleet: t::Fleet) -> Result<(), String> {
+    let t::Fleet { strings, clusters, rtts } = fleet;
+    let sym = |i: u32| strings.get(i as usize).cloned().ok_or_else(|| format!("string index {i} out of range"));
+    let mut out = Vec::with_capacity(clusters.len());
+    for c in clusters {
+        out.push(crate::Cluster {
+            name: sym(c.name)?,
+            role: match c.role {
+                t::Role::Fog => crate::Role::Fog,
+                t::Role::Cloud => crate::Role::Cloud,
+            },
+            ready: c.health == t::Health::Ready,
+            traffic: c.traffic,
+            cost: c.cost,
+            labels: c.labels.iter().map(|l| (l.key, l.value)).collect(),
+        });
+    }
+    let fleet = Fleet::with_strings(out, rtts.into_iter().map(|r| (r.a, r.b, r.millis)), strings);
+    FLEET.with(|f| *f.borrow_mut() = Some(fleet));
+    Ok(())
+}
+
+#[doc(hidden)]
+pub fn place<P: PlacementPolicy>(w: t::Workload) -> Result<t::Decision, String> {
+    FLEET.with(|f| {
+        let fleet = f.borrow();
+        let fleet = fleet.as_ref().ok_or("place called before set-fleet")?;
+        let preferred: Vec<crate::Preference> =
+            w.preferred.iter().map(|p| crate::Preference { cluster: p.cluster, replicas: p.replicas }).collect();
+        let current: Vec<(u32, u32)> = w.current.iter().map(|a| (a.cluster, a.replicas)).collect();
+        let req = Request {
+            replicas: w.replicas,
+            number_of_locations: w.number_of_locations,
+            total: w.total,
+            preferred: &preferred,
+            current: &current,
+            params: &w.params,
+            slots: &w.slots,
+            fits: &w.fits,
+            app_traffic: &w.app_traffic,
+        };
+        let p = P::place(fleet, &req)?;
+        Ok(t::Decision {
+            choices: p
+                .choices
+                .into_iter()
+                .map(|c| t::Choice { cluster: c.cluster, replicas: c.replicas, reason: c.reason })
+                .collect(),
+            unplaced: p.unplaced,
+            summary: p.summary,
+        })
+    })
+}
+
+/// Export `$policy` (a [`PlacementPolicy`]) as this component's `placer`.
+#[macro_export]
+macro_rules! export_placement {
+    ($policy:ty) => {
+        struct __Mck8sPlacer;
+        impl $crate::placement::bindings::exports::mck8s::policy::placer::Guest for __Mck8sPlacer {
+            fn info() -> $crate::placement::bindings::mck8s::policy::types::PolicyInfo {
+                $crate::placement::info::<$policy>()
+            }
+            fn set_fleet(
+                fleet: $crate::placement::bindings::mck8s::policy::types::Fleet,
+            ) -> ::core::result::Result<(), ::std::string::String> {
+                $crate::placement::set_fleet(fleet)
+            }
+            fn place(
+                workload: $crate::placement::bindings::mck8s::policy::types::Workload,
+            ) -> ::core::result::Result<
+                $crate::placement::bindings::mck8s::policy::types::Decision,
+                ::std::string::String,
+            > {
+                $crate::placement::place::<$policy>(workload)
+            }
+        }
+        $crate::placement::bindings::__export_placement_world!(__Mck8sPlacer with_types_in $crate::placement::bindings);
+    };
+}
+
+#[allow(unused_imports)]
+use wit as _;

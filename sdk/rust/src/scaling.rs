@@ -1,0 +1,77 @@
+//! The `scaling` world: bindings and the adapter behind [`export_scaling!`].
+
+use crate::Info;
+use mck8s_policies::scaling::{Sample, ScaleInput, ScaleOutput};
+
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "scaling",
+        path: "../../wit",
+        pub_export_macro: true,
+        export_macro_name: "__export_scaling_world",
+        default_bindings_module: "mck8s_policy_sdk::scaling::bindings",
+    });
+}
+
+use bindings::mck8s::policy::scaling_types as s;
+use bindings::mck8s::policy::types as t;
+
+/// A scaling policy: per-cluster samples in, desired replicas out. State it returns comes
+/// back on the next call, across controller restarts and policy reloads.
+pub trait ScalingPolicy {
+    fn info() -> Info;
+    fn scale(input: &ScaleInput) -> Result<ScaleOutput, String>;
+}
+
+#[doc(hidden)]
+pub fn info<P: ScalingPolicy>() -> t::PolicyInfo {
+    let i = P::info();
+    t::PolicyInfo {
+        name: i.name.to_string(),
+        description: i.description.to_string(),
+        parameters: i.parameters.iter().map(|p| p.to_string()).collect(),
+    }
+}
+
+#[doc(hidden)]
+pub fn scale<P: ScalingPolicy>(r: s::ScalingRequest) -> Result<s::ScalingDecision, String> {
+    let samples: Vec<Sample> = r
+        .samples
+        .into_iter()
+        .map(|x| Sample { cluster: x.cluster, replicas: x.replicas, utilization: x.utilization, traffic: x.traffic })
+        .collect();
+    let input = ScaleInput {
+        samples: &samples,
+        target_utilization: r.target_utilization,
+        min_replicas: r.min_replicas,
+        max_replicas: r.max_replicas,
+        elapsed_seconds: r.elapsed_seconds,
+        params: &r.params,
+        state: &r.state,
+    };
+    let out = P::scale(&input)?;
+    Ok(s::ScalingDecision { desired: out.desired, total: out.total, reason: out.reason, state: out.state })
+}
+
+/// Export `$policy` (a [`ScalingPolicy`]) as this component's `scaler`.
+#[macro_export]
+macro_rules! export_scaling {
+    ($policy:ty) => {
+        struct __Mck8sScaler;
+        impl $crate::scaling::bindings::exports::mck8s::policy::scaler::Guest for __Mck8sScaler {
+            fn info() -> $crate::scaling::bindings::mck8s::policy::types::PolicyInfo {
+                $crate::scaling::info::<$policy>()
+            }
+            fn scale(
+                request: $crate::scaling::bindings::mck8s::policy::scaling_types::ScalingRequest,
+            ) -> ::core::result::Result<
+                $crate::scaling::bindings::mck8s::policy::scaling_types::ScalingDecision,
+                ::std::string::String,
+            > {
+                $crate::scaling::scale::<$policy>(request)
+            }
+        }
+        $crate::scaling::bindings::__export_scaling_world!(__Mck8sScaler with_types_in $crate::scaling::bindings);
+    };
+}
