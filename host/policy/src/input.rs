@@ -66,20 +66,56 @@ pub struct ClusterDoc {
 pub struct NodeDoc {
     #[serde(default = "one")]
     pub count: u32,
-    pub cpu: String,
-    pub memory: String,
+    pub cpu: Qty,
+    pub memory: Qty,
     #[serde(default = "default_pods")]
     pub pods: u64,
     #[serde(default)]
     pub extended: BTreeMap<String, u64>,
     #[serde(default)]
-    pub used_cpu: Option<String>,
+    pub used_cpu: Option<Qty>,
     #[serde(default)]
-    pub used_memory: Option<String>,
+    pub used_memory: Option<Qty>,
     #[serde(default)]
     pub used_pods: u64,
     #[serde(default)]
     pub used_extended: BTreeMap<String, u64>,
+}
+
+/// A quantity written as a string (`"1Gi"`) or a bare YAML number (`4`, `0.5`), as
+/// Kubernetes manifests allow.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(transparent)]
+pub struct Qty(pub String);
+
+impl<'de> Deserialize<'de> for Qty {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            S(String),
+            U(u64),
+            F(f64),
+        }
+        Ok(Qty(match Raw::deserialize(d)? {
+            Raw::S(s) => s,
+            Raw::U(u) => u.to_string(),
+            Raw::F(f) => f.to_string(),
+        }))
+    }
+}
+
+impl std::ops::Deref for Qty {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Qty {
+    fn from(s: &str) -> Self {
+        Qty(s.to_string())
+    }
 }
 
 fn one() -> u32 {
@@ -125,9 +161,9 @@ impl ListOrCsv {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RequestsDoc {
     #[serde(default)]
-    pub cpu: Option<String>,
+    pub cpu: Option<Qty>,
     #[serde(default)]
-    pub memory: Option<String>,
+    pub memory: Option<Qty>,
     #[serde(default)]
     pub extended: BTreeMap<String, u64>,
 }
@@ -273,8 +309,8 @@ impl FleetSnapshot {
             self.index_of(name).ok_or_else(|| bad(format!("{field} names unknown cluster {name:?}")))
         };
         let request = Resources {
-            cpu_millis: w.requests.cpu.as_deref().map(parse_cpu_millis).transpose().map_err(|e| bad(format!("requests.cpu: {e}")))?.unwrap_or(0),
-            memory_bytes: w.requests.memory.as_deref().map(parse_bytes).transpose().map_err(|e| bad(format!("requests.memory: {e}")))?.unwrap_or(0),
+            cpu_millis: w.requests.cpu.as_deref().map(|q| parse_cpu_millis(q)).transpose().map_err(|e| bad(format!("requests.cpu: {e}")))?.unwrap_or(0),
+            memory_bytes: w.requests.memory.as_deref().map(|q| parse_bytes(q)).transpose().map_err(|e| bad(format!("requests.memory: {e}")))?.unwrap_or(0),
             pods: 1,
             extended: w.requests.extended.clone(),
         };
@@ -372,8 +408,8 @@ fn lower_nodes(c: &ClusterDoc) -> Result<Vec<NodeCapacity>, InputError> {
                 extended: n.extended.clone(),
             },
             requested: Resources {
-                cpu_millis: n.used_cpu.as_deref().map(parse_cpu_millis).transpose().map_err(|e| bad(format!("node usedCpu: {e}")))?.unwrap_or(0),
-                memory_bytes: n.used_memory.as_deref().map(parse_bytes).transpose().map_err(|e| bad(format!("node usedMemory: {e}")))?.unwrap_or(0),
+                cpu_millis: n.used_cpu.as_deref().map(|q| parse_cpu_millis(q)).transpose().map_err(|e| bad(format!("node usedCpu: {e}")))?.unwrap_or(0),
+                memory_bytes: n.used_memory.as_deref().map(|q| parse_bytes(q)).transpose().map_err(|e| bad(format!("node usedMemory: {e}")))?.unwrap_or(0),
                 pods: n.used_pods,
                 extended: n.used_extended.clone(),
             },

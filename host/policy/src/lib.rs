@@ -24,6 +24,7 @@ pub mod loaded;
 pub mod registry;
 pub mod session;
 pub mod source;
+pub mod synthetic;
 mod state;
 pub mod validate;
 

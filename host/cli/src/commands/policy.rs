@@ -1,0 +1,180 @@
+//! `mck8s policy check | eval | bench`.
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use mck8s_policy::input::{PlacementInput, ScalingInput};
+use mck8s_policy::{EngineConfig, FleetSnapshot, Limits, LoadedPolicy, PolicyEngine, PolicyKind, PlacementSession, canary, synthetic};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// Show a component's world, WIT version, imports, exports and sha256, and self-check it.
+    Check {
+        file: PathBuf,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// Run one decision and print it as JSON, with the policy's reasons.
+    Eval {
+        file: PathBuf,
+        /// A placement input ({fleet, workload}) or a scaling input, YAML or JSON.
+        #[arg(long)]
+        input: PathBuf,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// Measure per-decision latency (percentiles) on synthetic fleets or an input file.
+    Bench {
+        file: PathBuf,
+        /// Fleet sizes to generate (ignored with --input).
+        #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
+        clusters: Vec<usize>,
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Decisions per measurement.
+        #[arg(long, default_value_t = 500)]
+        iterations: usize,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+}
+
+#[derive(Args)]
+pub struct LimitArgs {
+    /// Per-call deadline.
+    #[arg(long, default_value_t = 100)]
+    deadline_ms: u64,
+    /// Linear-memory cap.
+    #[arg(long, default_value_t = 64)]
+    memory_mib: usize,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Limits {
+        Limits { deadline: Duration::from_millis(self.deadline_ms), memory_bytes: self.memory_mib << 20 }
+    }
+}
+
+pub fn run(cmd: PolicyCommand) -> Result<()> {
+    let engine = PolicyEngine::new(EngineConfig::default())?;
+    match cmd {
+        PolicyCommand::Check { file, limits } => check(&engine, &file, limits.limits()),
+        PolicyCommand::Eval { file, input, limits } => eval(&engine, &file, &input, limits.limits()),
+        PolicyCommand::Bench { file, clusters, input, iterations, limits } => {
+            bench(&engine, &file, &clusters, input.as_deref(), iterations, limits.limits())
+        }
+    }
+}
+
+fn load(engine: &PolicyEngine, file: &Path, limits: Limits) -> Result<Arc<LoadedPolicy>> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let name = file.file_stem().and_then(|s| s.to_str()).unwrap_or("policy");
+    let policy = LoadedPolicy::load(engine, name, &bytes, &format!("file:{}", file.display()), limits)?;
+    Ok(Arc::new(policy))
+}
+
+fn check(engine: &PolicyEngine, file: &Path, limits: Limits) -> Result<()> {
+    let policy = load(engine, file, limits)?;
+    let self_check = canary::self_check(&policy);
+    let out = json!({
+        "name": policy.name,
+        "sha256": policy.digest,
+        "sizeBytes": policy.size_bytes,
+        "world": policy.kind,
+        "witVersion": policy.wit_version,
+        "hostWitVersion": mck8s_policy::WIT_VERSION,
+        "info": policy.info,
+        "imports": policy.surface.imports,
+        "exports": policy.surface.exports,
+        "selfCheck": match &self_check { Ok(()) => "passed".to_string(), Err(e) => e.to_string() },
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    if let Err(e) = self_check {
+        bail!("{e}");
+    }
+    Ok(())
+}
+
+fn read_doc<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    // YAML is a superset of JSON.
+    serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+fn eval(engine: &PolicyEngine, file: &Path, input: &Path, limits: Limits) -> Result<()> {
+    let policy = load(engine, file, limits)?;
+    let out = match policy.kind {
+        PolicyKind::Placement => {
+            let doc: PlacementInput = read_doc(input)?;
+            let fleet = Arc::new(FleetSnapshot::from_doc(&doc.fleet)?);
+            let workload = fleet.workload(&doc.workload)?;
+            let decision = PlacementSession::new(policy, fleet)?.place(&workload)?;
+            serde_json::to_value(decision)?
+        }
+        PolicyKind::Scaling => {
+            let doc: ScalingInput = read_doc(input)?;
+            serde_json::to_value(policy.scale(&doc.to_wit())?)?
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+fn percentiles(mut samples: Vec<Duration>) -> serde_json::Value {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e6;
+    json!({ "p50_us": at(0.50), "p90_us": at(0.90), "p99_us": at(0.99), "max_us": at(1.0), "n": samples.len() })
+}
+
+fn bench(
+    engine: &PolicyEngine,
+    file: &Path,
+    sizes: &[usize],
+    input: Option<&Path>,
+    iterations: usize,
+    limits: Limits,
+) -> Result<()> {
+    let policy = load(engine, file, limits)?;
+    if policy.kind != PolicyKind::Placement {
+        bail!("bench measures placement policies; {} is a scaling policy", policy.name);
+    }
+    let cases: Vec<(String, PlacementInput)> = match input {
+        Some(path) => vec![(path.display().to_string(), read_doc(path)?)],
+        None => sizes
+            .iter()
+            .map(|&n| (format!("{n} clusters"), PlacementInput { fleet: synthetic::fleet(n, 42), workload: synthetic::workload() }))
+            .collect(),
+    };
+    let mut rows = Vec::new();
+    for (label, doc) in cases {
+        let fleet = Arc::new(FleetSnapshot::from_doc(&doc.fleet)?);
+        let workload = fleet.workload(&doc.workload)?;
+        let mut session = PlacementSession::new(policy.clone(), fleet.clone())?;
+        let t = Instant::now();
+        session.prepare()?;
+        let prepare = t.elapsed();
+        let mut place = Vec::with_capacity(iterations);
+        for _ in 0..iterations {
+            let t = Instant::now();
+            session.place_raw(&workload)?;
+            place.push(t.elapsed());
+        }
+        let mut fresh = Vec::with_capacity(iterations.min(100));
+        for _ in 0..iterations.min(100) {
+            let t = Instant::now();
+            PlacementSession::new(policy.clone(), fleet.clone())?.place_raw(&workload)?;
+            fresh.push(t.elapsed());
+        }
+        rows.push(json!({
+            "case": label,
+            "prepare_us": prepare.as_secs_f64() * 1e6,
+            "place": percentiles(place),
+            "instantiate_set_fleet_place": percentiles(fresh),
+        }));
+    }
+    println!("{}", serde_json::to_string_pretty(&json!({ "policy": policy.name, "sha256": policy.digest, "results": rows }))?);
+    Ok(())
+}
