@@ -276,7 +276,7 @@ pub async fn stop_all(state: &State) {
 
 fn remove_state(sd: &StateDir, state: &State) {
     let _ = std::fs::remove_dir_all(etcd_data_dir(&state.fleet));
-    for sub in ["state.json", "logs", "kubeconfig", "pki", "apiserver", "prometheus"] {
+    for sub in ["state.json", "logs", "kubeconfig", "pki", "apiserver", "prometheus", "locks"] {
         let p = sd.sub(sub);
         let _ = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
     }
@@ -294,6 +294,7 @@ pub async fn down(sd: &StateDir, keep_logs: bool) -> Result<bool> {
         remove_state(sd, &state);
         let _ = std::fs::remove_file(sd.sub("lock"));
         let _ = std::fs::remove_dir(&sd.dir);
+        let _ = std::fs::remove_file(sd.dir.with_extension("starting"));
     }
     Ok(true)
 }
