@@ -11,8 +11,8 @@ pub enum PolicyErrorKind {
     Compile(String),
     #[error("{0}")]
     Incompatible(String),
-    #[error("imports {import}, which mck8s does not provide: policies get no filesystem, network, clock, randomness or environment")]
-    ForbiddenImport { import: String },
+    #[error("imports {}, which mck8s does not provide: policies get no filesystem, network, clock, randomness or environment", .imports.join(", "))]
+    ForbiddenImport { imports: Vec<String> },
     #[error("exceeded its {limit_ms} ms deadline and was stopped")]
     Timeout { limit_ms: u128 },
     #[error("ran out of memory: tried to grow past its {limit_mib} MiB cap ({detail})")]

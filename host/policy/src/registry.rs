@@ -99,7 +99,14 @@ impl PolicyRegistry {
         let limits = writer.limits.get(&key).copied().unwrap_or(self.engine.config().default_limits);
         let span = tracing::info_span!("policy.load", policy = %key, digest = short(&digest), origin);
         let _guard = span.enter();
+        let serving_kind = self.current.load().get(&key).map(|p| p.kind);
         let loaded = LoadedPolicy::load(&self.engine, &key, bytes, origin, limits).map(Arc::new).and_then(|p| {
+            if let Some(kind) = serving_kind.filter(|k| *k != p.kind) {
+                return Err(p.error(PolicyErrorKind::Incompatible(format!(
+                    "is a {:?} policy but {key:?} serves {:?} decisions; use another name",
+                    p.kind, kind
+                ))));
+            }
             canary::self_check(&p)?;
             Ok(p)
         });
