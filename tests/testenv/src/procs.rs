@@ -20,17 +20,21 @@ pub struct ProcRecord {
     pub start_time: u64,
     pub program: PathBuf,
     pub args: Vec<String>,
+    /// Extra environment variables (e.g. `GOGC` for the Go components).
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
     pub log: PathBuf,
 }
 
 /// Starts `program args` in its own process group (so it outlives `testenv up` and a Ctrl-C
 /// there does not reach it), appending stdout and stderr to `log`.
-pub fn spawn(name: &str, program: &Path, args: &[String], log: &Path) -> Result<ProcRecord> {
+pub fn spawn(name: &str, program: &Path, args: &[String], env: &[(String, String)], log: &Path) -> Result<ProcRecord> {
     use std::os::unix::process::CommandExt;
     let out = OpenOptions::new().create(true).append(true).open(log).map_err(|e| Error::io(log, e))?;
     let err = out.try_clone().map_err(|e| Error::io(log, e))?;
     let child = Command::new(program)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
@@ -42,7 +46,7 @@ pub fn spawn(name: &str, program: &Path, args: &[String], log: &Path) -> Result<
     std::mem::forget(child);
     let start_time = start_time(pid).unwrap_or(0);
     tracing::debug!(name, pid, "started");
-    Ok(ProcRecord { name: name.into(), pid, start_time, program: program.into(), args: args.into(), log: log.into() })
+    Ok(ProcRecord { name: name.into(), pid, start_time, program: program.into(), args: args.into(), env: env.into(), log: log.into() })
 }
 
 /// Field 22 of `/proc/PID/stat`: start time in clock ticks since boot.
@@ -100,7 +104,23 @@ impl ProcRecord {
 
     /// Starts the same command again (after `stop`), returning the new record.
     pub fn restart(&self) -> Result<ProcRecord> {
-        spawn(&self.name, &self.program, &self.args, &self.log)
+        spawn(&self.name, &self.program, &self.args, &self.env, &self.log)
+    }
+}
+
+/// Stops several processes at once: SIGTERM to all, then wait, then SIGKILL the stragglers.
+/// Sequential stops would add up every component's graceful-shutdown time.
+pub fn stop_all(procs: &[ProcRecord], grace: Duration) {
+    let live: Vec<&ProcRecord> = procs.iter().filter(|p| p.alive()).collect();
+    for p in &live {
+        signal(p.pid, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + grace;
+    while live.iter().any(|p| p.alive()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for p in live {
+        p.stop(Duration::ZERO);
     }
 }
 
