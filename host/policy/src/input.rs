@@ -216,6 +216,17 @@ pub struct FleetSnapshot {
     nodes: Vec<Vec<NodeCapacity>>,
 }
 
+/// The per-replica requests of a workload document.
+pub fn requests_of(w: &WorkloadDoc) -> Result<Resources, InputError> {
+    let bad = |what: String| InputError::Workload { workload: w.name.clone(), what };
+    Ok(Resources {
+        cpu_millis: w.requests.cpu.as_deref().map(|q| parse_cpu_millis(q)).transpose().map_err(|e| bad(format!("requests.cpu: {e}")))?.unwrap_or(0),
+        memory_bytes: w.requests.memory.as_deref().map(|q| parse_bytes(q)).transpose().map_err(|e| bad(format!("requests.memory: {e}")))?.unwrap_or(0),
+        pods: 1,
+        extended: w.requests.extended.clone(),
+    })
+}
+
 impl FleetSnapshot {
     pub fn from_doc(doc: &FleetDoc) -> Result<Self, InputError> {
         let mut clusters: Vec<&ClusterDoc> = doc.clusters.iter().collect();
@@ -308,12 +319,7 @@ impl FleetSnapshot {
         let cluster = |name: &str, field: &str| {
             self.index_of(name).ok_or_else(|| bad(format!("{field} names unknown cluster {name:?}")))
         };
-        let request = Resources {
-            cpu_millis: w.requests.cpu.as_deref().map(|q| parse_cpu_millis(q)).transpose().map_err(|e| bad(format!("requests.cpu: {e}")))?.unwrap_or(0),
-            memory_bytes: w.requests.memory.as_deref().map(|q| parse_bytes(q)).transpose().map_err(|e| bad(format!("requests.memory: {e}")))?.unwrap_or(0),
-            pods: 1,
-            extended: w.requests.extended.clone(),
-        };
+        let request = requests_of(w)?;
         let locations = w.locations.as_ref().map(ListOrCsv::items).unwrap_or_default();
         let overrides: Vec<u32> = match &w.replica_overrides {
             None => Vec::new(),

@@ -26,6 +26,18 @@ pub enum PolicyCommand {
         #[command(flatten)]
         limits: LimitArgs,
     },
+    /// Place one workload with every placement policy in a directory and compare the
+    /// decisions side by side (embedded default fleet and workload unless --input).
+    Compare {
+        /// Directory of policy components (default: the built-ins from scripts/build-policies.sh).
+        #[arg(long, env = "MCK8S_POLICY_DIR")]
+        policies: Option<PathBuf>,
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Also try preferred-clusters mode with these locations (comma-separated).
+        #[arg(long, default_value = "cluster1,cluster4")]
+        locations: String,
+    },
     /// Measure per-decision latency (percentiles) on synthetic fleets or an input file.
     Bench {
         file: PathBuf,
@@ -63,6 +75,7 @@ pub fn run(cmd: PolicyCommand) -> Result<()> {
     match cmd {
         PolicyCommand::Check { file, limits } => check(&engine, &file, limits.limits()),
         PolicyCommand::Eval { file, input, limits } => eval(&engine, &file, &input, limits.limits()),
+        PolicyCommand::Compare { policies, input, locations } => compare(&engine, policies, input.as_deref(), &locations),
         PolicyCommand::Bench { file, clusters, input, iterations, limits } => {
             bench(&engine, &file, &clusters, input.as_deref(), iterations, limits.limits())
         }
@@ -176,5 +189,63 @@ fn bench(
         }));
     }
     println!("{}", serde_json::to_string_pretty(&json!({ "policy": policy.name, "sha256": policy.digest, "results": rows }))?);
+    Ok(())
+}
+
+const DEFAULT_INPUT: &str = include_str!("default-fleet.yaml");
+
+fn default_policy_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/mck8s/target")
+    });
+    target.join("wasm32-wasip2/policy/builtin")
+}
+
+fn compare(engine: &PolicyEngine, dir: Option<PathBuf>, input: Option<&Path>, locations: &str) -> Result<()> {
+    let dir = dir.unwrap_or_else(default_policy_dir);
+    let doc: PlacementInput = match input {
+        Some(p) => read_doc(p)?,
+        None => serde_yaml::from_str(DEFAULT_INPUT).expect("embedded default parses"),
+    };
+    let fleet = Arc::new(FleetSnapshot::from_doc(&doc.fleet)?);
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading policies from {} (build them with scripts/build-policies.sh)", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+        .collect();
+    entries.sort();
+    let mut runs: Vec<(String, mck8s_policy::input::WorkloadDoc)> = Vec::new();
+    let names: Vec<String> = doc.fleet.clusters.iter().map(|c| c.name.clone()).collect();
+    println!("fleet: {}; workload {:?}: {} replicas × {} locations of {} / {}",
+        names.join(", "), doc.workload.name, doc.workload.replicas, doc.workload.number_of_locations.unwrap_or(1),
+        doc.workload.requests.cpu.as_deref().unwrap_or("0"), doc.workload.requests.memory.as_deref().unwrap_or("0"));
+    let (slots, _) = fleet.capacity_for(&mck8s_policy::input::requests_of(&doc.workload)?);
+    println!("free slots for this shape: {}\n", (0..fleet.len()).map(|i| format!("{}={}", fleet.name_of(i as u32), slots[i])).collect::<Vec<_>>().join(" "));
+    for path in &entries {
+        let policy = load(engine, path, Limits::default())?;
+        if policy.kind != PolicyKind::Placement {
+            continue;
+        }
+        runs.clear();
+        runs.push((policy.name.clone(), doc.workload.clone()));
+        if policy.name == "preferred" && !locations.is_empty() {
+            let mut w = doc.workload.clone();
+            w.locations = Some(mck8s_policy::input::ListOrCsv::Csv(locations.to_string()));
+            w.number_of_locations = None;
+            runs[0] = (format!("preferred ({locations})"), w);
+        }
+        for (label, w) in &runs {
+            let workload = fleet.workload(w)?;
+            let t = Instant::now();
+            let d = PlacementSession::new(policy.clone(), fleet.clone())?.place(&workload)?;
+            let took = t.elapsed();
+            let placed: Vec<String> = d.placements.iter().map(|p| format!("{}={}", p.cluster, p.replicas)).collect();
+            println!("{label:<28} {:<44} unplaced={:<3} ({:.2} ms incl. instantiate)", placed.join(" "), d.unplaced, took.as_secs_f64() * 1e3);
+            for p in &d.placements {
+                println!("    {:<10} {}", p.cluster, p.reason);
+            }
+            println!("    summary: {}", d.summary);
+        }
+    }
     Ok(())
 }
