@@ -320,7 +320,8 @@ pub async fn stop_cluster(sd: &StateDir, cluster: &str) -> Result<()> {
         .proc(&format!("{cluster}/kube-apiserver"))
         .ok_or_else(|| Error::UnknownCluster(cluster.into()))?
         .clone();
-    tokio::task::spawn_blocking(move || rec.stop(Duration::from_secs(10))).await.ok();
+    // Short grace: a cluster going away is abrupt; etcd keeps whatever was committed.
+    tokio::task::spawn_blocking(move || rec.stop(Duration::from_secs(3))).await.ok();
     Ok(())
 }
 
