@@ -5,6 +5,9 @@
 #   scripts/testenv.sh provision            idempotent; cold ~15 min, cached a few seconds
 #   scripts/testenv.sh up [--serf] [--prometheus] [FLEET.yaml]
 #   scripts/testenv.sh status | down
+#   scripts/testenv.sh run [--serf] [--prometheus] [FLEET.yaml] -- CMD ARGS...
+#       up, run CMD with MCK8S_TESTENV_DIR exported, then down even if CMD fails
+#       (on failure the logs stay in the state dir); exits with CMD's status.
 #
 # Caches live outside the clone, keyed by version:
 #   $MCK8S_CACHE/kube/v1.20.2/{kube-apiserver,kube-controller-manager,kube-scheduler}
@@ -115,6 +118,31 @@ case "$cmd" in
   provision-kube) provision_kube ;;
   provision-helm) provision_helm ;;
   provision-apt) provision_apt ;;
+  run)
+    shift
+    up_args=()
+    while [ $# -gt 0 ] && [ "$1" != "--" ]; do up_args+=("$1"); shift; done
+    [ "${1:-}" = "--" ] && shift
+    [ $# -gt 0 ] || { echo "usage: $0 run [up args] -- CMD..." >&2; exit 2; }
+    build_testenv
+    T="$CARGO_TARGET_DIR/release/testenv"
+    export MCK8S_TESTENV_DIR="${MCK8S_TESTENV_DIR:-/tmp/mck8s-testenv}"
+    rc=0
+    teardown() {
+      if [ "$rc" = 0 ]; then "$T" down; else
+        "$T" down --keep-logs
+        log "failed (status $rc); logs kept in $MCK8S_TESTENV_DIR/logs"
+      fi
+    }
+    trap 'rc=$?; teardown; exit $rc' EXIT
+    trap 'exit 130' INT TERM
+    "$T" up "${up_args[@]}"
+    set +e
+    "$@"
+    rc=$?
+    set -e
+    exit "$rc"
+    ;;
   up | down | status | kubelet | env)
     shift
     build_testenv
