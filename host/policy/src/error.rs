@@ -13,12 +13,12 @@ pub enum PolicyErrorKind {
     Incompatible(String),
     #[error("imports {}, which mck8s does not provide: policies get no filesystem, network, clock, randomness or environment", .imports.join(", "))]
     ForbiddenImport { imports: Vec<String> },
-    #[error("exceeded its {limit_ms} ms deadline and was stopped")]
-    Timeout { limit_ms: u128 },
-    #[error("ran out of memory: tried to grow past its {limit_mib} MiB cap ({detail})")]
-    OutOfMemory { limit_mib: usize, detail: String },
-    #[error("trapped: {trap}{}", stderr_suffix(.stderr))]
-    Trap { trap: String, stderr: String },
+    #[error("exceeded its {limit_ms} ms deadline in {call} and was stopped")]
+    Timeout { limit_ms: u128, call: &'static str },
+    #[error("ran out of memory in {call}: tried to grow past its {limit_mib} MiB cap ({detail})")]
+    OutOfMemory { limit_mib: usize, detail: String, call: &'static str },
+    #[error("trapped in {call}: {trap}{}", stderr_suffix(.stderr))]
+    Trap { trap: String, stderr: String, call: &'static str },
     #[error("returned an error: {0}")]
     Refused(String),
     #[error("returned an invalid decision: {0}")]

@@ -364,6 +364,7 @@ impl FleetSnapshot {
             t
         };
         let (slots, fits) = self.capacity_for(&request);
+        let unfit = (0..self.len() as u32).filter(|&c| self.is_ready(c) && !fits[c as usize]).collect();
         Ok(wit::Workload {
             kind: match w.kind {
                 KindDoc::Deployment => wit::WorkloadKind::Deployment,
@@ -380,7 +381,7 @@ impl FleetSnapshot {
             current,
             params: w.params.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             slots,
-            fits,
+            unfit,
             app_traffic,
         })
     }

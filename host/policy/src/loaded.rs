@@ -133,37 +133,51 @@ impl LoadedPolicy {
         store.set_epoch_deadline(self.engine.deadline_ticks(self.limits.deadline));
     }
 
-    /// Turns a wasmtime error from a call into a typed policy error.
-    pub(crate) fn classify(&self, e: wasmtime::Error, store: &Store<GuestState>) -> PolicyError {
+    /// Arms the budget for instantiation. It includes host work (the first instance of a
+    /// version builds its memory image), so it gets ten deadlines; guest start-up code is
+    /// still bounded.
+    pub(crate) fn arm_instantiate(&self, store: &mut Store<GuestState>) {
+        store.set_epoch_deadline(self.engine.deadline_ticks(self.limits.deadline * 10));
+    }
+
+    /// Turns a wasmtime error from `call` into a typed policy error.
+    pub(crate) fn classify(&self, e: wasmtime::Error, store: &Store<GuestState>, call: &'static str) -> PolicyError {
         let text = format!("{e:?}");
         let kind = if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
-            PolicyErrorKind::Timeout { limit_ms: self.limits.deadline.as_millis() }
+            let deadline = if call == "instantiate" { self.limits.deadline * 10 } else { self.limits.deadline };
+            PolicyErrorKind::Timeout { limit_ms: deadline.as_millis(), call }
         } else if text.contains("forcing trap when growing memory") {
             let detail = e.root_cause().to_string();
-            PolicyErrorKind::OutOfMemory { limit_mib: self.limits.memory_bytes >> 20, detail }
+            PolicyErrorKind::OutOfMemory { limit_mib: self.limits.memory_bytes >> 20, detail, call }
         } else {
             let trap = match e.downcast_ref::<Trap>() {
                 Some(t) => t.to_string(),
                 None => format!("{e:#}"),
             };
-            PolicyErrorKind::Trap { trap, stderr: store.data().stderr_text() }
+            PolicyErrorKind::Trap { trap, stderr: store.data().stderr_text(), call }
         };
         self.error(kind)
     }
 
     fn call_info(&self) -> Result<PolicyInfo, PolicyError> {
         let mut store = self.new_store();
-        self.arm(&mut store);
+        self.arm_instantiate(&mut store);
         let info = match &self.pre {
-            Pre::Placement(pre) => pre
-                .instantiate(&mut store)
-                .and_then(|i| i.mck8s_policy_placer().call_info(&mut store))
-                .map(|i| PolicyInfo { name: i.name, description: i.description, parameters: i.parameters }),
-            Pre::Scaling(pre) => pre
-                .instantiate(&mut store)
-                .and_then(|i| i.mck8s_policy_scaler().call_info(&mut store))
-                .map(|i| PolicyInfo { name: i.name, description: i.description, parameters: i.parameters }),
+            Pre::Placement(pre) => {
+                let i = pre.instantiate(&mut store).map_err(|e| self.classify(e, &store, "instantiate"))?;
+                self.arm(&mut store);
+                i.mck8s_policy_placer()
+                    .call_info(&mut store)
+                    .map(|i| PolicyInfo { name: i.name, description: i.description, parameters: i.parameters })
+            }
+            Pre::Scaling(pre) => {
+                let i = pre.instantiate(&mut store).map_err(|e| self.classify(e, &store, "instantiate"))?;
+                self.arm(&mut store);
+                i.mck8s_policy_scaler()
+                    .call_info(&mut store)
+                    .map(|i| PolicyInfo { name: i.name, description: i.description, parameters: i.parameters })
+            }
         };
-        info.map_err(|e| self.classify(e, &store))
+        info.map_err(|e| self.classify(e, &store, "info"))
     }
 }

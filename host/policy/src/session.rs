@@ -68,13 +68,13 @@ impl PlacementSession {
         let Pre::Placement(pre) = &self.policy.pre else { unreachable!("checked in new") };
         let p = &self.policy;
         let mut store = p.new_store();
-        p.arm(&mut store);
-        let instance = pre.instantiate(&mut store).map_err(|e| p.classify(e, &store))?;
+        p.arm_instantiate(&mut store);
+        let instance = pre.instantiate(&mut store).map_err(|e| p.classify(e, &store, "instantiate"))?;
         p.arm(&mut store);
         match instance.mck8s_policy_placer().call_set_fleet(&mut store, &self.fleet.wit) {
             Ok(Ok(())) => {}
             Ok(Err(msg)) => return Err(p.error(PolicyErrorKind::Refused(format!("set-fleet: {msg}")))),
-            Err(e) => return Err(p.classify(e, &store)),
+            Err(e) => return Err(p.classify(e, &store, "set-fleet")),
         }
         self.live = Some((store, instance));
         Ok(())
@@ -112,7 +112,7 @@ impl PlacementSession {
             }
             Ok(Err(msg)) => Err(self.policy.error(PolicyErrorKind::Refused(msg))),
             Err(e) => {
-                let err = self.policy.classify(e, store);
+                let err = self.policy.classify(e, store, "place");
                 // wasmtime will not re-enter an instance that trapped: rebuild next time.
                 self.live = None;
                 Err(err)
@@ -151,8 +151,8 @@ impl LoadedPolicy {
             )));
         };
         let mut store = self.new_store();
-        self.arm(&mut store);
-        let instance = pre.instantiate(&mut store).map_err(|e| self.classify(e, &store))?;
+        self.arm_instantiate(&mut store);
+        let instance = pre.instantiate(&mut store).map_err(|e| self.classify(e, &store, "instantiate"))?;
         self.arm(&mut store);
         match instance.mck8s_policy_scaler().call_scale(&mut store, request) {
             Ok(Ok(d)) => {
@@ -167,7 +167,7 @@ impl LoadedPolicy {
                 })
             }
             Ok(Err(msg)) => Err(self.error(PolicyErrorKind::Refused(msg))),
-            Err(e) => Err(self.classify(e, &store)),
+            Err(e) => Err(self.classify(e, &store, "scale")),
         }
     }
 }

@@ -90,3 +90,4 @@ fn wasm_stem(path: &Path) -> Option<String> {
     }
     name.strip_suffix(".wasm").map(str::to_string)
 }
+

@@ -64,7 +64,7 @@ fn run(mode: &str) -> (mck8s_policy::PolicyError, Fixture, PlacementSession) {
 #[test]
 fn infinite_loop_is_stopped_by_the_deadline() {
     let (err, f, mut session) = run("spin");
-    assert!(matches!(err.kind, PolicyErrorKind::Timeout { limit_ms: 100 }), "{err}");
+    assert!(matches!(err.kind, PolicyErrorKind::Timeout { limit_ms: 100, call: "place" }), "{err}");
     f.assert_healthy(&mut session);
 }
 
@@ -165,7 +165,7 @@ fn per_policy_limits_apply() {
     f.registry.upsert("strict", &common::guest("hostile"), "test").unwrap();
     let mut s = f.registry.placement_session("strict", f.fleet.clone()).unwrap();
     let err = s.place(&f.workload("spin")).unwrap_err();
-    assert!(matches!(err.kind, PolicyErrorKind::Timeout { limit_ms: 20 }), "{err}");
+    assert!(matches!(err.kind, PolicyErrorKind::Timeout { limit_ms: 20, call: "place" }), "{err}");
     let err = s.place(&f.workload("alloc")).unwrap_err();
     assert!(matches!(err.kind, PolicyErrorKind::OutOfMemory { limit_mib: 16, .. }), "{err}");
 }

@@ -116,8 +116,8 @@ pub struct Request<'a> {
     pub params: &'a [(String, String)],
     /// mck8s slots for this pod shape (0 when not ready or full).
     pub slots: &'a [u32],
-    /// Whether one pod fits an empty schedulable node.
-    pub fits: &'a [bool],
+    /// Ascending indices of ready clusters where one pod fits no empty node.
+    pub unfit: &'a [u32],
     /// This workload's ingress per cluster; empty when unknown.
     pub app_traffic: &'a [f64],
 }
@@ -127,8 +127,9 @@ impl Request<'_> {
         self.slots.get(c as usize).copied().unwrap_or(0)
     }
 
+    /// Whether one pod fits some node of cluster `c` when that node is empty.
     pub fn fits(&self, c: u32) -> bool {
-        self.fits.get(c as usize).copied().unwrap_or(false)
+        self.unfit.binary_search(&c).is_err()
     }
 
     pub fn param(&self, key: &str) -> Option<&str> {

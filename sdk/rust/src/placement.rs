@@ -77,7 +77,7 @@ pub fn place<P: PlacementPolicy>(w: t::Workload) -> Result<t::Decision, String> 
             current: &current,
             params: &w.params,
             slots: &w.slots,
-            fits: &w.fits,
+            unfit: &w.unfit,
             app_traffic: &w.app_traffic,
         };
         let p = P::place(fleet, &req)?;

@@ -80,7 +80,7 @@ pub fn native_place(policy: &str, fleet: &Fleet, w: &wit::Workload) -> Result<Pl
         current: &current,
         params: &w.params,
         slots: &w.slots,
-        fits: &w.fits,
+        unfit: &w.unfit,
         app_traffic: &w.app_traffic,
     };
     match mck8s_policy::registry::normalize(policy).as_str() {
