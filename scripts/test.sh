@@ -25,7 +25,9 @@ cargo build --release --quiet
 step "starting the test environment"
 bash scripts/testenv.sh down >/dev/null 2>&1 || true
 trap 'step "tearing down"; bash scripts/testenv.sh down || true' EXIT
-bash scripts/testenv.sh up --serf --prometheus
+# MCK8S_TESTENV_FLEET / MCK8S_TESTENV_DIR run a second environment beside another one
+# (another base port and state dir); CI uses the defaults.
+bash scripts/testenv.sh up --serf --prometheus ${MCK8S_TESTENV_FLEET:+"$MCK8S_TESTENV_FLEET"}
 
 step "running every test"
 cargo test --release --no-fail-fast
