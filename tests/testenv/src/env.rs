@@ -54,7 +54,7 @@ pub async fn up(sd: &StateDir, opts: UpOptions) -> Result<State> {
     let _lock = sd.lock()?;
     if let Some(old) = sd.read()? {
         if old.procs.iter().any(ProcRecord::alive) {
-            return Err(Error::State(format!("an environment already runs in {} (testenv down first)", sd.dir.display())));
+            return Err(Error::Environment(format!("an environment already runs in {} (testenv down first)", sd.dir.display())));
         }
         remove_state(sd, &old);
     }
@@ -86,6 +86,7 @@ async fn start_all(sd: &StateDir, opts: &UpOptions, state: &mut State) -> Result
         let p = sd.sub(sub);
         std::fs::create_dir_all(&p).map_err(|e| Error::io(&p, e))?;
     }
+    preflight_ports(opts)?;
     let pki = sd.pki();
     state.admin_token = Pki::ensure(&pki)?;
 
@@ -104,7 +105,7 @@ async fn start_all(sd: &StateDir, opts: &UpOptions, state: &mut State) -> Result
         "--log-level=warn".into(),
     ];
     launch(sd, state, "etcd", &PathBuf::from("etcd"), args)?;
-    wait_http(&format!("{etcd_url}/health"), "etcd").await?;
+    wait_http(&format!("{etcd_url}/health"), "etcd", state, "etcd").await?;
 
     // Every apiserver at once: start-up is CPU-bound, and the 2 cores are shared anyway.
     for (i, c) in fleet.clusters.iter().enumerate() {
@@ -112,7 +113,7 @@ async fn start_all(sd: &StateDir, opts: &UpOptions, state: &mut State) -> Result
         launch(sd, state, &format!("{}/kube-apiserver", c.name), &paths::kube_bin("kube-apiserver"), args)?;
     }
     write_kubeconfigs(sd, state)?;
-    try_join_all(fleet.clusters.iter().map(|c| wait_apiserver(sd, &c.name))).await?;
+    try_join_all(fleet.clusters.iter().map(|c| wait_apiserver(sd, &c.name, state))).await?;
 
     let testenv = opts.testenv_bin.to_string_lossy().to_string();
     for c in &fleet.clusters {
@@ -151,9 +152,48 @@ async fn start_all(sd: &StateDir, opts: &UpOptions, state: &mut State) -> Result
         addons::wait_serf(fleet, READY_TIMEOUT).await?;
     }
     if opts.prometheus {
-        wait_http(&format!("http://127.0.0.1:{}/-/ready", ports.prometheus()), "prometheus").await?;
+        wait_http(&format!("http://127.0.0.1:{}/-/ready", ports.prometheus()), "prometheus", state, "prometheus").await?;
     }
     sd.write(state)
+}
+
+/// Fails early if a port is taken: otherwise a second environment on the same ports would
+/// find the first one's etcd healthy and wait for apiservers that never bound.
+fn preflight_ports(opts: &UpOptions) -> Result<()> {
+    let ports = opts.fleet.ports();
+    let mut all = vec![ports.etcd_client(), ports.etcd_peer()];
+    for i in 0..opts.fleet.clusters.len() {
+        all.extend([ports.apiserver(i), ports.kubelet(i)]);
+        if opts.serf {
+            all.extend([ports.serf_bind(i), ports.serf_rpc(i)]);
+        }
+    }
+    if opts.prometheus {
+        all.push(ports.prometheus());
+    }
+    for p in all {
+        if std::net::TcpListener::bind(("127.0.0.1", p)).is_err() {
+            return Err(Error::Environment(format!(
+                "127.0.0.1:{p} is in use (another environment? give the fleet another base_port)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Fails fast with the log's tail when a process we wait for has exited.
+fn ensure_alive(state: &State, name: &str) -> Result<()> {
+    match state.proc(name) {
+        Some(p) if !p.alive() => {
+            let log = std::fs::read_to_string(&p.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            Err(Error::Command {
+                what: format!("{name} (pid {})", p.pid),
+                detail: format!("exited; last log lines ({}):\n{}", p.log.display(), tail.into_iter().rev().collect::<Vec<_>>().join("\n")),
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 fn launch(sd: &StateDir, state: &mut State, name: &str, program: &std::path::Path, args: Vec<String>) -> Result<()> {
@@ -214,7 +254,7 @@ fn write_kubeconfigs(sd: &StateDir, state: &State) -> Result<()> {
     kubeconfig::write(&sd.merged_kubeconfig(), &endpoints, &ca, &state.admin_token)
 }
 
-async fn wait_http(url: &str, what: &str) -> Result<()> {
+async fn wait_http(url: &str, what: &str, state: &State, proc_name: &str) -> Result<()> {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
@@ -223,6 +263,7 @@ async fn wait_http(url: &str, what: &str) -> Result<()> {
         {
             return Ok(());
         }
+        ensure_alive(state, proc_name)?;
         if Instant::now() > deadline {
             return Err(Error::Timeout { what: what.into(), secs: READY_TIMEOUT.as_secs() });
         }
@@ -231,7 +272,7 @@ async fn wait_http(url: &str, what: &str) -> Result<()> {
 }
 
 /// Polls `/readyz`: there is nothing to watch before the apiserver answers.
-pub async fn wait_apiserver(sd: &StateDir, cluster: &str) -> Result<()> {
+pub async fn wait_apiserver(sd: &StateDir, cluster: &str, state: &State) -> Result<()> {
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         if let Ok(client) = kubeconfig::client(&sd.kubeconfig(cluster), cluster).await {
@@ -242,6 +283,7 @@ pub async fn wait_apiserver(sd: &StateDir, cluster: &str) -> Result<()> {
                 return Ok(());
             }
         }
+        ensure_alive(state, &format!("{cluster}/kube-apiserver"))?;
         if Instant::now() > deadline {
             return Err(Error::Timeout { what: format!("{cluster} apiserver /readyz"), secs: READY_TIMEOUT.as_secs() });
         }
@@ -341,7 +383,7 @@ pub async fn start_cluster(sd: &StateDir, cluster: &str) -> Result<()> {
             sd.write(&state)?;
         }
         if comp == "kube-apiserver" {
-            wait_apiserver(sd, cluster).await?;
+            wait_apiserver(sd, cluster, &state).await?;
         }
     }
     Ok(())

@@ -37,6 +37,8 @@ pub enum Error {
     UnknownCluster(String),
     #[error("state file: {0}")]
     State(String),
+    #[error("{0}")]
+    Environment(String),
     #[error(transparent)]
     Kube(#[from] kube::Error),
     #[error(transparent)]
