@@ -8,9 +8,15 @@ pub mod placement {
 }
 
 pub mod scaling {
+    // The shared interfaces are generated once (in `placement`) so one host implementation
+    // serves both worlds.
     wasmtime::component::bindgen!({
         world: "scaling",
         path: "../../wit",
+        with: {
+            "mck8s:policy/log": super::placement::mck8s::policy::log,
+            "mck8s:policy/types": super::placement::mck8s::policy::types,
+        },
     });
 }
 

@@ -91,21 +91,6 @@ impl placement::mck8s::policy::log::Host for GuestState {
     }
 }
 
-impl scaling::mck8s::policy::log::Host for GuestState {
-    fn log(&mut self, level: scaling::mck8s::policy::log::Level, message: String) {
-        use scaling::mck8s::policy::log::Level as L;
-        let level = match level {
-            L::Trace => tracing::Level::TRACE,
-            L::Debug => tracing::Level::DEBUG,
-            L::Info => tracing::Level::INFO,
-            L::Warn => tracing::Level::WARN,
-            L::Error => tracing::Level::ERROR,
-        };
-        GuestState::log(self, level, clip(&message));
-    }
-}
-
 // The types-only interfaces have no functions; their Host traits are empty.
 impl placement::mck8s::policy::types::Host for GuestState {}
-impl scaling::mck8s::policy::types::Host for GuestState {}
 impl scaling::mck8s::policy::scaling_types::Host for GuestState {}
