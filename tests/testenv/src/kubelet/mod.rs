@@ -39,6 +39,9 @@ pub fn node_is_ready(node: Option<&Node>) -> bool {
 struct NodeSim {
     index: usize,
     lost: bool,
+    /// When `lost` last changed (or the kubelet started): the conditions' lastTransitionTime,
+    /// which controllers use to tell how long a node has been NotReady.
+    since: String,
 }
 
 #[derive(Debug, Clone)]
@@ -89,7 +92,7 @@ pub async fn run(sd: &StateDir, cluster: &str) -> Result<()> {
     let spec = state.fleet.clusters[cluster_index].clone();
     let client = kubeconfig::client(&sd.kubeconfig(cluster), cluster).await?;
     let sim = Sim {
-        nodes: spec.node_names().into_iter().enumerate().map(|(i, n)| (n, NodeSim { index: i, lost: false })).collect(),
+        nodes: spec.node_names().into_iter().enumerate().map(|(i, n)| (n, NodeSim { index: i, lost: false, since: now() })).collect(),
         pods: HashMap::new(),
     };
     let kubelet = Kubelet {

@@ -97,15 +97,18 @@ async fn register(k: &Kubelet, name: &str) -> kube::Result<()> {
 /// Writes the node's spec taints and status: Ready (or, if lost, Unknown with the taints the
 /// node lifecycle controller would add).
 async fn beat(k: &Kubelet, name: &str) -> kube::Result<()> {
-    let lost = k.sim.lock().unwrap().nodes.get(name).is_some_and(|n| n.lost);
+    let (lost, since) = match k.sim.lock().unwrap().nodes.get(name) {
+        Some(n) => (n.lost, n.since.clone()),
+        None => return Ok(()),
+    };
     let api: Api<Node> = Api::all(k.client.clone());
     let now = now();
     // Creation adds `node.kubernetes.io/not-ready` (TaintNodesByCondition); a real kubelet's
     // readiness makes the node lifecycle controller remove it. That controller is off, so we do.
     let taints = if lost {
         json!([
-            {"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule", "timeAdded": now},
-            {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute", "timeAdded": now},
+            {"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule", "timeAdded": since},
+            {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute", "timeAdded": since},
         ])
     } else {
         Value::Null
@@ -116,7 +119,7 @@ async fn beat(k: &Kubelet, name: &str) -> kube::Result<()> {
         // A lost kubelet posts nothing; the condition is what the lifecycle controller would set.
         let cond = |t: &str| json!({"type": t, "status": "Unknown", "reason": "NodeStatusUnknown",
             "message": "Kubelet stopped posting node status (simulated node loss).",
-            "lastHeartbeatTime": now, "lastTransitionTime": now});
+            "lastHeartbeatTime": since, "lastTransitionTime": since});
         let status = json!({"status": {"conditions": [cond("Ready"), cond("MemoryPressure"), cond("DiskPressure"), cond("PIDPressure")]}});
         api.patch_status(name, &pp, &Patch::Strategic(status)).await?;
         return Ok(());
@@ -124,7 +127,7 @@ async fn beat(k: &Kubelet, name: &str) -> kube::Result<()> {
     let c = &k.spec.capacity;
     let resources = json!({"cpu": c.cpu, "memory": c.memory, "pods": c.pods, "ephemeral-storage": "100Gi"});
     let cond = |t: &str, s: &str, reason: &str| json!({"type": t, "status": s, "reason": reason,
-        "lastHeartbeatTime": now, "lastTransitionTime": now});
+        "lastHeartbeatTime": now, "lastTransitionTime": since});
     let status = json!({"status": {
         "capacity": resources,
         "allocatable": resources,
@@ -140,8 +143,6 @@ async fn beat(k: &Kubelet, name: &str) -> kube::Result<()> {
             "operatingSystem": "linux", "architecture": "amd64", "containerRuntimeVersion": "sim://1",
             "osImage": "mck8s simulated node", "kernelVersion": "sim", "machineID": name, "systemUUID": name, "bootID": name},
     }});
-    // Strategic merge keys conditions by type, so a transition time is kept only when the
-    // status changes; good enough for a simulation.
     api.patch_status(name, &pp, &Patch::Strategic(status)).await?;
     renew_lease(k, name).await
 }
@@ -162,7 +163,10 @@ pub(super) async fn set_lost(k: &Kubelet, name: &str, lost: bool) -> Result<(), 
     {
         let mut sim = k.sim.lock().unwrap();
         let node = sim.nodes.get_mut(name).ok_or_else(|| format!("no node {name} in {}", k.spec.name))?;
-        node.lost = lost;
+        if node.lost != lost {
+            node.lost = lost;
+            node.since = super::now();
+        }
     }
     beat(k, name).await.map_err(|e| e.to_string())?;
     super::pods::set_node_pods_ready(k, name, !lost).await.map_err(|e| e.to_string())?;
