@@ -47,11 +47,14 @@ async fn node_loss_makes_the_node_unready_and_unschedulable_until_it_returns() {
     let cluster = env.exclusive("cloud1").await.unwrap();
     let ns = cluster.namespace("nodeloss").await.unwrap();
     let nodes: Api<Node> = Api::all(ns.client.clone());
-    let lost = "cloud1-node0";
     let mut kubectl = env.kubectl(cluster.cluster());
     kubectl.args(["apply", "-n", &ns.name, "-f", "-"]);
     run_with_stdin(kubectl, &deployment_yaml("before", 6, None, &[]));
     wait_for(ns.api::<Deployment>(), "before", ready_replicas(6), "6 ready").await;
+    // Lose a node that runs one of our pods.
+    let some_pod = ns.api::<Pod>().list(&ListParams::default().labels("app=before")).await.unwrap().items.remove(0);
+    let lost_node = some_pod.spec.unwrap().node_name.unwrap();
+    let lost = lost_node.as_str();
 
     env.set_node_lost(&cluster, lost, true).await.unwrap();
     let ready_unknown = |n: Option<&Node>| {
@@ -67,6 +70,14 @@ async fn node_loss_makes_the_node_unready_and_unschedulable_until_it_returns() {
         assert!(!pod_ready(p), "pod {:?} on a lost node still Ready", p.metadata.name);
     }
 
+    // Nobody finishes a deletion on a lost node: the pod stays, Terminating.
+    let victim = pods.items.first().expect("the lost node runs a pod of ours");
+    let victim_name = victim.metadata.name.clone().unwrap();
+    let victim_uid = victim.metadata.uid.clone().unwrap();
+    ns.api::<Pod>().delete(&victim_name, &Default::default()).await.unwrap();
+    let terminating = ns.api::<Pod>().get(&victim_name).await.unwrap();
+    assert!(terminating.metadata.deletion_timestamp.is_some());
+
     // The real scheduler avoids the tainted node.
     let mut kubectl = env.kubectl(cluster.cluster());
     kubectl.args(["apply", "-n", &ns.name, "-f", "-"]);
@@ -80,5 +91,11 @@ async fn node_loss_makes_the_node_unready_and_unschedulable_until_it_returns() {
     env.set_node_lost(&cluster, lost, false).await.unwrap();
     wait_for(nodes, lost, |n: Option<&Node>| mck8s_testenv::kubelet::node_is_ready(n), "node Ready again").await;
     wait_for(ns.api::<Deployment>(), "before", ready_replicas(6), "pods Ready again").await;
+    // ...and the kubelet, back, finishes the pending deletion.
+    let gone = kube::runtime::wait::conditions::is_deleted(&victim_uid);
+    tokio::time::timeout(WAIT, kube::runtime::wait::await_condition(ns.api::<Pod>(), &victim_name, gone))
+        .await
+        .expect("deleted after restore")
+        .unwrap();
     ns.delete().await.unwrap();
 }

@@ -69,6 +69,8 @@ async fn on_pod(k: &Kubelet, pod: Pod) -> kube::Result<()> {
     let cpu = annotation_f64(&pod, ANN_CPU).unwrap_or(k.spec.load.cpu);
     let rx = annotation_f64(&pod, ANN_RX).unwrap_or(k.spec.load.rx_bytes_per_second);
     match phase.as_str() {
+        // Already started by us; this event predates our status patch.
+        "" | "Pending" if k.sim.lock().unwrap().pods.contains_key(&(ns.clone(), name.clone())) => {}
         "" | "Pending" => {
             let ip = allocate_ip(k, &node);
             start_pod(k, &api, &pod, &node, &ip).await?;
@@ -180,14 +182,14 @@ pub(super) async fn set_node_pods_ready(k: &Kubelet, node: &str, ready: bool) ->
     let lp = kube::api::ListParams::default().fields(&format!("spec.nodeName={node}"));
     let now = now();
     for pod in api.list(&lp).await? {
-        match pod.status.as_ref().and_then(|s| s.phase.as_deref()) {
-            Some("Running") => {}
-            // Bound while the node was lost: start it now.
-            Some("Pending") | None if ready => {
-                on_pod(k, pod).await?;
-                continue;
-            }
-            _ => continue,
+        let phase = pod.status.as_ref().and_then(|s| s.phase.clone());
+        if ready && (pod.metadata.deletion_timestamp.is_some() || phase.as_deref() != Some("Running")) {
+            // Deleted or bound while the node was lost: finish the deletion or start it now.
+            on_pod(k, pod).await?;
+            continue;
+        }
+        if phase.as_deref() != Some("Running") {
+            continue;
         }
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
         let name = pod.metadata.name.clone().unwrap_or_default();
