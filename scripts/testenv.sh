@@ -144,7 +144,7 @@ case "$cmd" in
     set -e
     exit "$rc"
     ;;
-  up | down | status | kubelet | env)
+  up | down | status | kubelet | env | cluster | node | default-fleet)
     shift
     build_testenv
     exec "$CARGO_TARGET_DIR/release/testenv" "$cmd" "$@"
