@@ -5,11 +5,11 @@ use crate::engine::PolicyEngine;
 use crate::error::{PolicyError, PolicyErrorKind};
 use crate::inspect::{self, Surface};
 use crate::limits::Limits;
-use crate::state::GuestState;
+use crate::state::{CallClock, GuestState};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::time::Instant;
-use wasmtime::Store;
+use wasmtime::{Store, UpdateDeadline};
 use wasmtime::Trap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -124,20 +124,33 @@ impl LoadedPolicy {
             GuestState::new(&self.name, &self.digest, self.limits.memory_bytes),
         );
         store.limiter(|s| &mut s.limits);
-        store.epoch_deadline_trap();
+        // When the epoch deadline passes, check the call's CPU budget: trap if it is spent,
+        // else wait for what is left (time lost to the host is not the policy's).
+        let engine = self.engine.clone();
+        store.epoch_deadline_callback(move |ctx| {
+            Ok(match ctx.data().clock.remaining() {
+                None => UpdateDeadline::Interrupt,
+                Some(left) => UpdateDeadline::Continue(engine.deadline_ticks(left)),
+            })
+        });
         store
     }
 
     /// Arms the deadline for one call.
     pub(crate) fn arm(&self, store: &mut Store<GuestState>) {
-        store.set_epoch_deadline(self.engine.deadline_ticks(self.limits.deadline));
+        self.arm_for(store, self.limits.deadline);
     }
 
     /// Arms the budget for instantiation. It includes host work (the first instance of a
     /// version builds its memory image), so it gets ten deadlines; guest start-up code is
     /// still bounded.
     pub(crate) fn arm_instantiate(&self, store: &mut Store<GuestState>) {
-        store.set_epoch_deadline(self.engine.deadline_ticks(self.limits.deadline * 10));
+        self.arm_for(store, self.limits.deadline * 10);
+    }
+
+    fn arm_for(&self, store: &mut Store<GuestState>, budget: std::time::Duration) {
+        store.data_mut().clock = CallClock::start(budget);
+        store.set_epoch_deadline(self.engine.deadline_ticks(budget));
     }
 
     /// Turns a wasmtime error from `call` into a typed policy error.

@@ -2,6 +2,7 @@
 //! import.
 
 use crate::bindings::{placement, scaling};
+use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -10,7 +11,47 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 /// Bytes of guest stdout/stderr kept per instance (a panic message fits easily).
 const STDIO_CAPTURE: usize = 16 << 10;
 
+/// The budget of the call in progress. Deadlines are in CPU time of the calling thread, so a
+/// host that is descheduled or stalls in the kernel (page faults under load) does not fail
+/// a good policy; a wall-clock backstop of [`WALL_FACTOR`] budgets still bounds every call.
+pub(crate) struct CallClock {
+    pub(crate) budget: Duration,
+    cpu_start: Option<Duration>,
+    wall_start: Instant,
+}
+
+pub(crate) const WALL_FACTOR: u32 = 10;
+
+impl CallClock {
+    pub(crate) fn start(budget: Duration) -> Self {
+        CallClock { budget, cpu_start: thread_cpu_time(), wall_start: Instant::now() }
+    }
+
+    /// `None` when the budget is spent, else what is left.
+    pub(crate) fn remaining(&self) -> Option<Duration> {
+        let wall = self.wall_start.elapsed();
+        let used = match (self.cpu_start, thread_cpu_time()) {
+            (Some(start), Some(now)) => now.saturating_sub(start),
+            _ => wall,
+        };
+        if used >= self.budget || wall >= self.budget * WALL_FACTOR {
+            None
+        } else {
+            Some(self.budget - used)
+        }
+    }
+}
+
+/// CPU time consumed by the calling thread.
+fn thread_cpu_time() -> Option<Duration> {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; the call has no other effects.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    (rc == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+}
+
 pub(crate) struct GuestState {
+    pub(crate) clock: CallClock,
     pub(crate) policy: String,
     pub(crate) digest_short: String,
     pub(crate) limits: StoreLimits,
@@ -26,6 +67,7 @@ impl GuestState {
         // against wasi:cli and wasi:io, so those exist, but they reach nothing.
         let wasi = WasiCtx::builder().stdout(stderr.clone()).stderr(stderr.clone()).build();
         GuestState {
+            clock: CallClock::start(Duration::ZERO),
             policy: policy.to_string(),
             digest_short: crate::error::short(digest).to_string(),
             limits: StoreLimitsBuilder::new()

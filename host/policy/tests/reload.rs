@@ -46,7 +46,7 @@ fn swaps_under_concurrent_load_without_a_failed_call() {
     let stop = Arc::new(AtomicBool::new(false));
     let calls = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(Mutex::new(Vec::<String>::new()));
-    // The cluster the latest decision chose, with when it was made.
+    // The cluster the latest decision chose, with when that decision started.
     let latest = Arc::new(Mutex::new((String::new(), Instant::now())));
 
     let workers: Vec<_> = (0..3)
@@ -56,8 +56,10 @@ fn swaps_under_concurrent_load_without_a_failed_call() {
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     // One session per "cycle", as the controller does.
+                    // Stamped with the start: a decision begun before a swap is no evidence of it.
+                    let started = Instant::now();
                     match registry.placement_session("p", fleet.clone()).and_then(|mut s| s.place(&workload)) {
-                        Ok(d) => *latest.lock().unwrap() = (d.placements[0].cluster.clone(), Instant::now()),
+                        Ok(d) => *latest.lock().unwrap() = (d.placements[0].cluster.clone(), started),
                         Err(e) => failures.lock().unwrap().push(e.to_string()),
                     }
                     calls.fetch_add(1, Ordering::Relaxed);
@@ -97,7 +99,13 @@ fn swaps_under_concurrent_load_without_a_failed_call() {
             assert!(t.elapsed() < GIVE_UP, "the broken version was never refused");
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert_eq!(registry.get("p").unwrap().digest, mck8s_policy::loaded::sha256_hex(&best));
+        let serving = registry.get("p").unwrap();
+        let label = |d: &str| match d {
+            d if d == mck8s_policy::loaded::sha256_hex(&best) => "best-fit",
+            d if d == mck8s_policy::loaded::sha256_hex(&worst) => "worst-fit",
+            _ => "other",
+        };
+        assert_eq!(label(&serving.digest), "best-fit", "round {round}: refusals {:?}", registry.refusals());
         let t = Instant::now();
         write_atomically(dir.path(), "p.wasm", &worst);
         latencies.push(wait_for("big", t));
