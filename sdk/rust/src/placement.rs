@@ -14,7 +14,6 @@ pub mod bindings {
     });
 }
 
-use bindings::exports::mck8s::policy::placer as wit;
 use bindings::mck8s::policy::types as t;
 
 /// A placement policy. `place` must account for exactly `req.total` replicas: the sum of
@@ -119,6 +118,3 @@ macro_rules! export_placement {
         $crate::placement::bindings::__export_placement_world!(__Mck8sPlacer with_types_in $crate::placement::bindings);
     };
 }
-
-#[allow(unused_imports)]
-use wit as _;

@@ -1,4 +1,5 @@
-//! Misbehaves according to the workload name; any other name gets worst-fit.
+//! Misbehaves as the `mode` parameter says (spin, alloc, panic, unknown-cluster, surplus,
+//! not-ready, refuse); without one it decides like worst-fit, so it passes the self-check.
 
 use mck8s_policy_sdk::policies::placement::{Ranking, automatic};
 use mck8s_policy_sdk::{Choice, Fleet, Info, Placement, PlacementPolicy, Request};
