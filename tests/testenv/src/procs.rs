@@ -134,3 +134,43 @@ fn signal(pid: i32, sig: i32) {
 pub fn log_path(dir: &Path, name: &str) -> PathBuf {
     dir.join("logs").join(format!("{}.log", name.replace('/', "_")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sleeper(dir: &Path) -> ProcRecord {
+        spawn("test/sleep", Path::new("sleep"), &["30".to_string()], &[], &dir.join("sleep.log")).unwrap()
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("mck8s-procs-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn stop_ends_the_process_it_started() {
+        let dir = temp_dir("stop");
+        let rec = sleeper(&dir);
+        assert!(rec.alive());
+        assert!(rec.rss_bytes().is_some());
+        rec.stop(Duration::from_secs(5));
+        assert!(!rec.alive());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_reused_pid_is_not_ours() {
+        let dir = temp_dir("reuse");
+        let rec = sleeper(&dir);
+        // Same PID, different start time: what a recycled PID looks like.
+        let impostor = ProcRecord { start_time: rec.start_time + 1, ..rec.clone() };
+        assert!(!impostor.alive());
+        impostor.stop(Duration::from_secs(1));
+        assert!(rec.alive(), "stopping a record whose start time differs must not signal the PID");
+        stop_all(std::slice::from_ref(&rec), Duration::from_secs(5));
+        assert!(!rec.alive());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
