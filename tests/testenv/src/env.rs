@@ -389,8 +389,9 @@ pub async fn start_cluster(sd: &StateDir, cluster: &str) -> Result<()> {
     Ok(())
 }
 
-/// One line per process: name, PID, alive, RSS; and the total RSS.
-pub fn status(sd: &StateDir) -> Result<String> {
+/// One line per process: name, PID, alive, RSS; and the total RSS. The flag is true when
+/// every recorded process runs.
+pub fn status(sd: &StateDir) -> Result<(String, bool)> {
     use std::fmt::Write;
     let Some(state) = sd.read()? else { return Err(Error::NotRunning(sd.dir.clone())) };
     let mut out = String::new();
@@ -410,7 +411,7 @@ pub fn status(sd: &StateDir) -> Result<String> {
         );
     }
     let _ = writeln!(out, "total RSS {:.0} MiB", total as f64 / 1048576.0);
-    Ok(out)
+    Ok((out, state.procs.iter().all(ProcRecord::alive)))
 }
 
 /// How to use a running environment, printed by `up`.

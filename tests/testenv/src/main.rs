@@ -38,7 +38,7 @@ enum Cmd {
         #[arg(long)]
         keep_logs: bool,
     },
-    /// What runs, with PIDs and memory.
+    /// What runs, with PIDs and memory; exits 3 if a recorded process is not running.
     Status,
     /// Print shell exports for a running environment.
     Env,
@@ -100,7 +100,14 @@ async fn main() -> anyhow::Result<()> {
                 println!("nothing running in {}", sd.dir.display());
             }
         }
-        Cmd::Status => print!("{}", env::status(&sd)?),
+        Cmd::Status => {
+            let (text, all_running) = env::status(&sd)?;
+            print!("{text}");
+            if !all_running {
+                // Lets scripts notice a component that died.
+                std::process::exit(3);
+            }
+        }
         Cmd::Env => {
             sd.read()?.with_context(|| format!("nothing running in {}", sd.dir.display()))?;
             println!("export {}={}", paths::STATE_DIR_ENV, sd.dir.display());
