@@ -46,8 +46,8 @@ fn main() {
         .map(|s| s.trim().parse().expect("size"))
         .collect();
     let engine = PolicyEngine::new(EngineConfig { cache_dir: None, ..EngineConfig::default() }).unwrap();
-    println!("| policy | clusters | native µs | wasm place µs | wasm/native | instantiate+set-fleet+place µs | set-fleet µs |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("| policy | clusters | native µs | wasm place µs | wasm/native | instantiate+set-fleet+place µs | set-fleet µs | native fleet build µs |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for policy_name in ["worst-fit", "most-traffic", "preferred"] {
         let bytes = common::builtin(policy_name);
         let policy = Arc::new(LoadedPolicy::load(&engine, policy_name, &bytes, "bench", Limits::default()).unwrap());
@@ -87,12 +87,17 @@ fn main() {
                 s.prepare().unwrap();
                 black_box(&s);
             });
+            // What the guest does in set-fleet, natively: build the policy's fleet view.
+            let native_set_fleet = per_call_us(5, || {
+                black_box(common::native_fleet(black_box(&fleet)));
+            });
             let (nat, was) = (median(nat), median(was));
             println!(
-                "| {policy_name} | {n} | {nat:.2} | {was:.2} | {:.2}× | {:.1} | {:.1} |",
+                "| {policy_name} | {n} | {nat:.2} | {was:.2} | {:.2}× | {:.1} | {:.1} | {:.1} |",
                 was / nat,
                 median(fresh),
-                median(set_fleet)
+                median(set_fleet),
+                median(native_set_fleet)
             );
         }
     }

@@ -212,6 +212,8 @@ pub enum InputError {
 #[derive(Debug)]
 pub struct FleetSnapshot {
     pub wit: wit::Fleet,
+    /// The interned strings `wit.text` packs, for the host's own lookups.
+    pub strings: Vec<String>,
     index: HashMap<String, u32>,
     nodes: Vec<Vec<NodeCapacity>>,
 }
@@ -234,6 +236,8 @@ impl FleetSnapshot {
         let mut strings = Interner::default();
         let mut index = HashMap::with_capacity(clusters.len());
         let mut wit_clusters = Vec::with_capacity(clusters.len());
+        let mut labels = Vec::new();
+        let mut extended = Vec::new();
         let mut nodes = Vec::with_capacity(clusters.len());
         for (i, c) in clusters.iter().enumerate() {
             if index.insert(c.name.clone(), i as u32).is_some() {
@@ -252,6 +256,14 @@ impl FleetSnapshot {
                 None if c.name.contains("cloud") => wit::Role::Cloud,
                 None => wit::Role::Fog,
             };
+            let labels_start = labels.len() as u32;
+            labels.extend(c.labels.iter().map(|(k, v)| wit::Label { key: strings.intern(k), value: strings.intern(v) }));
+            extended.extend(alloc.extended.iter().map(|(k, v)| wit::Extended {
+                cluster: i as u32,
+                name: strings.intern(k),
+                allocatable: *v,
+                free: free.extended.get(k).copied().unwrap_or(0),
+            }));
             wit_clusters.push(wit::Cluster {
                 name: strings.intern(&c.name),
                 role,
@@ -260,23 +272,10 @@ impl FleetSnapshot {
                     HealthDoc::NotReady => wit::Health::NotReady,
                     HealthDoc::Unreachable => wit::Health::Unreachable,
                 },
-                labels: c
-                    .labels
-                    .iter()
-                    .map(|(k, v)| wit::Label { key: strings.intern(k), value: strings.intern(v) })
-                    .collect(),
+                labels_start,
+                labels_len: labels.len() as u32 - labels_start,
                 allocatable: wit::Resources { cpu_millis: alloc.cpu_millis, memory_bytes: alloc.memory_bytes },
                 free: wit::Resources { cpu_millis: free.cpu_millis, memory_bytes: free.memory_bytes },
-                extended_allocatable: alloc
-                    .extended
-                    .iter()
-                    .map(|(k, v)| wit::Extended { name: strings.intern(k), amount: *v })
-                    .collect(),
-                extended_free: free
-                    .extended
-                    .iter()
-                    .map(|(k, v)| wit::Extended { name: strings.intern(k), amount: *v })
-                    .collect(),
                 traffic: c.traffic,
                 cost: c.cost,
             });
@@ -288,7 +287,18 @@ impl FleetSnapshot {
             let ib = *index.get(b).ok_or_else(|| InputError::Cluster { cluster: b.clone(), what: "named in rtt but not in clusters".into() })?;
             rtts.push(wit::Rtt { a: ia, b: ib, millis: *ms });
         }
-        Ok(FleetSnapshot { wit: wit::Fleet { strings: strings.strings, clusters: wit_clusters, rtts }, index, nodes })
+        let mut text = String::new();
+        let mut ends = Vec::with_capacity(strings.strings.len());
+        for s in &strings.strings {
+            text.push_str(s);
+            ends.push(text.len() as u32);
+        }
+        Ok(FleetSnapshot {
+            wit: wit::Fleet { text, ends, clusters: wit_clusters, labels, extended, rtts },
+            strings: strings.strings,
+            index,
+            nodes,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -305,7 +315,7 @@ impl FleetSnapshot {
 
     pub fn name_of(&self, cluster: u32) -> &str {
         let sym = self.wit.clusters[cluster as usize].name;
-        &self.wit.strings[sym as usize]
+        &self.strings[sym as usize]
     }
 
     pub fn is_ready(&self, cluster: u32) -> bool {

@@ -27,7 +27,10 @@ pub struct Fleet {
     pub clusters: Vec<Cluster>,
     /// The interned strings label indices point into.
     pub strings: Vec<String>,
-    neighbours: Vec<Vec<(u32, f32)>>,
+    /// Known neighbours of cluster `c`, nearest first: `neighbours[starts[c]..starts[c + 1]]`
+    /// (one flat array: no allocation per cluster).
+    neighbours: Vec<(u32, f32)>,
+    starts: Vec<u32>,
 }
 
 impl Fleet {
@@ -42,20 +45,32 @@ impl Fleet {
         strings: Vec<String>,
     ) -> Self {
         let n = clusters.len();
-        let mut neighbours = vec![Vec::new(); n];
-        for (a, b, ms) in rtts {
-            if a == b || a as usize >= n || b as usize >= n || !ms.is_finite() {
-                continue;
-            }
-            neighbours[a as usize].push((b, ms));
-            neighbours[b as usize].push((a, ms));
+        let edges: Vec<(u32, u32, f32)> = rtts
+            .into_iter()
+            .filter(|&(a, b, ms)| a != b && (a as usize) < n && (b as usize) < n && ms.is_finite())
+            .collect();
+        let mut starts = vec![0u32; n + 1];
+        for &(a, b, _) in &edges {
+            starts[a as usize + 1] += 1;
+            starts[b as usize + 1] += 1;
         }
-        for list in &mut neighbours {
+        for i in 0..n {
+            starts[i + 1] += starts[i];
+        }
+        let mut fill = starts.clone();
+        let mut neighbours = vec![(0u32, 0f32); edges.len() * 2];
+        for &(a, b, ms) in &edges {
+            neighbours[fill[a as usize] as usize] = (b, ms);
+            fill[a as usize] += 1;
+            neighbours[fill[b as usize] as usize] = (a, ms);
+            fill[b as usize] += 1;
+        }
+        for c in 0..n {
+            let list = &mut neighbours[starts[c] as usize..starts[c + 1] as usize];
             // Nearest first; equal RTTs fall back to fleet (name) order for determinism.
-            list.sort_by(|x, y| x.1.total_cmp(&y.1).then(x.0.cmp(&y.0)));
-            list.dedup_by_key(|e| e.0);
+            list.sort_unstable_by(|x, y| x.1.total_cmp(&y.1).then(x.0.cmp(&y.0)));
         }
-        Fleet { clusters, strings, neighbours }
+        Fleet { clusters, strings, neighbours, starts }
     }
 
     pub fn len(&self) -> usize {
@@ -81,11 +96,20 @@ impl Fleet {
     /// Every other cluster, nearest first: those with a known RTT by RTT, then the rest in
     /// fleet order (mck8s gave up on proximity when serf failed; we keep them as a last resort).
     pub fn by_proximity(&self, from: u32) -> impl Iterator<Item = u32> + '_ {
-        let known = &self.neighbours[from as usize];
-        let known_iter = known.iter().map(|e| e.0);
+        let known = self.known_neighbours(from);
+        // A pair measured twice appears twice; its first (nearest) occurrence counts.
+        let known_iter = known
+            .iter()
+            .enumerate()
+            .filter(move |(i, e)| !known[..*i].iter().any(|p| p.0 == e.0))
+            .map(|(_, e)| e.0);
         let unknown = (0..self.clusters.len() as u32)
             .filter(move |&c| c != from && !known.iter().any(|e| e.0 == c));
         known_iter.chain(unknown)
+    }
+
+    fn known_neighbours(&self, c: u32) -> &[(u32, f32)] {
+        &self.neighbours[self.starts[c as usize] as usize..self.starts[c as usize + 1] as usize]
     }
 
     /// The value of label `key` on cluster `c`.
@@ -95,7 +119,7 @@ impl Fleet {
     }
 
     pub fn rtt(&self, a: u32, b: u32) -> Option<f32> {
-        self.neighbours[a as usize].iter().find(|e| e.0 == b).map(|e| e.1)
+        self.known_neighbours(a).iter().find(|e| e.0 == b).map(|e| e.1)
     }
 }
 

@@ -39,10 +39,19 @@ pub fn info<P: PlacementPolicy>() -> t::PolicyInfo {
 
 #[doc(hidden)]
 pub fn set_fleet(fleet: t::Fleet) -> Result<(), String> {
-    let t::Fleet { strings, clusters, rtts } = fleet;
+    let t::Fleet { text, ends, clusters, labels, extended: _, rtts } = fleet;
+    let mut strings = Vec::with_capacity(ends.len());
+    let mut start = 0usize;
+    for &end in &ends {
+        let s = text.get(start..end as usize).ok_or_else(|| format!("string end {end} out of range"))?;
+        strings.push(s.to_string());
+        start = end as usize;
+    }
     let sym = |i: u32| strings.get(i as usize).cloned().ok_or_else(|| format!("string index {i} out of range"));
     let mut out = Vec::with_capacity(clusters.len());
     for c in clusters {
+        let range = c.labels_start as usize..(c.labels_start + c.labels_len) as usize;
+        let cluster_labels = labels.get(range).ok_or("label range out of bounds")?;
         out.push(crate::Cluster {
             name: sym(c.name)?,
             role: match c.role {
@@ -52,7 +61,7 @@ pub fn set_fleet(fleet: t::Fleet) -> Result<(), String> {
             ready: c.health == t::Health::Ready,
             traffic: c.traffic,
             cost: c.cost,
-            labels: c.labels.iter().map(|l| (l.key, l.value)).collect(),
+            labels: cluster_labels.iter().map(|l| (l.key, l.value)).collect(),
         });
     }
     let fleet = Fleet::with_strings(out, rtts.into_iter().map(|r| (r.a, r.b, r.millis)), strings);

@@ -57,15 +57,15 @@ pub fn native_fleet(snapshot: &FleetSnapshot) -> Fleet {
         .clusters
         .iter()
         .map(|c| Cluster {
-            name: f.strings[c.name as usize].clone(),
+            name: snapshot.strings[c.name as usize].clone(),
             role: if c.role == wit::Role::Cloud { Role::Cloud } else { Role::Fog },
             ready: c.health == wit::Health::Ready,
             traffic: c.traffic,
             cost: c.cost,
-            labels: c.labels.iter().map(|l| (l.key, l.value)).collect(),
+            labels: f.labels[c.labels_start as usize..][..c.labels_len as usize].iter().map(|l| (l.key, l.value)).collect(),
         })
         .collect();
-    Fleet::with_strings(clusters, f.rtts.iter().map(|r| (r.a, r.b, r.millis)), f.strings.clone())
+    Fleet::with_strings(clusters, f.rtts.iter().map(|r| (r.a, r.b, r.millis)), snapshot.strings.clone())
 }
 
 /// Runs the built-in `policy`'s algorithm natively.
