@@ -90,3 +90,17 @@ fn compare_runs_every_builtin_on_the_embedded_default() {
         assert!(out.lines().any(|l| l.starts_with(p)), "{p} missing from:\n{out}");
     }
 }
+
+#[test]
+fn test_runs_cases_and_properties_and_fails_a_bad_policy() {
+    let cases = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/cases/placement/auto-worst-fit.yaml");
+    let good = wasm_dir().join("builtin/worst-fit.wasm");
+    let (ok, out, err) = mck8s(&["policy", "test", good.to_str().unwrap(), cases.to_str().unwrap(), "--properties", "30"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("ok    auto-worst-fit") && out.contains("ok    properties on 30"), "{out}");
+
+    let bad = wasm_dir().join("mck8s_guest_hostile.wasm");
+    let (ok, out, _) = mck8s(&["policy", "test", bad.to_str().unwrap(), "--properties", "30", "--param", "mode=pile-up"]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("FAIL  properties") && out.contains("slots"), "{out}");
+}

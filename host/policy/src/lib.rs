@@ -15,6 +15,7 @@
 pub mod bindings;
 pub mod cache;
 pub mod canary;
+pub mod cases;
 pub mod engine;
 pub mod error;
 pub mod input;

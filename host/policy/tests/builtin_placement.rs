@@ -4,40 +4,16 @@
 
 mod common;
 
-use mck8s_policy::input::PlacementInput;
 use mck8s_policy::FleetSnapshot;
-use serde::Deserialize;
+use mck8s_policy::cases::{self, Case};
+use mck8s_policy::input::PlacementInput;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-#[derive(Deserialize)]
-struct Case {
-    policy: String,
-    #[serde(flatten)]
-    input: PlacementInput,
-    expect: Expect,
-}
-
-#[derive(Deserialize)]
-struct Expect {
-    placements: BTreeMap<String, u32>,
-    unplaced: u32,
-}
-
 fn cases() -> Vec<(String, Case)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/cases/placement");
-    let mut out: Vec<(String, Case)> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .map(|p| {
-            let text = std::fs::read_to_string(&p).unwrap();
-            let case: Case = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            (p.file_stem().unwrap().to_string_lossy().into_owned(), case)
-        })
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
+    let out = cases::load(&dir).unwrap();
     assert!(out.len() >= 20, "expected the placement case table in {}", dir.display());
     out
 }
@@ -50,7 +26,7 @@ fn every_case_through_wasm_and_native() {
         let fleet = Arc::new(FleetSnapshot::from_doc(&case.input.fleet).unwrap());
         let workload = fleet.workload(&case.input.workload).unwrap();
         let decision = registry
-            .placement_session(&case.policy, fleet.clone())
+            .placement_session(case.policy.as_deref().unwrap(), fleet.clone())
             .and_then(|mut s| s.place(&workload))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let got: BTreeMap<String, u32> = decision.placements.iter().map(|p| (p.cluster.clone(), p.replicas)).collect();
@@ -63,7 +39,7 @@ fn every_case_through_wasm_and_native() {
         for p in &decision.placements {
             assert!(!p.reason.is_empty(), "{name}: no reason for {}", p.cluster);
         }
-        let native = common::native_place(&case.policy, &common::native_fleet(&fleet), &workload).unwrap();
+        let native = common::native_place(case.policy.as_deref().unwrap(), &common::native_fleet(&fleet), &workload).unwrap();
         let native_got: BTreeMap<String, u32> =
             native.choices.iter().map(|c| (fleet.name_of(c.cluster).to_string(), c.replicas)).collect();
         if native_got != got || native.unplaced != decision.unplaced || native.summary != decision.summary {
@@ -92,3 +68,24 @@ workload: {name: hello, replicas: 2, locations: "cluster1, nowhere", requests: {
     assert!(err.contains("requests.cpu") && err.contains("one"), "{err}");
 }
 
+
+#[test]
+fn every_builtin_has_the_placement_properties_on_generated_fleets() {
+    let registry = common::registry_with_builtins();
+    for name in common::PLACEMENT_BUILTINS {
+        let policy = registry.get(name).unwrap();
+        let violations = cases::check_properties(&policy, 150, 7, &BTreeMap::new());
+        assert!(violations.is_empty(), "{name}: {} violations, first: {:?}", violations.len(), &violations[..violations.len().min(3)]);
+    }
+}
+
+#[test]
+fn property_check_catches_a_policy_that_overfills_a_cluster() {
+    // The hostile guest piles every replica on the first ready fog cluster, whatever its slots:
+    // valid output (right sum, known ready cluster), so only the slot property catches it.
+    let registry = common::registry_with_builtins();
+    registry.upsert("piles-up", &common::guest("hostile"), "test").unwrap();
+    let params = BTreeMap::from([("mode".to_string(), "pile-up".to_string())]);
+    let violations = cases::check_properties(&registry.get("piles-up").unwrap(), 50, 7, &params);
+    assert!(violations.iter().any(|v| v.contains("slots")), "{violations:?}");
+}

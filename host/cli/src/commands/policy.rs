@@ -38,6 +38,23 @@ pub enum PolicyCommand {
         #[arg(long, default_value = "cluster1,cluster4")]
         locations: String,
     },
+    /// Run case files (fleet + workload → expected placement) and, with --properties, the
+    /// properties every placement policy must have on generated fleets.
+    Test {
+        file: PathBuf,
+        /// Case files or directories of them (the format of tests/cases/placement).
+        cases: Vec<PathBuf>,
+        /// Generated fleets to check the properties on (0: none).
+        #[arg(long, default_value_t = 0)]
+        properties: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Parameters for the generated workloads, `key=value` (repeatable).
+        #[arg(long = "param", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
     /// Measure per-decision latency (percentiles) on synthetic fleets or an input file.
     Bench {
         file: PathBuf,
@@ -75,6 +92,9 @@ pub fn run(cmd: PolicyCommand) -> Result<()> {
     match cmd {
         PolicyCommand::Check { file, limits } => check(&engine, &file, limits.limits()),
         PolicyCommand::Eval { file, input, limits } => eval(&engine, &file, &input, limits.limits()),
+        PolicyCommand::Test { file, cases, properties, seed, params, limits } => {
+            test(&engine, &file, &cases, properties, seed, &params.into_iter().collect(), limits.limits())
+        }
         PolicyCommand::Compare { policies, input, locations } => compare(&engine, policies, input.as_deref(), &locations),
         PolicyCommand::Bench { file, clusters, input, iterations, limits } => {
             bench(&engine, &file, &clusters, input.as_deref(), iterations, limits.limits())
@@ -246,6 +266,69 @@ fn compare(engine: &PolicyEngine, dir: Option<PathBuf>, input: Option<&Path>, lo
             }
             println!("    summary: {}", d.summary);
         }
+    }
+    Ok(())
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("{s:?} is not key=value"))
+}
+
+fn test(
+    engine: &PolicyEngine,
+    file: &Path,
+    paths: &[PathBuf],
+    properties: usize,
+    seed: u64,
+    params: &std::collections::BTreeMap<String, String>,
+    limits: Limits,
+) -> Result<()> {
+    let policy = load(engine, file, limits)?;
+    if policy.kind != PolicyKind::Placement {
+        bail!("{} is a scaling policy; `policy test` runs placement cases", policy.name);
+    }
+    let (mut passed, mut failed) = (0, 0);
+    for path in paths {
+        for (name, case) in mck8s_policy::cases::load(path)? {
+            match mck8s_policy::cases::run(&policy, &case) {
+                Ok((decision, None)) => {
+                    passed += 1;
+                    println!("ok    {name}");
+                    for p in &decision.placements {
+                        println!("        {:<12} {:>4}  {}", p.cluster, p.replicas, p.reason);
+                    }
+                }
+                Ok((decision, Some(diff))) => {
+                    failed += 1;
+                    println!("FAIL  {name}: {diff}");
+                    for p in &decision.placements {
+                        println!("        {:<12} {:>4}  {}", p.cluster, p.replicas, p.reason);
+                    }
+                    println!("        summary: {}", decision.summary);
+                }
+                Err(e) => {
+                    failed += 1;
+                    println!("FAIL  {name}: {e:#}");
+                }
+            }
+        }
+    }
+    if properties > 0 {
+        let violations = mck8s_policy::cases::check_properties(&policy, properties, seed, params);
+        if violations.is_empty() {
+            passed += 1;
+            println!("ok    properties on {properties} generated fleets (seed {seed})");
+        } else {
+            failed += 1;
+            println!("FAIL  properties: {} violation(s) on {properties} generated fleets (seed {seed})", violations.len());
+            for v in violations.iter().take(10) {
+                println!("        {v}");
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        bail!("{failed} check(s) failed");
     }
     Ok(())
 }

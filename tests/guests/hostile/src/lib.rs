@@ -37,6 +37,13 @@ impl PlacementPolicy for Hostile {
                 Ok(one(c, req.total))
             }
             "refuse" => Err("refusing on purpose".into()),
+            // Everything on the first ready fog cluster, whatever its capacity.
+            "pile-up" => {
+                let c = (0..fleet.len() as u32)
+                    .find(|&c| fleet.is_ready(c) && !fleet.is_cloud(c))
+                    .ok_or("no ready fog cluster")?;
+                Ok(one(c, req.total))
+            }
             _ => Ok(automatic(fleet, req, Ranking::WorstFit)),
         }
     }
