@@ -19,6 +19,12 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // Die quietly on a closed pipe (`mck8s policy compare | head`), as command-line tools do.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MCK8S_LOG").unwrap_or_else(|_| "warn".into()),
