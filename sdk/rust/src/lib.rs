@@ -24,7 +24,13 @@ pub struct Info {
     pub parameters: &'static [&'static str],
 }
 
-#[cfg(feature = "placement")]
+// Lets generated bindings name shared types by one absolute path, inside this crate and in
+// the policy crates that expand the export macros.
+extern crate self as mck8s_policy_sdk;
+
+// The placement bindings also carry the interfaces both worlds share (`types`, `log`); the
+// scaling bindings reuse them. Only the world a policy exports ends up in its component.
+#[cfg(any(feature = "placement", feature = "scaling"))]
 pub mod placement;
 #[cfg(feature = "placement")]
 pub use placement::PlacementPolicy;
@@ -33,6 +39,17 @@ pub use placement::PlacementPolicy;
 pub mod scaling;
 #[cfg(feature = "scaling")]
 pub use scaling::ScalingPolicy;
+
+#[cfg(any(feature = "placement", feature = "scaling"))]
+impl From<Info> for placement::bindings::mck8s::policy::types::PolicyInfo {
+    fn from(i: Info) -> Self {
+        Self {
+            name: i.name.to_string(),
+            description: i.description.to_string(),
+            parameters: i.parameters.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+}
 
 /// Log levels of the host's `log` import.
 #[derive(Clone, Copy, Debug)]
@@ -46,21 +63,9 @@ pub enum Level {
 
 /// Write a line to the host's log (tagged with the policy's name and digest there).
 pub fn log(level: Level, message: &str) {
-    #[cfg(feature = "placement")]
+    #[cfg(any(feature = "placement", feature = "scaling"))]
     {
         use placement::bindings::mck8s::policy::log as l;
-        let level = match level {
-            Level::Trace => l::Level::Trace,
-            Level::Debug => l::Level::Debug,
-            Level::Info => l::Level::Info,
-            Level::Warn => l::Level::Warn,
-            Level::Error => l::Level::Error,
-        };
-        l::log(level, message);
-    }
-    #[cfg(all(feature = "scaling", not(feature = "placement")))]
-    {
-        use scaling::bindings::mck8s::policy::log as l;
         let level = match level {
             Level::Trace => l::Level::Trace,
             Level::Debug => l::Level::Debug,

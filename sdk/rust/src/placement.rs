@@ -29,12 +29,7 @@ thread_local! {
 
 #[doc(hidden)]
 pub fn info<P: PlacementPolicy>() -> t::PolicyInfo {
-    let i = P::info();
-    t::PolicyInfo {
-        name: i.name.to_string(),
-        description: i.description.to_string(),
-        parameters: i.parameters.iter().map(|p| p.to_string()).collect(),
-    }
+    P::info().into()
 }
 
 #[doc(hidden)]

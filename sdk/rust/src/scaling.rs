@@ -11,11 +11,15 @@ pub mod bindings {
         pub_export_macro: true,
         export_macro_name: "__export_scaling_world",
         default_bindings_module: "mck8s_policy_sdk::scaling::bindings",
+        with: {
+            "mck8s:policy/types@0.1.0": mck8s_policy_sdk::placement::bindings::mck8s::policy::types,
+            "mck8s:policy/log@0.1.0": mck8s_policy_sdk::placement::bindings::mck8s::policy::log,
+        },
     });
 }
 
+use crate::placement::bindings::mck8s::policy::types as t;
 use bindings::mck8s::policy::scaling_types as s;
-use bindings::mck8s::policy::types as t;
 
 /// A scaling policy: per-cluster samples in, desired replicas out. State it returns comes
 /// back on the next call, across controller restarts and policy reloads.
@@ -26,12 +30,7 @@ pub trait ScalingPolicy {
 
 #[doc(hidden)]
 pub fn info<P: ScalingPolicy>() -> t::PolicyInfo {
-    let i = P::info();
-    t::PolicyInfo {
-        name: i.name.to_string(),
-        description: i.description.to_string(),
-        parameters: i.parameters.iter().map(|p| p.to_string()).collect(),
-    }
+    P::info().into()
 }
 
 #[doc(hidden)]
@@ -60,7 +59,7 @@ macro_rules! export_scaling {
     ($policy:ty) => {
         struct __Mck8sScaler;
         impl $crate::scaling::bindings::exports::mck8s::policy::scaler::Guest for __Mck8sScaler {
-            fn info() -> $crate::scaling::bindings::mck8s::policy::types::PolicyInfo {
+            fn info() -> $crate::placement::bindings::mck8s::policy::types::PolicyInfo {
                 $crate::scaling::info::<$policy>()
             }
             fn scale(
