@@ -16,6 +16,9 @@ enum Command {
     /// Inspect, evaluate and benchmark policy components.
     #[command(subcommand)]
     Policy(commands::policy::PolicyCommand),
+    /// Print or write the custom resource definitions.
+    #[command(subcommand)]
+    Crd(commands::crd::CrdCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -34,6 +37,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Policy(cmd) => commands::policy::run(cmd),
+        Command::Crd(cmd) => commands::crd::run(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,240 @@
+//! The other five kinds of mck8s. Their controllers come in later work (services and jobs,
+//! the autoscaler, the rescheduler, the cloud provisioner); the CRDs are here so every
+//! manifest of the original applies today.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use crate::mcd::{ClusterPlacement, LegacyMessage};
+
+/// A Service in every cluster where the MultiClusterDeployment of the same name runs, or in
+/// `locations` (§2.2).
+#[derive(CustomResource, Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[kube(
+    group = "fogguru.eu",
+    version = "v1",
+    kind = "MultiClusterService",
+    plural = "multiclusterservices",
+    singular = "multiclusterservice",
+    shortname = "mcs",
+    shortname = "mcss",
+    namespaced,
+    status = "MultiClusterServiceStatus",
+    derive = "Default",
+    derive = "PartialEq",
+    doc = "A Service propagated to the clusters of a MultiClusterDeployment or to listed clusters."
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::schema::open_object)]
+pub struct MultiClusterServiceSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::string_or_list")]
+    pub locations: Option<serde_json::Value>,
+    /// The rest of the ServiceSpec, copied to the children.
+    #[serde(flatten)]
+    pub service: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MultiClusterServiceStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clusters: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// A Job copied to each selected cluster, placed by the same policies as a
+/// MultiClusterDeployment with one replica per location (§2.3).
+#[derive(CustomResource, Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[kube(
+    group = "fogguru.eu",
+    version = "v1",
+    kind = "MultiClusterJob",
+    plural = "multiclusterjobs",
+    singular = "multiclusterjob",
+    shortname = "mcj",
+    shortname = "mcjs",
+    namespaced,
+    status = "MultiClusterJobStatus",
+    derive = "Default",
+    derive = "PartialEq",
+    doc = "A Job placed across clusters by a placement policy."
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::schema::open_object)]
+pub struct MultiClusterJobSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement_policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub number_of_locations: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::string_or_list")]
+    pub locations: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::string_or_list")]
+    pub replica_overrides: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub placement_params: BTreeMap<String, String>,
+    /// The rest of the JobSpec, copied to the children.
+    #[serde(flatten)]
+    pub job: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MultiClusterJobStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placement: Vec<ClusterPlacement>,
+    #[serde(default)]
+    pub succeeded: i32,
+    #[serde(default)]
+    pub failed: i32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<LegacyMessage>,
+}
+
+/// Scales a MultiClusterDeployment's replicas from its clusters' CPU use (§2.4).
+#[derive(CustomResource, Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[kube(
+    group = "fogguru.eu",
+    version = "v1",
+    kind = "MultiClusterHorizontalPodAutoscaler",
+    plural = "multiclusterhorizontalpodautoscalers",
+    singular = "multiclusterhorizontalpodautoscaler",
+    shortname = "mchpa",
+    shortname = "mchpas",
+    namespaced,
+    status = "MultiClusterHorizontalPodAutoscalerStatus",
+    derive = "Default",
+    derive = "PartialEq",
+    doc = "A horizontal pod autoscaler for a MultiClusterDeployment."
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::schema::open_object)]
+pub struct MultiClusterHorizontalPodAutoscalerSpec {
+    #[serde(default)]
+    pub scale_target_ref: ScaleTargetRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub min_replicas: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_replicas: Option<i32>,
+    /// As in autoscaling/v2; mck8s read `metrics[0].resource.target.averageUtilization`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "any_list")]
+    pub metrics: Vec<serde_json::Value>,
+    /// The scaling policy (default `mchpa`). Beyond mck8s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling_policy: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scaling_params: BTreeMap<String, String>,
+    /// Seconds between evaluations (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub period_seconds: Option<i32>,
+    #[serde(flatten)]
+    pub rest: BTreeMap<String, serde_json::Value>,
+}
+
+fn any_list(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "items": { "type": "object", "x-kubernetes-preserve-unknown-fields": true }
+    })
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleTargetRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MultiClusterHorizontalPodAutoscalerStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_replicas: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_replicas: Option<i32>,
+    /// The scaling policy's opaque state, base64; survives restarts and reloads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scale_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// Provisions a cloud cluster when applications burst (§2.5). Every field of the original
+/// is optional here; the original's example omits `influxDBIP` and crashed it.
+#[derive(CustomResource, Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[kube(
+    group = "fogguru.eu",
+    version = "v1",
+    kind = "CloudProvisioner",
+    plural = "cloudprovisioners",
+    singular = "cloudprovisioner",
+    shortname = "cpro",
+    shortname = "cp",
+    status = "OpenStatus",
+    derive = "Default",
+    derive = "PartialEq",
+    doc = "Provisions and removes a cloud cluster as applications burst."
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::schema::open_object)]
+pub struct CloudProvisionerSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_cluster_name: Option<String>,
+    #[serde(flatten)]
+    pub rest: BTreeMap<String, serde_json::Value>,
+}
+
+/// Its presence enables rescheduling from cloud back to fog (§2.6).
+#[derive(CustomResource, Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[kube(
+    group = "fogguru.eu",
+    version = "v1",
+    kind = "AppRescheduler",
+    plural = "appreschedulers",
+    singular = "apprescheduler",
+    shortname = "appresch",
+    shortname = "appres",
+    status = "OpenStatus",
+    derive = "Default",
+    derive = "PartialEq",
+    doc = "Enables moving replicas from cloud clusters back to fog clusters."
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::schema::open_object)]
+pub struct AppReschedulerSpec {
+    #[serde(flatten)]
+    pub rest: BTreeMap<String, serde_json::Value>,
+}
+
+/// A status the controller of that kind will shape; free-form until then.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[schemars(transform = crate::schema::open_object)]
+pub struct OpenStatus {
+    #[serde(flatten)]
+    pub fields: BTreeMap<String, serde_json::Value>,
+}
