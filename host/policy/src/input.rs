@@ -4,7 +4,7 @@
 //! per-decision payload is flat.
 
 use crate::bindings::{wit, wit_scaling};
-use mck8s_capacity::{NodeCapacity, Resources, fits_any_node, parse_bytes, parse_cpu_millis, slots_in_cluster};
+use mck8s_capacity::{NodeCapacity, Reservation, Resources, adjusted_free, fits_any_node, slots_in, parse_bytes, parse_cpu_millis, slots_in_cluster};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -231,7 +231,34 @@ pub fn requests_of(w: &WorkloadDoc) -> Result<Resources, InputError> {
 
 impl FleetSnapshot {
     pub fn from_doc(doc: &FleetDoc) -> Result<Self, InputError> {
-        let mut clusters: Vec<&ClusterDoc> = doc.clusters.iter().collect();
+        let clusters = doc
+            .clusters
+            .iter()
+            .map(|c| {
+                Ok(ClusterInput {
+                    name: c.name.clone(),
+                    role: c.role.clone(),
+                    health: c.health.clone(),
+                    labels: c.labels.clone(),
+                    nodes: lower_nodes(c)?,
+                    traffic: c.traffic,
+                    cost: c.cost,
+                })
+            })
+            .collect::<Result<Vec<_>, InputError>>()?;
+        // A document naming a cluster it does not define is a mistake worth reporting.
+        for (a, b, _) in &doc.rtt {
+            for n in [a, b] {
+                if !clusters.iter().any(|c| &c.name == n) {
+                    return Err(InputError::Cluster { cluster: n.clone(), what: "named in rtt but not in clusters".into() });
+                }
+            }
+        }
+        Self::from_clusters(clusters, &doc.rtt)
+    }
+
+    /// A fleet from live cluster state (the controller's and the simulator's path).
+    pub fn from_clusters(mut clusters: Vec<ClusterInput>, rtt: &[(String, String, f32)]) -> Result<Self, InputError> {
         clusters.sort_by(|a, b| a.name.cmp(&b.name));
         let mut strings = Interner::default();
         let mut index = HashMap::with_capacity(clusters.len());
@@ -239,14 +266,13 @@ impl FleetSnapshot {
         let mut labels = Vec::new();
         let mut extended = Vec::new();
         let mut nodes = Vec::with_capacity(clusters.len());
-        for (i, c) in clusters.iter().enumerate() {
+        for (i, c) in clusters.into_iter().enumerate() {
             if index.insert(c.name.clone(), i as u32).is_some() {
                 return Err(InputError::DuplicateCluster(c.name.clone()));
             }
-            let cluster_nodes = lower_nodes(c)?;
             let mut alloc = Resources::default();
             let mut free = Resources::default();
-            for n in &cluster_nodes {
+            for n in &c.nodes {
                 alloc.add(&n.allocatable);
                 free.add(&n.free());
             }
@@ -279,12 +305,12 @@ impl FleetSnapshot {
                 traffic: c.traffic,
                 cost: c.cost,
             });
-            nodes.push(cluster_nodes);
+            nodes.push(c.nodes);
         }
-        let mut rtts = Vec::with_capacity(doc.rtt.len());
-        for (a, b, ms) in &doc.rtt {
-            let ia = *index.get(a).ok_or_else(|| InputError::Cluster { cluster: a.clone(), what: "named in rtt but not in clusters".into() })?;
-            let ib = *index.get(b).ok_or_else(|| InputError::Cluster { cluster: b.clone(), what: "named in rtt but not in clusters".into() })?;
+        let mut rtts = Vec::with_capacity(rtt.len());
+        for (a, b, ms) in rtt {
+            // A live RTT source (serf) may know clusters that are not registered: skip them.
+            let (Some(&ia), Some(&ib)) = (index.get(a), index.get(b)) else { continue };
             rtts.push(wit::Rtt { a: ia, b: ib, millis: *ms });
         }
         let mut text = String::new();
@@ -325,6 +351,17 @@ impl FleetSnapshot {
     /// Lowers a workload against this fleet: resolves names, computes the total and the
     /// per-cluster slots for its pod shape.
     pub fn workload(&self, w: &WorkloadDoc) -> Result<wit::Workload, InputError> {
+        self.workload_adjusted(w, |_| None)
+    }
+
+    /// [`Self::workload`] with per-cluster slot adjustments: the workload's own bound pods
+    /// freed and other workloads' not-yet-bound replicas reserved (see
+    /// [`mck8s_capacity::adjust`]). `adjust(cluster)` returns them for a cluster index.
+    pub fn workload_adjusted<'a>(
+        &self,
+        w: &WorkloadDoc,
+        adjust: impl Fn(u32) -> Option<Adjustment<'a>>,
+    ) -> Result<wit::Workload, InputError> {
         let bad = |what: String| InputError::Workload { workload: w.name.clone(), what };
         let cluster = |name: &str, field: &str| {
             self.index_of(name).ok_or_else(|| bad(format!("{field} names unknown cluster {name:?}")))
@@ -373,7 +410,16 @@ impl FleetSnapshot {
             }
             t
         };
-        let (slots, fits) = self.capacity_for(&request);
+        let (mut slots, fits) = self.capacity_for(&request);
+        for (c, slot) in slots.iter_mut().enumerate() {
+            if !self.is_ready(c as u32) {
+                continue;
+            }
+            if let Some(a) = adjust(c as u32) {
+                let free = adjusted_free(&self.nodes[c], a.freed, a.reserved);
+                *slot = slots_in(&free, &request);
+            }
+        }
         let unfit = (0..self.len() as u32).filter(|&c| self.is_ready(c) && !fits[c as usize]).collect();
         Ok(wit::Workload {
             kind: match w.kind {
@@ -411,6 +457,29 @@ impl FleetSnapshot {
             })
             .unzip()
     }
+}
+
+/// One cluster of a live fleet: what [`ClusterDoc`] says, with nodes already lowered.
+#[derive(Clone, Debug)]
+pub struct ClusterInput {
+    pub name: String,
+    /// `None`: from the name, as mck8s did.
+    pub role: Option<RoleDoc>,
+    pub health: HealthDoc,
+    pub labels: BTreeMap<String, String>,
+    /// Schedulable nodes only.
+    pub nodes: Vec<NodeCapacity>,
+    pub traffic: f64,
+    pub cost: f64,
+}
+
+/// Slot adjustments for one cluster and one decision.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Adjustment<'a> {
+    /// `(node index, resources)` of the workload's own bound pods.
+    pub freed: &'a [(usize, Resources)],
+    /// Other workloads' replicas decided but not yet bound.
+    pub reserved: &'a [Reservation],
 }
 
 fn lower_nodes(c: &ClusterDoc) -> Result<Vec<NodeCapacity>, InputError> {

@@ -31,7 +31,7 @@ pub mod validate;
 
 pub use engine::{EngineConfig, PolicyEngine};
 pub use error::{PolicyError, PolicyErrorKind};
-pub use input::{FleetSnapshot, PlacementInput, ScalingInput};
+pub use input::{Adjustment, ClusterInput, FleetSnapshot, PlacementInput, ScalingInput};
 pub use limits::Limits;
 pub use loaded::{LoadedPolicy, PolicyKind};
 pub use registry::PolicyRegistry;
