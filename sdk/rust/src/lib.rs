@@ -9,12 +9,22 @@
 //! mck8s_policy_sdk::export_placement!(MyPolicy);
 //! ```
 //!
+//! [`helpers`] has parameter and quantity parsing, eligibility filters and an [`Allocator`]
+//! that keeps a decision within free slots and makes its replicas add up. With feature
+//! `testing`, [`testing`] runs case files against the policy natively (`docs/sdk.md`).
+//!
 //! The SDK keeps the fleet that `set-fleet` sends once per cycle, turns the WIT records
 //! into borrowed views without copying the per-cluster lists, and turns your result back.
 //! Build with `cargo build --release --target wasm32-wasip2`.
 
 pub use mck8s_policies as policies;
 pub use mck8s_policies::model::*;
+
+pub mod helpers;
+pub use helpers::Allocator;
+
+#[cfg(feature = "testing")]
+pub mod testing;
 
 /// What `mck8s policy check` shows about a policy.
 pub struct Info {
@@ -61,9 +71,10 @@ pub enum Level {
     Error,
 }
 
-/// Write a line to the host's log (tagged with the policy's name and digest there).
+/// Write a line to the host's log (tagged with the policy's name and digest there). In a
+/// native build (unit tests) it goes to stderr, as there is no host to import from.
 pub fn log(level: Level, message: &str) {
-    #[cfg(any(feature = "placement", feature = "scaling"))]
+    #[cfg(all(target_arch = "wasm32", any(feature = "placement", feature = "scaling")))]
     {
         use placement::bindings::mck8s::policy::log as l;
         let level = match level {
@@ -75,6 +86,8 @@ pub fn log(level: Level, message: &str) {
         };
         l::log(level, message);
     }
-    #[cfg(not(any(feature = "placement", feature = "scaling")))]
+    #[cfg(not(target_arch = "wasm32"))]
+    eprintln!("{level:?}: {message}");
+    #[cfg(all(target_arch = "wasm32", not(any(feature = "placement", feature = "scaling"))))]
     let _ = (level, message);
 }
