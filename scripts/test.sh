@@ -19,6 +19,9 @@ bash scripts/testenv.sh provision
 step "building the policy components (wasm32-wasip2)"
 bash scripts/build-policies.sh
 
+step "building the example policies: Rust, C, Python, JS (toolchains cached)"
+bash scripts/build-examples.sh
+
 step "building the workspace"
 cargo build --release --quiet
 
