@@ -1,0 +1,257 @@
+//! One connected workload cluster: its client, health, capacity inventory and the children
+//! mck8s put there, each kept current by a watch. Dropping it stops its tasks.
+
+use crate::inventory::ClusterInventory;
+use crate::registry::Notifier;
+use crate::source::ClusterSpec;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, Client, Resource};
+use mck8s_api::labels;
+use mck8s_policy::input::{HealthDoc, RoleDoc};
+use mck8s_scheduler::{ClusterState, OwnerKey};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::task::AbortHandle;
+
+/// How often the API server is probed, and how long a probe may take.
+const PROBE_EVERY: Duration = Duration::from_secs(3);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Default)]
+struct State {
+    inventory: ClusterInventory,
+    reachable: bool,
+    nodes_synced: bool,
+    pods_synced: bool,
+}
+
+pub struct Member {
+    pub name: String,
+    pub role: Option<RoleDoc>,
+    pub labels: BTreeMap<String, String>,
+    pub source: String,
+    pub fingerprint: u64,
+    pub client: Client,
+    pub deployments: Store<Deployment>,
+    state: Arc<Mutex<State>>,
+    tasks: Vec<AbortHandle>,
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cluster {cluster}: kubeconfig context {context:?}: {message}")]
+    Config { cluster: String, context: String, message: String },
+}
+
+impl Member {
+    pub async fn connect(spec: &ClusterSpec, notifier: Arc<Notifier>) -> Result<Arc<Self>, ConnectError> {
+        let opts = kube::config::KubeConfigOptions { context: Some(spec.context.clone()), ..Default::default() };
+        let bad = |message: String| ConnectError::Config { cluster: spec.name.clone(), context: spec.context.clone(), message };
+        let mut config = kube::Config::from_custom_kubeconfig(spec.kubeconfig.clone(), &opts).await.map_err(|e| bad(e.to_string()))?;
+        config.connect_timeout = Some(Duration::from_secs(5));
+        let client = Client::try_from(config).map_err(|e| bad(e.to_string()))?;
+        let state = Arc::new(Mutex::new(State::default()));
+        let (store, writer) = reflector::store();
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(watch_nodes(spec.name.clone(), client.clone(), state.clone(), notifier.clone())).abort_handle());
+        tasks.push(tokio::spawn(watch_pods(spec.name.clone(), client.clone(), state.clone(), notifier.clone())).abort_handle());
+        tasks.push(tokio::spawn(probe(spec.name.clone(), client.clone(), state.clone(), notifier.clone())).abort_handle());
+        tasks.push(tokio::spawn(watch_children(spec.name.clone(), client.clone(), writer, notifier)).abort_handle());
+        tracing::info!(cluster = %spec.name, source = %spec.source, "workload cluster added");
+        Ok(Arc::new(Member {
+            name: spec.name.clone(),
+            role: spec.role.clone(),
+            labels: spec.labels.clone(),
+            source: spec.source.clone(),
+            fingerprint: spec.fingerprint,
+            client,
+            deployments: store,
+            state,
+            tasks,
+        }))
+    }
+
+    /// Ready: the API server answers and at least one node is Ready. NotReady: it answers
+    /// but no node is. Unreachable: it does not answer.
+    pub fn health(&self) -> HealthDoc {
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if !s.reachable {
+            HealthDoc::Unreachable
+        } else if s.inventory.ready_nodes() == 0 {
+            HealthDoc::NotReady
+        } else {
+            HealthDoc::Ready
+        }
+    }
+
+    /// Both watches have listed once: capacity is known.
+    pub fn synced(&self) -> bool {
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.nodes_synced && s.pods_synced
+    }
+
+    /// The cluster as the scheduler sees it now.
+    pub fn state(&self, traffic: f64) -> ClusterState {
+        let health = self.health();
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (nodes, owned) = s.inventory.snapshot();
+        ClusterState {
+            name: self.name.clone(),
+            role: self.role.clone(),
+            health,
+            labels: self.labels.clone(),
+            nodes,
+            owned,
+            traffic,
+            cost: 0.0,
+        }
+    }
+
+    /// Children of `owner` in this cluster, from the watch cache.
+    pub fn children_of(&self, owner: &OwnerKey) -> Vec<Arc<Deployment>> {
+        let value = labels::owner_value(&owner.name);
+        self.deployments
+            .state()
+            .into_iter()
+            .filter(|d| {
+                d.metadata.namespace.as_deref() == Some(owner.namespace.as_str())
+                    && d.metadata.labels.as_ref().is_some_and(|l| {
+                        l.get(labels::OWNER_NAME) == Some(&value) && l.get(labels::OWNER_KIND).map(String::as_str) == Some(owner.kind.as_str())
+                    })
+            })
+            .collect()
+    }
+}
+
+fn owner_of<K: Resource>(obj: &K) -> Option<OwnerKey> {
+    let l = obj.meta().labels.as_ref()?;
+    let a = obj.meta().annotations.as_ref();
+    // The annotation has the full name (the label may be a hash of a long one).
+    let name = a.and_then(|a| a.get(labels::OWNER_REF)).and_then(|r| r.split_once('/')).map(|(_, n)| n.to_string());
+    Some(OwnerKey {
+        kind: l.get(labels::OWNER_KIND)?.clone(),
+        namespace: obj.meta().namespace.clone().unwrap_or_default(),
+        name: name.or_else(|| l.get(labels::OWNER_NAME).cloned())?,
+    })
+}
+
+async fn watch_nodes(cluster: String, client: Client, state: Arc<Mutex<State>>, notifier: Arc<Notifier>) {
+    let api: Api<Node> = Api::all(client);
+    let mut buffer = Vec::new();
+    let mut stream = watcher::watcher(api, watcher::Config::default()).default_backoff().boxed();
+    while let Some(ev) = stream.next().await {
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(e) => {
+                tracing::debug!(%cluster, error = %e, "node watch");
+                continue;
+            }
+        };
+        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        match ev {
+            Event::Init => buffer.clear(),
+            Event::InitApply(n) => buffer.push(n),
+            Event::InitDone => {
+                s.inventory.reset_nodes(&std::mem::take(&mut buffer));
+                s.nodes_synced = true;
+            }
+            Event::Apply(n) => s.inventory.apply_node(&n),
+            Event::Delete(n) => s.inventory.delete_node(n.metadata.name.as_deref().unwrap_or("")),
+        }
+        drop(s);
+        notifier.changed();
+    }
+}
+
+async fn watch_pods(cluster: String, client: Client, state: Arc<Mutex<State>>, notifier: Arc<Notifier>) {
+    let api: Api<Pod> = Api::all(client);
+    // Terminated pods hold nothing; the server filters them (and reports them deleted).
+    let config = watcher::Config::default().fields("status.phase!=Succeeded,status.phase!=Failed");
+    let mut buffer = Vec::new();
+    let mut stream = watcher::watcher(api, config).default_backoff().boxed();
+    while let Some(ev) = stream.next().await {
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(e) => {
+                tracing::debug!(%cluster, error = %e, "pod watch");
+                continue;
+            }
+        };
+        let mut owner = None;
+        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        match ev {
+            Event::Init => buffer.clear(),
+            Event::InitApply(p) => buffer.push(p),
+            Event::InitDone => {
+                s.inventory.reset_pods(&std::mem::take(&mut buffer));
+                s.pods_synced = true;
+            }
+            Event::Apply(p) => {
+                s.inventory.apply_pod(&p);
+                owner = owner_of(&p);
+            }
+            Event::Delete(p) => {
+                s.inventory.delete_pod(&p);
+                owner = owner_of(&p);
+            }
+        }
+        drop(s);
+        notifier.changed();
+        if let Some(o) = owner {
+            notifier.trigger(o);
+        }
+    }
+}
+
+async fn watch_children(cluster: String, client: Client, writer: reflector::store::Writer<Deployment>, notifier: Arc<Notifier>) {
+    let api: Api<Deployment> = Api::all(client);
+    let config = watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY_KEY, labels::MANAGED_BY));
+    let mut stream = watcher::watcher(api, config).default_backoff().reflect(writer).boxed();
+    while let Some(ev) = stream.next().await {
+        match ev {
+            Ok(Event::Apply(d) | Event::Delete(d) | Event::InitApply(d)) => {
+                if let Some(o) = owner_of(&d) {
+                    notifier.trigger(o);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(%cluster, error = %e, "deployment watch"),
+        }
+    }
+}
+
+async fn probe(cluster: String, client: Client, state: Arc<Mutex<State>>, notifier: Arc<Notifier>) {
+    loop {
+        let ok = matches!(tokio::time::timeout(PROBE_TIMEOUT, client.apiserver_version()).await, Ok(Ok(_)));
+        let changed = {
+            let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+            let changed = s.reachable != ok;
+            s.reachable = ok;
+            changed
+        };
+        if changed {
+            if ok {
+                tracing::info!(%cluster, "cluster reachable");
+            } else {
+                tracing::warn!(%cluster, "cluster unreachable");
+            }
+            notifier.changed();
+            notifier.health_changed(&cluster);
+        }
+        tokio::time::sleep(PROBE_EVERY).await;
+    }
+}

@@ -1,0 +1,263 @@
+//! The set of workload clusters, changed at runtime by its sources, and the signals the
+//! controllers react to: a fleet version that moves on every observed change, and owner
+//! triggers when a child or one of its pods changes.
+
+use crate::member::Member;
+use crate::source::{self, ClusterSpec};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, Client};
+use mck8s_api::labels;
+use mck8s_scheduler::{ClusterState, FleetCycle, OwnerKey};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Fan-out of change signals.
+#[derive(Default)]
+pub struct Notifier {
+    version: AtomicU64,
+    owners: Mutex<Vec<mpsc::UnboundedSender<OwnerKey>>>,
+    health: Mutex<Vec<mpsc::UnboundedSender<String>>>,
+}
+
+impl Notifier {
+    pub fn changed(&self) {
+        self.version.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Relaxed)
+    }
+
+    pub fn trigger(&self, owner: OwnerKey) {
+        self.owners.lock().unwrap_or_else(|p| p.into_inner()).retain(|tx| tx.send(owner.clone()).is_ok());
+    }
+
+    pub fn health_changed(&self, cluster: &str) {
+        self.health.lock().unwrap_or_else(|p| p.into_inner()).retain(|tx| tx.send(cluster.to_string()).is_ok());
+    }
+}
+
+#[derive(Default)]
+pub struct Registry {
+    members: RwLock<BTreeMap<String, Arc<Member>>>,
+    notifier: Arc<Notifier>,
+    rtt: RwLock<Vec<(String, String, f32)>>,
+    traffic: RwLock<HashMap<String, f64>>,
+    cycle: Mutex<Option<Arc<FleetCycle>>>,
+}
+
+impl Registry {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Registry::default())
+    }
+
+    pub fn notifier(&self) -> &Arc<Notifier> {
+        &self.notifier
+    }
+
+    /// Owners whose children or pods changed in some cluster.
+    pub fn subscribe_owners(&self) -> mpsc::UnboundedReceiver<OwnerKey> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.notifier.owners.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
+        rx
+    }
+
+    /// Clusters whose reachability changed, and clusters added or removed.
+    pub fn subscribe_health(&self) -> mpsc::UnboundedReceiver<String> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.notifier.health.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
+        rx
+    }
+
+    /// Adds or replaces a cluster; a spec identical to the connected one is a no-op.
+    pub async fn upsert(&self, spec: ClusterSpec) -> Result<(), crate::member::ConnectError> {
+        if let Some(m) = self.get(&spec.name)
+            && m.fingerprint == spec.fingerprint
+        {
+            return Ok(());
+        }
+        let member = Member::connect(&spec, self.notifier.clone()).await?;
+        self.members.write().unwrap_or_else(|p| p.into_inner()).insert(spec.name.clone(), member);
+        self.notifier.changed();
+        self.notifier.health_changed(&spec.name);
+        Ok(())
+    }
+
+    /// Removes `name` if `source` registered it.
+    pub fn remove(&self, name: &str, source: &str) -> bool {
+        let mut members = self.members.write().unwrap_or_else(|p| p.into_inner());
+        if members.get(name).is_some_and(|m| m.source == source) {
+            members.remove(name);
+            drop(members);
+            tracing::info!(cluster = name, source, "workload cluster removed");
+            self.notifier.changed();
+            self.notifier.health_changed(name);
+            return true;
+        }
+        false
+    }
+
+    /// Makes `source`'s clusters exactly `specs`.
+    pub async fn sync_source(&self, source: &str, specs: Vec<ClusterSpec>) {
+        let keep: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+        for spec in specs {
+            let name = spec.name.clone();
+            if let Err(e) = self.upsert(spec).await {
+                tracing::error!(cluster = %name, error = %e, "cannot connect to workload cluster");
+            }
+        }
+        let stale: Vec<String> = self.members().iter().filter(|m| m.source == source && !keep.contains(&m.name)).map(|m| m.name.clone()).collect();
+        for name in stale {
+            self.remove(&name, source);
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Member>> {
+        self.members.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+    }
+
+    pub fn members(&self) -> Vec<Arc<Member>> {
+        self.members.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    }
+
+    pub fn set_rtt(&self, rtt: Vec<(String, String, f32)>) {
+        let mut cur = self.rtt.write().unwrap_or_else(|p| p.into_inner());
+        if *cur != rtt {
+            *cur = rtt;
+            self.notifier.changed();
+        }
+    }
+
+    pub fn set_traffic(&self, traffic: HashMap<String, f64>) {
+        let mut cur = self.traffic.write().unwrap_or_else(|p| p.into_inner());
+        if *cur != traffic {
+            *cur = traffic;
+            self.notifier.changed();
+        }
+    }
+
+    /// Waits until every registered cluster has listed its nodes and pods, or `timeout`.
+    pub async fn wait_synced(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let members = self.members();
+            if members.iter().all(|m| m.synced() || !matches!(m.health(), mck8s_policy::input::HealthDoc::Ready | mck8s_policy::input::HealthDoc::NotReady)) && !members.is_empty() {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The current fleet for a decision; rebuilt only when something changed.
+    pub fn cycle(&self) -> Result<Arc<FleetCycle>, mck8s_policy::input::InputError> {
+        let version = self.notifier.version();
+        let mut cached = self.cycle.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = cached.as_ref()
+            && c.version == version
+        {
+            return Ok(c.clone());
+        }
+        let traffic = self.traffic.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let states: Vec<ClusterState> = self.members().iter().map(|m| m.state(traffic.get(&m.name).copied().unwrap_or(0.0))).collect();
+        let rtt = self.rtt.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let cycle = Arc::new(FleetCycle::build(states, &rtt, version)?);
+        *cached = Some(cycle.clone());
+        Ok(cycle)
+    }
+}
+
+/// Keeps the clusters of a kubeconfig file or directory registered, re-reading it when it
+/// changes (a mounted Secret updates by swapping a symlink, so the directory is watched).
+pub async fn watch_path(registry: Arc<Registry>, path: PathBuf, exclude: Vec<String>) {
+    use notify::Watcher;
+    let source = format!("file:{}", path.display());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let watch_dir = if path.is_dir() { path.clone() } else { path.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")) };
+    let _watcher = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+        let _ = tx.send(());
+    })
+    .and_then(|mut w| w.watch(&watch_dir, notify::RecursiveMode::NonRecursive).map(|_| w));
+    if let Err(e) = &_watcher {
+        tracing::warn!(path = %path.display(), error = %e, "cannot watch kubeconfig path; it is read once");
+    }
+    loop {
+        match source::from_path(&path, &exclude) {
+            Ok(specs) => registry.sync_source(&source, specs).await,
+            // Keep what is connected: a half-written file must not drop every cluster.
+            Err(e) => tracing::error!(error = %e, "workload cluster kubeconfig"),
+        }
+        if rx.recv().await.is_none() {
+            return;
+        }
+        // Debounce bursts of events from one write.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        while rx.try_recv().is_ok() {}
+    }
+}
+
+/// Keeps the clusters of labelled kubeconfig Secrets in `namespace` registered.
+pub async fn watch_secrets(registry: Arc<Registry>, client: Client, namespace: String) {
+    let api: Api<Secret> = Api::namespaced(client, &namespace);
+    let mut stream = watcher::watcher(api, watcher::Config::default().labels(labels::CLUSTER_SECRET)).default_backoff().boxed();
+    let mut seen: HashMap<String, String> = HashMap::new(); // secret name → cluster name
+    let mut init: Vec<Secret> = Vec::new();
+    while let Some(ev) = stream.next().await {
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(e) => {
+                tracing::warn!(error = %e, "cluster secret watch");
+                continue;
+            }
+        };
+        match ev {
+            Event::Init => init.clear(),
+            Event::InitApply(s) => init.push(s),
+            Event::InitDone => {
+                let names: Vec<String> = init.iter().filter_map(|s| s.metadata.name.clone()).collect();
+                for s in std::mem::take(&mut init) {
+                    apply_secret(&registry, &mut seen, &s).await;
+                }
+                let gone: Vec<String> = seen.keys().filter(|k| !names.contains(k)).cloned().collect();
+                for k in gone {
+                    let cluster = seen.remove(&k).unwrap_or_default();
+                    registry.remove(&cluster, &format!("secret:{namespace}/{k}"));
+                }
+            }
+            Event::Apply(s) => apply_secret(&registry, &mut seen, &s).await,
+            Event::Delete(s) => {
+                let k = s.metadata.name.clone().unwrap_or_default();
+                if let Some(cluster) = seen.remove(&k) {
+                    registry.remove(&cluster, &format!("secret:{namespace}/{k}"));
+                }
+            }
+        }
+    }
+}
+
+async fn apply_secret(registry: &Registry, seen: &mut HashMap<String, String>, secret: &Secret) {
+    let key = secret.metadata.name.clone().unwrap_or_default();
+    match source::from_secret(secret) {
+        Ok(spec) => {
+            let (name, src) = (spec.name.clone(), spec.source.clone());
+            if let Some(old) = seen.insert(key, name.clone())
+                && old != name
+            {
+                registry.remove(&old, &src);
+            }
+            if let Err(e) = registry.upsert(spec).await {
+                tracing::error!(cluster = %name, error = %e, "cannot connect to workload cluster");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "invalid cluster secret"),
+    }
+}
