@@ -1,0 +1,569 @@
+//! Virtual clusters. Each has nodes and pods; inside a cluster pods are bound to nodes the
+//! way kube-scheduler does it (filter the nodes the pod fits, score least-allocated, take
+//! the best) and stay Pending when nothing fits, to be retried when capacity frees. A
+//! cluster may autoscale its nodes (a cloud's cluster autoscaler).
+//!
+//! [`Fleet::cluster_states`] is what the shared decision code sees: the same
+//! [`ClusterState`] a controller builds from its watches (nodes with the requests of their
+//! bound pods, each owner's bound pods per node).
+
+use crate::SimError;
+use crate::scenario::{ClusterSpec, NodeAutoscaling};
+use mck8s_capacity::{NodeCapacity, Resources, parse_bytes, parse_cpu_millis};
+use mck8s_policy::input::{HealthDoc, NodeDoc, RoleDoc};
+use mck8s_scheduler::{ClusterState, FleetCycle, OwnedPods, OwnerKey};
+use std::collections::{BTreeMap, HashMap};
+
+/// Index of an owner registered with [`Fleet::owner`].
+pub type OwnerId = u32;
+
+#[derive(Clone, Debug)]
+struct Pod {
+    owner: OwnerId,
+    request: Resources,
+    /// `None`: Pending.
+    node: Option<usize>,
+}
+
+#[derive(Clone, Debug)]
+struct Node {
+    allocatable: Resources,
+    /// Requests of system pods and bound pods.
+    requested: Resources,
+    bound: u32,
+    /// Added by the node autoscaler (may be removed again).
+    elastic: bool,
+    empty_since: Option<u64>,
+}
+
+impl Node {
+    fn capacity(&self) -> NodeCapacity {
+        NodeCapacity { allocatable: self.allocatable.clone(), requested: self.requested.clone() }
+    }
+}
+
+/// Per-cluster counters for reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Usage {
+    pub requested_cpu_millis: u64,
+    pub allocatable_cpu_millis: u64,
+    pub running: u32,
+    pub pending: u32,
+    pub nodes: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct VirtualCluster {
+    pub name: String,
+    pub role: Option<RoleDoc>,
+    pub cloud: bool,
+    pub health: HealthDoc,
+    pub labels: BTreeMap<String, String>,
+    pub traffic: f64,
+    pub cost: f64,
+    nodes: Vec<Node>,
+    /// In creation order: the Pending queue is served oldest first.
+    pods: Vec<Pod>,
+    autoscaling: Option<NodeAutoscaling>,
+    /// The shape the autoscaler adds (the first node entry).
+    template: Option<(Resources, Resources)>,
+    /// Ready times of nodes being provisioned.
+    provisioning: Vec<u64>,
+    dirty: bool,
+}
+
+fn lower_node(cluster: &str, n: &NodeDoc) -> Result<(Resources, Resources), SimError> {
+    let bad = |what: String| SimError::Scenario(format!("cluster {cluster:?}: {what}"));
+    let q = |v: Option<&str>, cpu: bool| -> Result<u64, SimError> {
+        match v {
+            None => Ok(0),
+            Some(t) => if cpu { parse_cpu_millis(t) } else { parse_bytes(t) }.map_err(|e| bad(e.to_string())),
+        }
+    };
+    Ok((
+        Resources { cpu_millis: q(Some(&n.cpu), true)?, memory_bytes: q(Some(&n.memory), false)?, pods: n.pods, extended: n.extended.clone() },
+        Resources {
+            cpu_millis: q(n.used_cpu.as_deref(), true)?,
+            memory_bytes: q(n.used_memory.as_deref(), false)?,
+            pods: n.used_pods,
+            extended: n.used_extended.clone(),
+        },
+    ))
+}
+
+impl VirtualCluster {
+    pub fn from_spec(spec: &ClusterSpec) -> Result<Self, SimError> {
+        let mut nodes = Vec::new();
+        let mut template = None;
+        for n in &spec.nodes {
+            let (alloc, base) = lower_node(&spec.name, n)?;
+            template.get_or_insert_with(|| (alloc.clone(), base.clone()));
+            for _ in 0..n.count {
+                nodes.push(Node { allocatable: alloc.clone(), requested: base.clone(), bound: 0, elastic: false, empty_since: None });
+            }
+        }
+        let cloud = match spec.role {
+            Some(RoleDoc::Cloud) => true,
+            Some(RoleDoc::Fog) => false,
+            None => spec.name.contains("cloud"),
+        };
+        let mut c = VirtualCluster {
+            name: spec.name.clone(),
+            role: spec.role.clone(),
+            cloud,
+            health: HealthDoc::Ready,
+            labels: spec.labels.clone(),
+            traffic: spec.traffic,
+            cost: spec.cost,
+            nodes,
+            pods: Vec::new(),
+            autoscaling: spec.autoscaling.clone(),
+            template,
+            provisioning: Vec::new(),
+            dirty: false,
+        };
+        if let Some(a) = &spec.autoscaling {
+            while (c.nodes.len() as u32) < a.min_nodes {
+                c.add_node(true);
+            }
+        }
+        Ok(c)
+    }
+
+    pub fn is_ready(&self) -> bool {
+        matches!(self.health, HealthDoc::Ready)
+    }
+
+    fn add_node(&mut self, elastic: bool) {
+        let (alloc, base) = self.template.clone().expect("validated: autoscaled clusters have a node shape");
+        self.nodes.push(Node { allocatable: alloc, requested: base, bound: 0, elastic, empty_since: None });
+    }
+
+    /// Pods of `owner` here: (bound, pending).
+    pub fn pods_of(&self, owner: OwnerId) -> (u32, u32) {
+        self.pods.iter().filter(|p| p.owner == owner).fold((0, 0), |(b, p), pod| if pod.node.is_some() { (b + 1, p) } else { (b, p + 1) })
+    }
+
+    /// Creates or deletes `owner`'s pods to have `n`. Deletes Pending pods first, then the
+    /// newest bound ones (a ReplicaSet scaling down prefers unscheduled pods).
+    fn set_replicas(&mut self, owner: OwnerId, request: &Resources, n: u32) {
+        let have = self.pods.iter().filter(|p| p.owner == owner).count() as u32;
+        if n > have {
+            for _ in have..n {
+                self.pods.push(Pod { owner, request: request.clone(), node: None });
+            }
+            self.dirty = true;
+            return;
+        }
+        let mut drop = have - n;
+        if drop == 0 {
+            return;
+        }
+        for bound_pass in [false, true] {
+            let mut i = self.pods.len();
+            while drop > 0 && i > 0 {
+                i -= 1;
+                let p = &self.pods[i];
+                if p.owner == owner && p.node.is_some() == bound_pass {
+                    let pod = self.pods.remove(i);
+                    if let Some(node) = pod.node {
+                        let nd = &mut self.nodes[node];
+                        nd.requested = nd.requested.saturating_sub(&pod.request);
+                        nd.bound -= 1;
+                    }
+                    drop -= 1;
+                }
+            }
+        }
+        // Freed capacity may fit Pending pods.
+        self.dirty = true;
+    }
+
+    /// One kube-scheduler pass over the Pending queue, oldest first: filter the nodes the
+    /// pod fits, score them least-allocated (mean free CPU and memory fraction after
+    /// binding, kube-scheduler's default), bind to the best (lowest index on ties, where
+    /// kube-scheduler picks at random).
+    fn schedule(&mut self) {
+        if !self.dirty || !self.is_ready() {
+            return;
+        }
+        self.dirty = false;
+        // A shape that fitted nowhere: every pod at least as large is skipped this pass.
+        let mut unfit: Vec<Resources> = Vec::new();
+        for i in 0..self.pods.len() {
+            if self.pods[i].node.is_some() {
+                continue;
+            }
+            let req = &self.pods[i].request;
+            if unfit.iter().any(|u| covers(req, u)) {
+                continue;
+            }
+            let mut best: Option<(usize, f64)> = None;
+            for (k, n) in self.nodes.iter().enumerate() {
+                if n.allocatable.saturating_sub(&n.requested).fits_times(req) == 0 {
+                    continue;
+                }
+                let score = least_allocated(n, req);
+                if best.is_none_or(|(_, s)| score > s) {
+                    best = Some((k, score));
+                }
+            }
+            match best {
+                Some((k, _)) => {
+                    let n = &mut self.nodes[k];
+                    n.requested.add(req);
+                    n.bound += 1;
+                    n.empty_since = None;
+                    self.pods[i].node = Some(k);
+                }
+                None => unfit.push(req.clone()),
+            }
+        }
+    }
+
+    /// Loses every pod (the cluster failed; its workloads are re-placed elsewhere).
+    fn lose_pods(&mut self) -> Vec<OwnerId> {
+        let mut owners: Vec<OwnerId> = self.pods.iter().map(|p| p.owner).collect();
+        owners.sort_unstable();
+        owners.dedup();
+        for p in self.pods.drain(..) {
+            if let Some(k) = p.node {
+                let n = &mut self.nodes[k];
+                n.requested = n.requested.saturating_sub(&p.request);
+                n.bound -= 1;
+            }
+        }
+        self.provisioning.clear();
+        owners
+    }
+
+    /// The cluster autoscaler: enough new nodes for the Pending pods (packed first-fit on
+    /// empty node shapes), within `maxNodes`; empty elastic nodes go after
+    /// `scaleDownSeconds`. Returns the ready times of nodes it started.
+    fn autoscale(&mut self, now: u64) -> Vec<u64> {
+        let Some(a) = self.autoscaling.clone() else { return Vec::new() };
+        if !self.is_ready() {
+            return Vec::new();
+        }
+        for n in &mut self.nodes {
+            if n.bound == 0 {
+                n.empty_since.get_or_insert(now);
+            } else {
+                n.empty_since = None;
+            }
+        }
+        let mut started = Vec::new();
+        let (alloc, base) = self.template.clone().expect("validated");
+        let mut fresh: Vec<Resources> = Vec::new();
+        for p in self.pods.iter().filter(|p| p.node.is_none()) {
+            let empty = alloc.saturating_sub(&base);
+            if empty.fits_times(&p.request) == 0 {
+                continue; // would not fit a new node either
+            }
+            match fresh.iter_mut().find(|f| f.fits_times(&p.request) > 0) {
+                Some(f) => *f = f.saturating_sub(&p.request),
+                None => fresh.push(empty.saturating_sub(&p.request)),
+            }
+        }
+        let room = (a.max_nodes as usize).saturating_sub(self.nodes.len() + self.provisioning.len());
+        let want = fresh.len().saturating_sub(self.provisioning.len()).min(room);
+        for _ in 0..want {
+            self.provisioning.push(now + a.provision_seconds);
+            started.push(now + a.provision_seconds);
+        }
+        if fresh.is_empty() {
+            // Scale down one idle elastic node at a time, newest first.
+            if let Some(k) = (0..self.nodes.len()).rev().find(|&k| {
+                let n = &self.nodes[k];
+                n.elastic && n.bound == 0 && n.empty_since.is_some_and(|t| now >= t + a.scale_down_seconds)
+            }) {
+                if self.nodes.len() as u32 > a.min_nodes {
+                    self.nodes.remove(k);
+                    for p in &mut self.pods {
+                        if let Some(i) = p.node.as_mut() {
+                            if *i > k {
+                                *i -= 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        started
+    }
+
+    /// Nodes whose provisioning finished by `now` join the cluster.
+    fn nodes_ready(&mut self, now: u64) {
+        let due = self.provisioning.iter().filter(|&&t| t <= now).count();
+        self.provisioning.retain(|&t| t > now);
+        for _ in 0..due {
+            self.add_node(true);
+        }
+        if due > 0 {
+            self.dirty = true;
+        }
+    }
+
+    pub fn usage(&self) -> Usage {
+        let mut u = Usage::default();
+        for n in &self.nodes {
+            u.requested_cpu_millis += n.requested.cpu_millis;
+            u.allocatable_cpu_millis += n.allocatable.cpu_millis;
+        }
+        u.nodes = self.nodes.len() as u32;
+        for p in &self.pods {
+            if p.node.is_some() {
+                u.running += 1;
+            } else {
+                u.pending += 1;
+            }
+        }
+        u
+    }
+
+    /// What a controller observes of this cluster.
+    pub fn state(&self, owners: &[OwnerKey]) -> ClusterState {
+        let mut by_owner: HashMap<OwnerId, BTreeMap<usize, Resources>> = HashMap::new();
+        let mut bound: HashMap<OwnerId, u32> = HashMap::new();
+        for p in &self.pods {
+            if let Some(k) = p.node {
+                by_owner.entry(p.owner).or_default().entry(k).or_default().add(&p.request);
+                *bound.entry(p.owner).or_default() += 1;
+            }
+        }
+        let owned = by_owner
+            .into_iter()
+            .map(|(o, per)| (owners[o as usize].clone(), OwnedPods { per_node: per.into_iter().collect(), bound: bound[&o] }))
+            .collect();
+        ClusterState {
+            name: self.name.clone(),
+            role: self.role.clone(),
+            health: self.health.clone(),
+            labels: self.labels.clone(),
+            nodes: self.nodes.iter().map(Node::capacity).collect(),
+            owned,
+            traffic: self.traffic,
+            cost: self.cost,
+        }
+    }
+}
+
+/// Whether `req` needs at least `small` in every dimension (so it cannot fit where `small`
+/// did not).
+fn covers(req: &Resources, small: &Resources) -> bool {
+    req.cpu_millis >= small.cpu_millis
+        && req.memory_bytes >= small.memory_bytes
+        && req.pods >= small.pods
+        && small.extended.iter().all(|(k, v)| req.extended.get(k).copied().unwrap_or(0) >= *v)
+}
+
+fn least_allocated(n: &Node, req: &Resources) -> f64 {
+    let frac = |alloc: u64, used: u64| if alloc == 0 { 0.0 } else { alloc.saturating_sub(used) as f64 / alloc as f64 };
+    (frac(n.allocatable.cpu_millis, n.requested.cpu_millis + req.cpu_millis)
+        + frac(n.allocatable.memory_bytes, n.requested.memory_bytes + req.memory_bytes))
+        / 2.0
+}
+
+/// The virtual fleet.
+#[derive(Clone, Debug)]
+pub struct Fleet {
+    pub clusters: Vec<VirtualCluster>,
+    pub rtt: Vec<(String, String, f32)>,
+    index: HashMap<String, usize>,
+    owners: Vec<OwnerKey>,
+    owner_ids: HashMap<OwnerKey, OwnerId>,
+}
+
+impl Fleet {
+    pub fn new(clusters: &[ClusterSpec], rtt: &[(String, String, f32)]) -> Result<Self, SimError> {
+        let clusters = clusters.iter().map(VirtualCluster::from_spec).collect::<Result<Vec<_>, _>>()?;
+        let index = clusters.iter().enumerate().map(|(i, c)| (c.name.clone(), i)).collect();
+        Ok(Fleet { clusters, rtt: rtt.to_vec(), index, owners: Vec::new(), owner_ids: HashMap::new() })
+    }
+
+    pub fn index_of(&self, cluster: &str) -> Option<usize> {
+        self.index.get(cluster).copied()
+    }
+
+    /// Registers (or finds) an owner.
+    pub fn owner(&mut self, key: &OwnerKey) -> OwnerId {
+        if let Some(&id) = self.owner_ids.get(key) {
+            return id;
+        }
+        let id = self.owners.len() as OwnerId;
+        self.owners.push(key.clone());
+        self.owner_ids.insert(key.clone(), id);
+        id
+    }
+
+    /// Makes `owner`'s pods per cluster match `desired` (clusters not named get none).
+    /// Pods are created Pending; [`Self::schedule`] binds them.
+    pub fn apply(&mut self, owner: OwnerId, request: &Resources, desired: &BTreeMap<String, u32>) -> Result<(), SimError> {
+        for (name, _) in desired.iter().filter(|(_, n)| **n > 0) {
+            if !self.index.contains_key(name) {
+                return Err(SimError::Scenario(format!("placement names unknown cluster {name:?}")));
+            }
+        }
+        for c in &mut self.clusters {
+            let want = desired.get(&c.name).copied().unwrap_or(0);
+            c.set_replicas(owner, request, want);
+        }
+        Ok(())
+    }
+
+    /// [`Self::apply`] on the named clusters only (cheaper on large fleets): `previous` are
+    /// the clusters the owner may have pods on.
+    pub fn apply_on(&mut self, owner: OwnerId, request: &Resources, previous: &[String], desired: &BTreeMap<String, u32>) -> Result<(), SimError> {
+        let mut touched: Vec<usize> = Vec::with_capacity(previous.len() + desired.len());
+        for name in previous.iter().chain(desired.keys()) {
+            let i = self.index_of(name).ok_or_else(|| SimError::Scenario(format!("placement names unknown cluster {name:?}")))?;
+            touched.push(i);
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for i in touched {
+            let c = &mut self.clusters[i];
+            let want = desired.get(&c.name).copied().unwrap_or(0);
+            c.set_replicas(owner, request, want);
+        }
+        Ok(())
+    }
+
+    /// Runs kube-scheduler in every cluster that changed.
+    pub fn schedule(&mut self) {
+        for c in &mut self.clusters {
+            c.schedule();
+        }
+    }
+
+    /// The cluster fails: it reports `health` and its pods are lost. Returns the owners
+    /// that had pods there.
+    pub fn fail(&mut self, cluster: usize, health: HealthDoc) -> Vec<OwnerId> {
+        let c = &mut self.clusters[cluster];
+        c.health = health;
+        c.lose_pods()
+    }
+
+    pub fn recover(&mut self, cluster: usize) {
+        let c = &mut self.clusters[cluster];
+        c.health = HealthDoc::Ready;
+        c.dirty = true;
+    }
+
+    /// Node autoscaling in every cluster; returns `(cluster, ready time)` of started nodes.
+    pub fn autoscale_nodes(&mut self, now: u64) -> Vec<(usize, u64)> {
+        let mut out = Vec::new();
+        for (i, c) in self.clusters.iter_mut().enumerate() {
+            out.extend(c.autoscale(now).into_iter().map(|t| (i, t)));
+        }
+        out
+    }
+
+    pub fn nodes_ready(&mut self, cluster: usize, now: u64) {
+        self.clusters[cluster].nodes_ready(now);
+    }
+
+    /// The fleet as the controllers observe it.
+    pub fn cluster_states(&self) -> Vec<ClusterState> {
+        self.clusters.iter().map(|c| c.state(&self.owners)).collect()
+    }
+
+    /// One decision cycle's view, as the controller would build it.
+    pub fn cycle(&self, version: u64) -> Result<FleetCycle, SimError> {
+        Ok(FleetCycle::build(self.cluster_states(), &self.rtt, version)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(yaml: &str) -> ClusterSpec {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    fn cpu(m: u64) -> Resources {
+        Resources { cpu_millis: m, memory_bytes: m << 20, pods: 1, ..Default::default() }
+    }
+
+    fn fleet(yaml: &str) -> (Fleet, OwnerId, OwnerId) {
+        let mut f = Fleet::new(&[spec(yaml)], &[]).unwrap();
+        let a = f.owner(&OwnerKey { kind: "MultiClusterDeployment".into(), namespace: "default".into(), name: "a".into() });
+        let b = f.owner(&OwnerKey { kind: "MultiClusterDeployment".into(), namespace: "default".into(), name: "b".into() });
+        (f, a, b)
+    }
+
+    fn want(c: &str, n: u32) -> BTreeMap<String, u32> {
+        [(c.to_string(), n)].into_iter().collect()
+    }
+
+    #[test]
+    fn pods_spread_least_allocated_and_stay_pending_when_nothing_fits() {
+        let (mut f, a, b) = fleet("{name: c, nodes: [{count: 2, cpu: 2, memory: 2000Mi}]}");
+        f.apply(a, &cpu(1000), &want("c", 3)).unwrap();
+        f.schedule();
+        // Spread: node 0, node 1, then node 0 again (tie, lowest index).
+        let st = f.cluster_states().remove(0);
+        let owned = &st.owned[&f.owners[a as usize]];
+        assert_eq!(owned.bound, 3);
+        let two = Resources { pods: 2, ..cpu(2000) };
+        assert_eq!(owned.per_node, vec![(0, two), (1, cpu(1000))]);
+        f.apply(b, &cpu(1000), &want("c", 3)).unwrap();
+        f.schedule();
+        assert_eq!(f.clusters[0].pods_of(b), (1, 2));
+        assert_eq!(f.clusters[0].usage().pending, 2);
+        // a shrinks: b's Pending pods bind in the freed space.
+        f.apply(a, &cpu(1000), &want("c", 1)).unwrap();
+        f.schedule();
+        assert_eq!(f.clusters[0].pods_of(b), (3, 0));
+        assert_eq!(f.clusters[0].usage(), Usage { requested_cpu_millis: 4000, allocatable_cpu_millis: 4000, running: 4, pending: 0, nodes: 2 });
+    }
+
+    #[test]
+    fn scaling_down_deletes_pending_pods_first() {
+        let (mut f, a, _) = fleet("{name: c, nodes: [{count: 1, cpu: 2, memory: 2000Mi}]}");
+        f.apply(a, &cpu(1000), &want("c", 4)).unwrap();
+        f.schedule();
+        assert_eq!(f.clusters[0].pods_of(a), (2, 2));
+        f.apply(a, &cpu(1000), &want("c", 2)).unwrap();
+        assert_eq!(f.clusters[0].pods_of(a), (2, 0));
+        f.apply(a, &cpu(1000), &BTreeMap::new()).unwrap();
+        assert_eq!(f.clusters[0].usage().requested_cpu_millis, 0);
+    }
+
+    #[test]
+    fn the_node_autoscaler_adds_nodes_for_pending_pods_and_removes_idle_ones() {
+        let (mut f, a, _) = fleet(
+            "{name: cloud1, nodes: [{cpu: 4, memory: 4000Mi}], autoscaling: {minNodes: 1, maxNodes: 3, provisionSeconds: 100, scaleDownSeconds: 50}}",
+        );
+        f.apply(a, &cpu(2000), &want("cloud1", 7)).unwrap();
+        f.schedule();
+        assert_eq!(f.clusters[0].pods_of(a), (2, 5));
+        // 5 pending pods of 2 CPU need 3 nodes of 4; room for 2 more.
+        let started = f.autoscale_nodes(0);
+        assert_eq!(started, vec![(0, 100), (0, 100)]);
+        assert!(f.autoscale_nodes(30).is_empty(), "already provisioning");
+        f.nodes_ready(0, 100);
+        f.schedule();
+        assert_eq!(f.clusters[0].pods_of(a), (6, 1));
+        f.apply(a, &cpu(2000), &want("cloud1", 1)).unwrap();
+        f.schedule();
+        f.autoscale_nodes(200);
+        f.autoscale_nodes(260);
+        f.autoscale_nodes(300);
+        assert_eq!(f.clusters[0].usage().nodes, 1, "idle elastic nodes removed, one by one");
+        assert_eq!(f.clusters[0].pods_of(a), (1, 0));
+    }
+
+    #[test]
+    fn a_failed_cluster_loses_its_pods() {
+        let (mut f, a, _) = fleet("{name: c, nodes: [{count: 1, cpu: 2, memory: 2000Mi}]}");
+        f.apply(a, &cpu(1000), &want("c", 2)).unwrap();
+        f.schedule();
+        assert_eq!(f.fail(0, HealthDoc::Unreachable), vec![a]);
+        assert_eq!(f.clusters[0].usage().running, 0);
+        assert!(!f.clusters[0].is_ready());
+        f.recover(0);
+        assert!(f.clusters[0].is_ready());
+    }
+}
