@@ -19,6 +19,9 @@ enum Command {
     /// Print or write the custom resource definitions.
     #[command(subcommand)]
     Crd(commands::crd::CrdCommand),
+    /// Simulate a fog/cloud fleet in virtual time and compare placement policies (the
+    /// embedded paper-like scenario without a file).
+    Simulate(commands::simulate::SimulateArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -38,6 +41,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Policy(cmd) => commands::policy::run(cmd),
         Command::Crd(cmd) => commands::crd::run(cmd),
+        Command::Simulate(args) => commands::simulate::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,2 +1,3 @@
 pub mod crd;
 pub mod policy;
+pub mod simulate;

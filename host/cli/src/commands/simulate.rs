@@ -1,0 +1,118 @@
+//! `mck8s simulate [SCENARIO.yaml] [--policy FILE.wasm]... [--json OUT] [--charts DIR]`:
+//! runs a scenario (the embedded default without a file) once per placement policy and
+//! prints the comparison table.
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use mck8s_sim::{EVEN_SPLIT, Scenario, policies};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Args)]
+pub struct SimulateArgs {
+    /// Scenario file (YAML); the embedded paper-like default without one.
+    scenario: Option<PathBuf>,
+    /// Also compare this placement component (repeatable).
+    #[arg(long = "policy")]
+    policy_files: Vec<PathBuf>,
+    /// Only these policies (comma-separated names; `kubefed-even` is the baseline).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Directory of the built-in components (default: where scripts/build-policies.sh puts them).
+    #[arg(long, env = "MCK8S_POLICY_DIR")]
+    policies: Option<PathBuf>,
+    /// Write the full results (summary and time series) as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write SVG charts (utilisation and Pending pods per cluster, pending fraction per policy).
+    #[arg(long)]
+    charts: Option<PathBuf>,
+    /// Print the embedded default scenario and exit.
+    #[arg(long)]
+    print_default: bool,
+}
+
+pub fn run(args: SimulateArgs) -> Result<()> {
+    if args.print_default {
+        print!("{}", mck8s_sim::DEFAULT_SCENARIO);
+        return Ok(());
+    }
+    let scenario = match &args.scenario {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            Scenario::parse(&text).with_context(|| format!("in {}", p.display()))?
+        }
+        None => Scenario::default_scenario(),
+    };
+    let registry = policies::new_registry()?;
+    let dir = args.policies.clone().unwrap_or_else(policies::builtin_dir);
+    let builtins = policies::load_dir(&registry, &dir)?;
+    let mut users = Vec::new();
+    for f in &args.policy_files {
+        users.push(policies::load_file(&registry, f).with_context(|| format!("loading {}", f.display()))?);
+    }
+    let registry = Arc::new(registry);
+    let mut names: Vec<String> = if !args.only.is_empty() {
+        args.only.clone()
+    } else if !scenario.policies.is_empty() {
+        scenario.policies.clone()
+    } else {
+        builtins.iter().cloned().chain([EVEN_SPLIT.to_string()]).collect()
+    };
+    for u in users {
+        if !names.contains(&u) {
+            names.push(u);
+        }
+    }
+    if names.is_empty() {
+        bail!("no placement policy to run");
+    }
+    let workloads = scenario.expanded_workloads().len();
+    eprintln!(
+        "scenario {:?}: {} clusters, {} workloads, {} s of virtual time; policies: {}",
+        scenario.name,
+        scenario.clusters.len(),
+        workloads,
+        scenario.duration_seconds,
+        names.join(", ")
+    );
+    let tty = std::io::stderr().is_terminal();
+    let mut results = Vec::new();
+    for name in &names {
+        let mut last = -1i64;
+        let mut progress = |f: f64| {
+            let pct = (f * 100.0) as i64;
+            if tty && pct != last {
+                last = pct;
+                let bar = (f * 30.0) as usize;
+                eprint!("\r{name:<16} [{}{}] {pct:>3}%", "#".repeat(bar), " ".repeat(30 - bar.min(30)));
+                let _ = std::io::stderr().flush();
+            }
+        };
+        let r = mck8s_sim::run(&scenario, registry.clone(), name, &mut progress).with_context(|| format!("simulating with {name}"))?;
+        if tty {
+            eprint!("\r{:<60}\r", "");
+        }
+        eprintln!("{name}: {} decisions in {:.2} s wall", r.decisions, r.wall_seconds);
+        for e in &r.first_errors {
+            eprintln!("  error: {e}");
+        }
+        results.push(r);
+    }
+    println!("{}", mck8s_sim::table(&results));
+    if let Some(path) = &args.json {
+        let doc = serde_json::json!({ "scenario": scenario, "results": results });
+        std::fs::write(path, serde_json::to_string_pretty(&doc)?).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(dir) = &args.charts {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for (file, svg) in mck8s_sim::charts(&results) {
+            let p = dir.join(file);
+            std::fs::write(&p, svg).with_context(|| format!("writing {}", p.display()))?;
+        }
+        eprintln!("wrote charts to {}", dir.display());
+    }
+    Ok(())
+}
