@@ -100,25 +100,30 @@ pub fn place<P: PlacementPolicy>(w: t::Workload) -> Result<t::Decision, String> 
 #[macro_export]
 macro_rules! export_placement {
     ($policy:ty) => {
-        struct __Mck8sPlacer;
-        impl $crate::placement::bindings::exports::mck8s::policy::placer::Guest for __Mck8sPlacer {
-            fn info() -> $crate::placement::bindings::mck8s::policy::types::PolicyInfo {
-                $crate::placement::info::<$policy>()
+        // Components only: the export names are no valid native symbols, and a native build
+        // (unit tests, the `testing` harness) has no host to export to.
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct __Mck8sPlacer;
+            impl $crate::placement::bindings::exports::mck8s::policy::placer::Guest for __Mck8sPlacer {
+                fn info() -> $crate::placement::bindings::mck8s::policy::types::PolicyInfo {
+                    $crate::placement::info::<$policy>()
+                }
+                fn set_fleet(
+                    fleet: $crate::placement::bindings::mck8s::policy::types::Fleet,
+                ) -> ::core::result::Result<(), ::std::string::String> {
+                    $crate::placement::set_fleet(fleet)
+                }
+                fn place(
+                    workload: $crate::placement::bindings::mck8s::policy::types::Workload,
+                ) -> ::core::result::Result<
+                    $crate::placement::bindings::mck8s::policy::types::Decision,
+                    ::std::string::String,
+                > {
+                    $crate::placement::place::<$policy>(workload)
+                }
             }
-            fn set_fleet(
-                fleet: $crate::placement::bindings::mck8s::policy::types::Fleet,
-            ) -> ::core::result::Result<(), ::std::string::String> {
-                $crate::placement::set_fleet(fleet)
-            }
-            fn place(
-                workload: $crate::placement::bindings::mck8s::policy::types::Workload,
-            ) -> ::core::result::Result<
-                $crate::placement::bindings::mck8s::policy::types::Decision,
-                ::std::string::String,
-            > {
-                $crate::placement::place::<$policy>(workload)
-            }
-        }
-        $crate::placement::bindings::__export_placement_world!(__Mck8sPlacer with_types_in $crate::placement::bindings);
+            $crate::placement::bindings::__export_placement_world!(__Mck8sPlacer with_types_in $crate::placement::bindings);
+        };
     };
 }

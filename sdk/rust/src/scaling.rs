@@ -57,20 +57,25 @@ pub fn scale<P: ScalingPolicy>(r: s::ScalingRequest) -> Result<s::ScalingDecisio
 #[macro_export]
 macro_rules! export_scaling {
     ($policy:ty) => {
-        struct __Mck8sScaler;
-        impl $crate::scaling::bindings::exports::mck8s::policy::scaler::Guest for __Mck8sScaler {
-            fn info() -> $crate::placement::bindings::mck8s::policy::types::PolicyInfo {
-                $crate::scaling::info::<$policy>()
+        // Components only: the export names are no valid native symbols, and a native build
+        // (unit tests, the `testing` harness) has no host to export to.
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct __Mck8sScaler;
+            impl $crate::scaling::bindings::exports::mck8s::policy::scaler::Guest for __Mck8sScaler {
+                fn info() -> $crate::placement::bindings::mck8s::policy::types::PolicyInfo {
+                    $crate::scaling::info::<$policy>()
+                }
+                fn scale(
+                    request: $crate::scaling::bindings::mck8s::policy::scaling_types::ScalingRequest,
+                ) -> ::core::result::Result<
+                    $crate::scaling::bindings::mck8s::policy::scaling_types::ScalingDecision,
+                    ::std::string::String,
+                > {
+                    $crate::scaling::scale::<$policy>(request)
+                }
             }
-            fn scale(
-                request: $crate::scaling::bindings::mck8s::policy::scaling_types::ScalingRequest,
-            ) -> ::core::result::Result<
-                $crate::scaling::bindings::mck8s::policy::scaling_types::ScalingDecision,
-                ::std::string::String,
-            > {
-                $crate::scaling::scale::<$policy>(request)
-            }
-        }
-        $crate::scaling::bindings::__export_scaling_world!(__Mck8sScaler with_types_in $crate::scaling::bindings);
+            $crate::scaling::bindings::__export_scaling_world!(__Mck8sScaler with_types_in $crate::scaling::bindings);
+        };
     };
 }

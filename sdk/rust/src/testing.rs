@@ -10,13 +10,12 @@
 
 use crate::{Cluster, Fleet, Placement, PlacementPolicy, Preference, Request, Role};
 use mck8s_policy::bindings::wit;
-use mck8s_policy::cases::Case;
 use mck8s_policy::input::{InputError, PlacementInput};
 use mck8s_policy::FleetSnapshot;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-pub use mck8s_policy::cases::load as load_cases;
+pub use mck8s_policy::cases::{Case, Expect, load as load_cases};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {

@@ -1,3 +1,4 @@
 pub mod crd;
 pub mod policy;
 pub mod simulate;
+pub mod templates;

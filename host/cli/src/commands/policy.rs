@@ -1,6 +1,7 @@
-//! `mck8s policy check | eval | bench`.
+//! `mck8s policy check | eval | test | bench | compare | new`.
 
 use anyhow::{Context, Result, bail};
+use super::templates::{self, Lang};
 use clap::{Args, Subcommand};
 use mck8s_policy::input::{PlacementInput, ScalingInput};
 use mck8s_policy::{EngineConfig, FleetSnapshot, Limits, LoadedPolicy, PolicyEngine, PolicyKind, PlacementSession, canary, synthetic};
@@ -55,6 +56,19 @@ pub enum PolicyCommand {
         #[command(flatten)]
         limits: LimitArgs,
     },
+    /// Write a ready-to-build policy project (the even-spread example) for LANG into
+    /// ./NAME or --dir.
+    New {
+        #[arg(value_enum)]
+        lang: Lang,
+        name: String,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// sdk/rust of a mck8s checkout, for Rust projects (default: the checkout this
+        /// binary was built from).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
     /// Measure per-decision latency (percentiles) on synthetic fleets or an input file.
     Bench {
         file: PathBuf,
@@ -88,17 +102,21 @@ impl LimitArgs {
 }
 
 pub fn run(cmd: PolicyCommand) -> Result<()> {
-    let engine = PolicyEngine::new(EngineConfig::default())?;
+    // Built only by the commands that load components (`new` needs none).
+    let engine = || PolicyEngine::new(EngineConfig::default());
     match cmd {
-        PolicyCommand::Check { file, limits } => check(&engine, &file, limits.limits()),
-        PolicyCommand::Eval { file, input, limits } => eval(&engine, &file, &input, limits.limits()),
+        PolicyCommand::Check { file, limits } => check(&engine()?, &file, limits.limits()),
+        PolicyCommand::Eval { file, input, limits } => eval(&engine()?, &file, &input, limits.limits()),
         PolicyCommand::Test { file, cases, properties, seed, params, limits } => {
-            test(&engine, &file, &cases, properties, seed, &params.into_iter().collect(), limits.limits())
+            test(&engine()?, &file, &cases, properties, seed, &params.into_iter().collect(), limits.limits())
         }
-        PolicyCommand::Compare { policies, input, locations } => compare(&engine, policies, input.as_deref(), &locations),
+        PolicyCommand::Compare { policies, input, locations } => {
+            compare(&engine()?, policies, input.as_deref(), &locations)
+        }
         PolicyCommand::Bench { file, clusters, input, iterations, limits } => {
-            bench(&engine, &file, &clusters, input.as_deref(), iterations, limits.limits())
+            bench(&engine()?, &file, &clusters, input.as_deref(), iterations, limits.limits())
         }
+        PolicyCommand::New { lang, name, dir, sdk } => new(lang, &name, dir, sdk),
     }
 }
 
@@ -267,6 +285,16 @@ fn compare(engine: &PolicyEngine, dir: Option<PathBuf>, input: Option<&Path>, lo
             println!("    summary: {}", d.summary);
         }
     }
+    Ok(())
+}
+
+fn new(lang: Lang, name: &str, dir: Option<PathBuf>, sdk: Option<PathBuf>) -> Result<()> {
+    let dir = dir.unwrap_or_else(|| PathBuf::from(name));
+    let (files, build) = templates::scaffold(lang, name, &dir, &sdk.unwrap_or_else(templates::default_sdk))?;
+    for f in &files {
+        println!("wrote {}", f.display());
+    }
+    println!("\nnext, in {}:\n{build}\nmck8s policy test policy.wasm cases --properties 200", dir.display());
     Ok(())
 }
 

@@ -56,14 +56,3 @@ impl PlacementPolicy for EvenSpread {
 
 mck8s_policy_sdk::export_placement!(EvenSpread);
 
-#[cfg(test)]
-mod tests {
-    use super::EvenSpread;
-
-    /// The cases every example policy must pass, natively here and through the Wasm host
-    /// in `host/policy/tests/examples.rs`.
-    #[test]
-    fn shared_cases() {
-        mck8s_policy_sdk::testing::assert_cases::<EvenSpread>(concat!(env!("CARGO_MANIFEST_DIR"), "/../cases"));
-    }
-}
