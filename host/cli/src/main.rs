@@ -16,6 +16,8 @@ enum Command {
     /// Inspect, evaluate and benchmark policy components.
     #[command(subcommand)]
     Policy(commands::policy::PolicyCommand),
+    /// Run the controller against a management cluster and its workload clusters.
+    Run(Box<commands::run::RunArgs>),
     /// Print or write the custom resource definitions.
     #[command(subcommand)]
     Crd(commands::crd::CrdCommand),
@@ -31,16 +33,23 @@ fn main() -> std::process::ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MCK8S_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    // The controller logs what it decides; one-shot commands only warnings.
+    let (default_level, json) = match &cli.command {
+        Command::Run(args) => ("info", args.log_json),
+        _ => ("warn", false),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MCK8S_LOG").unwrap_or_else(|_| default_level.into());
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        fmt.json().init();
+    } else {
+        fmt.init();
+    }
     let result = match cli.command {
         Command::Policy(cmd) => commands::policy::run(cmd),
         Command::Crd(cmd) => commands::crd::run(cmd),
+        Command::Run(args) => commands::run::run(*args),
         Command::Simulate(args) => commands::simulate::run(args),
     };
     match result {

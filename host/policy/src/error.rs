@@ -31,6 +31,25 @@ pub enum PolicyErrorKind {
     NotFound(String),
 }
 
+impl PolicyErrorKind {
+    /// A short stable name, for metric labels.
+    pub fn label(&self) -> &'static str {
+        match self {
+            PolicyErrorKind::Compile(_) => "compile",
+            PolicyErrorKind::Incompatible(_) => "incompatible",
+            PolicyErrorKind::ForbiddenImport { .. } => "forbidden-import",
+            PolicyErrorKind::Timeout { .. } => "timeout",
+            PolicyErrorKind::OutOfMemory { .. } => "out-of-memory",
+            PolicyErrorKind::Trap { .. } => "trap",
+            PolicyErrorKind::Refused(_) => "refused",
+            PolicyErrorKind::InvalidOutput(_) => "invalid-output",
+            PolicyErrorKind::SelfCheck(_) => "self-check",
+            PolicyErrorKind::Instantiate(_) => "instantiate",
+            PolicyErrorKind::NotFound(_) => "not-found",
+        }
+    }
+}
+
 fn stderr_suffix(stderr: &str) -> String {
     let s = stderr.trim();
     if s.is_empty() { String::new() } else { format!(" (guest stderr: {s})") }

@@ -1,0 +1,101 @@
+//! `mck8s run`: the controller.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use mck8s_controller::Config;
+use mck8s_controller::context::Timing;
+use mck8s_policy::Limits;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Kubeconfig of the management cluster (default: in-cluster, then $KUBECONFIG, then ~/.kube/config).
+    #[arg(long, env = "MCK8S_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Context of the management cluster in that kubeconfig (default: its current context).
+    #[arg(long, env = "MCK8S_CONTEXT")]
+    pub context: Option<String>,
+    /// The controller's namespace: policy ConfigMaps and cluster Secrets live there.
+    #[arg(long, env = "MCK8S_NAMESPACE", default_value = "mck8s-system")]
+    pub namespace: String,
+    /// Reconcile objects in this namespace only (default: every namespace).
+    #[arg(long, env = "MCK8S_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+    /// Workload clusters: a kubeconfig file or directory whose contexts are named like the clusters (repeatable).
+    #[arg(long = "clusters", env = "MCK8S_CLUSTERS", value_delimiter = ',')]
+    pub clusters: Vec<PathBuf>,
+    /// Contexts in those kubeconfigs that are not workload clusters (the management cluster).
+    #[arg(long = "exclude-cluster", env = "MCK8S_EXCLUDE_CLUSTERS", value_delimiter = ',')]
+    pub exclude_clusters: Vec<String>,
+    /// Do not watch kubeconfig Secrets labelled fogguru.eu/cluster in the controller's namespace.
+    #[arg(long)]
+    pub no_cluster_secrets: bool,
+    /// Directory of policy components (`<name>.wasm`), watched (repeatable).
+    #[arg(long = "policy-dir", env = "MCK8S_POLICY_DIRS", value_delimiter = ',')]
+    pub policy_dirs: Vec<PathBuf>,
+    /// Do not watch policy ConfigMaps labelled fogguru.eu/policy in the controller's namespace.
+    #[arg(long)]
+    pub no_policy_configmaps: bool,
+    /// Per-call CPU-time deadline of a policy, in milliseconds.
+    #[arg(long, env = "MCK8S_POLICY_DEADLINE_MS", default_value_t = 100)]
+    pub policy_deadline_ms: u64,
+    /// Memory cap of a policy instance, in MiB.
+    #[arg(long, env = "MCK8S_POLICY_MEMORY_MIB", default_value_t = 64)]
+    pub policy_memory_mib: usize,
+    /// Prometheus base URL, for traffic (e.g. http://prometheus:9090).
+    #[arg(long, env = "MCK8S_PROMETHEUS_URL")]
+    pub prometheus_url: Option<String>,
+    /// serf RPC address, for RTTs between clusters (e.g. 127.0.0.1:7373).
+    #[arg(long, env = "MCK8S_SERF_RPC")]
+    pub serf_rpc: Option<String>,
+    /// A static RTT map (YAML) instead of serf.
+    #[arg(long, env = "MCK8S_RTT_FILE")]
+    pub rtt_file: Option<PathBuf>,
+    /// Address for /metrics, /healthz and /readyz.
+    #[arg(long, env = "MCK8S_METRICS_ADDR", default_value = "0.0.0.0:9464")]
+    pub metrics_addr: SocketAddr,
+    /// Seconds between retries of a placement with unplaced replicas.
+    #[arg(long, default_value_t = 30)]
+    pub burst_retry_seconds: u64,
+    /// Log as JSON lines.
+    #[arg(long, env = "MCK8S_LOG_JSON")]
+    pub log_json: bool,
+}
+
+pub fn run(args: RunArgs) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let client = management_client(&args).await?;
+        let config = Config {
+            namespace: args.namespace,
+            watch_namespace: args.watch_namespace,
+            cluster_paths: args.clusters,
+            exclude_clusters: args.exclude_clusters,
+            cluster_secrets: !args.no_cluster_secrets,
+            policy_dirs: args.policy_dirs,
+            policy_configmaps: !args.no_policy_configmaps,
+            policy_limits: Limits { deadline: Duration::from_millis(args.policy_deadline_ms), memory_bytes: args.policy_memory_mib << 20 },
+            prometheus_url: args.prometheus_url,
+            serf_rpc: args.serf_rpc,
+            rtt_file: args.rtt_file,
+            metrics_addr: Some(args.metrics_addr),
+            instance: std::env::var("POD_NAME").or_else(|_| std::env::var("HOSTNAME")).unwrap_or_else(|_| "mck8s".into()),
+            timing: Timing { burst_retry: Duration::from_secs(args.burst_retry_seconds), ..Timing::default() },
+        };
+        mck8s_controller::run(client, config).await
+    })
+}
+
+async fn management_client(args: &RunArgs) -> Result<kube::Client> {
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?;
+            let opts = kube::config::KubeConfigOptions { context: args.context.clone(), ..Default::default() };
+            kube::Config::from_custom_kubeconfig(kc, &opts).await.context("management kubeconfig")?
+        }
+        None => kube::Config::infer().await.context("no management cluster configuration (in-cluster or kubeconfig)")?,
+    };
+    kube::Client::try_from(config).context("management cluster client")
+}

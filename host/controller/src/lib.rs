@@ -1,0 +1,115 @@
+//! The mck8s controllers and their wiring. [`run`] starts everything for one management
+//! cluster: the workload-cluster sources, the policy sources, the signal refreshers, the
+//! MultiClusterDeployment controller and the metrics/health endpoints.
+
+pub mod context;
+pub mod mcd;
+pub mod metrics;
+pub mod policy_configmaps;
+pub mod render;
+pub mod signals;
+pub mod spec;
+pub mod web;
+
+use anyhow::Context as _;
+use context::{Context, Timing};
+use kube::runtime::events::{Recorder, Reporter};
+use mck8s_clusters::Registry;
+use mck8s_policy::{DirSource, EngineConfig, Limits, PolicyEngine, PolicyRegistry};
+use mck8s_scheduler::Scheduler;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything `mck8s run` is told.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The controller's namespace: policy ConfigMaps, cluster Secrets.
+    pub namespace: String,
+    /// Reconcile objects in this namespace only (default: all).
+    pub watch_namespace: Option<String>,
+    /// Kubeconfig files or directories naming workload clusters by context.
+    pub cluster_paths: Vec<PathBuf>,
+    /// Contexts that are not workload clusters (the management cluster).
+    pub exclude_clusters: Vec<String>,
+    /// Watch labelled kubeconfig Secrets in `namespace`.
+    pub cluster_secrets: bool,
+    /// Policy directories (built-ins, large components), watched.
+    pub policy_dirs: Vec<PathBuf>,
+    /// Watch labelled policy ConfigMaps in `namespace`.
+    pub policy_configmaps: bool,
+    pub policy_limits: Limits,
+    pub prometheus_url: Option<String>,
+    pub serf_rpc: Option<String>,
+    pub rtt_file: Option<PathBuf>,
+    pub metrics_addr: Option<SocketAddr>,
+    /// Names this process in Events.
+    pub instance: String,
+    pub timing: Timing,
+}
+
+/// Runs until the MultiClusterDeployment controller stops (SIGTERM/SIGINT).
+pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
+    let metrics = Arc::new(metrics::Metrics::default());
+    let clusters = Registry::new();
+    for path in &config.cluster_paths {
+        tokio::spawn(mck8s_clusters::watch_path(clusters.clone(), path.clone(), config.exclude_clusters.clone()));
+    }
+    if config.cluster_secrets {
+        tokio::spawn(mck8s_clusters::watch_secrets(clusters.clone(), client.clone(), config.namespace.clone()));
+    }
+
+    let engine = PolicyEngine::new(EngineConfig { default_limits: config.policy_limits, ..EngineConfig::default() }).context("policy engine")?;
+    let policies = Arc::new(PolicyRegistry::new(engine));
+    let mut dir_sources = Vec::new();
+    for dir in &config.policy_dirs {
+        let registry = policies.clone();
+        let dir = dir.clone();
+        // The first load compiles every component: seconds, off the async workers.
+        let source = tokio::task::spawn_blocking(move || DirSource::start(registry, &dir)).await?.with_context(|| "policy directory")?;
+        dir_sources.push(source);
+    }
+    if config.policy_configmaps {
+        tokio::spawn(policy_configmaps::watch(policies.clone(), client.clone(), config.namespace.clone()));
+    }
+
+    let prometheus = match &config.prometheus_url {
+        Some(url) => Some(mck8s_signals::Prometheus::new(url, Duration::from_secs(5)).context("prometheus URL")?),
+        None => None,
+    };
+    if let Some(p) = &prometheus {
+        tokio::spawn(signals::traffic_from_prometheus(clusters.clone(), p.clone(), Duration::from_secs(15)));
+    }
+    if let Some(file) = &config.rtt_file {
+        clusters.set_rtt(mck8s_signals::load_rtt_file(file).context("RTT file")?);
+    } else if let Some(addr) = &config.serf_rpc {
+        tokio::spawn(signals::rtt_from_serf(clusters.clone(), addr.clone(), Duration::from_secs(30)));
+    }
+    if let Some(addr) = config.metrics_addr {
+        let (m, c) = (metrics.clone(), clusters.clone());
+        tokio::spawn(async move {
+            if let Err(e) = web::serve(addr, m, c).await {
+                tracing::error!(error = %e, "metrics server");
+            }
+        });
+    }
+
+    // Decisions before every cluster has listed its nodes would see no capacity.
+    if !clusters.wait_synced(Duration::from_secs(30)).await {
+        tracing::warn!("not every workload cluster synced within 30 s; starting anyway");
+    }
+    let reporter = Reporter { controller: "mck8s".into(), instance: Some(config.instance.clone()) };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        clusters: clusters.clone(),
+        scheduler: Arc::new(Scheduler::new(policies.clone())),
+        recorder: Recorder::new(client.clone(), reporter),
+        metrics,
+        prometheus,
+        timing: config.timing,
+    });
+    mcd::run(ctx, config.watch_namespace.clone()).await;
+    drop(dir_sources);
+    Ok(())
+}

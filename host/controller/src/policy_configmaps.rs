@@ -1,0 +1,112 @@
+//! Policies from ConfigMaps labelled `fogguru.eu/policy` in the controller's namespace:
+//! every `binaryData` key `<name>.wasm` is a policy called `<name>`. Watched through the API,
+//! so a change takes effect as soon as the watch event arrives and the component compiles;
+//! the registry validates it and keeps the last good version serving when it is refused.
+//!
+//! ConfigMaps are limited to 1 MiB by the API server; larger components (Python, JS) go in
+//! the policy directory (a volume) instead.
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client};
+use mck8s_api::labels;
+use mck8s_policy::PolicyRegistry;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// The API server refuses ConfigMaps above this; said here so the error names the way out.
+pub const CONFIGMAP_LIMIT: usize = 1024 * 1024;
+
+fn origin(cm: &str, key: &str) -> String {
+    format!("configmap/{cm}/{key}")
+}
+
+/// `(policy name, key, bytes)` of one ConfigMap's policies.
+fn policies_of(cm: &ConfigMap) -> Vec<(String, String, Vec<u8>)> {
+    cm.binary_data
+        .iter()
+        .flatten()
+        .filter_map(|(k, v)| k.strip_suffix(".wasm").map(|n| (n.to_string(), k.clone(), v.0.clone())))
+        .collect()
+}
+
+pub async fn watch(registry: Arc<PolicyRegistry>, client: Client, namespace: String) {
+    let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
+    let mut stream = watcher::watcher(api, watcher::Config::default().labels(labels::POLICY_CONFIGMAP)).default_backoff().boxed();
+    // ConfigMap name → the (policy, key) pairs it provided, to remove what disappears.
+    let mut provided: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
+    let mut init = Vec::new();
+    while let Some(ev) = stream.next().await {
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(e) => {
+                tracing::warn!(error = %e, "policy ConfigMap watch");
+                continue;
+            }
+        };
+        match ev {
+            Event::Init => init.clear(),
+            Event::InitApply(cm) => init.push(cm),
+            Event::InitDone => {
+                let names: BTreeSet<String> = init.iter().filter_map(|c| c.metadata.name.clone()).collect();
+                for cm in std::mem::take(&mut init) {
+                    apply(&registry, &mut provided, &cm).await;
+                }
+                let gone: Vec<String> = provided.keys().filter(|k| !names.contains(*k)).cloned().collect();
+                for name in gone {
+                    remove_all(&registry, &name, provided.remove(&name).unwrap_or_default());
+                }
+            }
+            Event::Apply(cm) => apply(&registry, &mut provided, &cm).await,
+            Event::Delete(cm) => {
+                let name = cm.metadata.name.clone().unwrap_or_default();
+                remove_all(&registry, &name, provided.remove(&name).unwrap_or_default());
+            }
+        }
+    }
+}
+
+async fn apply(registry: &Arc<PolicyRegistry>, provided: &mut BTreeMap<String, BTreeSet<(String, String)>>, cm: &ConfigMap) {
+    let name = cm.metadata.name.clone().unwrap_or_default();
+    let now: Vec<(String, String, Vec<u8>)> = policies_of(cm);
+    let keys: BTreeSet<(String, String)> = now.iter().map(|(p, k, _)| (p.clone(), k.clone())).collect();
+    if now.is_empty() && cm.data.as_ref().is_some_and(|d| d.keys().any(|k| k.ends_with(".wasm"))) {
+        tracing::warn!(configmap = %name, "a .wasm key is under `data`; components are binary and belong under `binaryData`");
+    }
+    for (policy, key, bytes) in now {
+        let registry = registry.clone();
+        let origin = origin(&name, &key);
+        // Compiling can take seconds for large components: off the async workers.
+        let res = tokio::task::spawn_blocking(move || registry.upsert(&policy, &bytes, &origin).map(|_| ())).await;
+        if let Ok(Err(e)) = res {
+            tracing::warn!(configmap = %name, key, error = %e, "policy from ConfigMap refused; the previous version keeps serving");
+        }
+    }
+    let before = provided.insert(name.clone(), keys.clone()).unwrap_or_default();
+    remove_all(registry, &name, before.difference(&keys).cloned().collect());
+}
+
+fn remove_all(registry: &PolicyRegistry, cm: &str, items: BTreeSet<(String, String)>) {
+    for (policy, key) in items {
+        registry.remove(&policy, &origin(cm, &key));
+    }
+}
+
+/// The ConfigMap for a policy file, or a clear refusal when it cannot fit.
+pub fn configmap_for(name: &str, namespace: &str, bytes: &[u8]) -> Result<ConfigMap, String> {
+    // The limit covers the whole object; leave room for metadata.
+    if bytes.len() > CONFIGMAP_LIMIT - 16 * 1024 {
+        return Err(format!(
+            "{name}.wasm is {} KiB; a ConfigMap holds at most 1 MiB. Put it in the policy directory (a volume mounted at --policy-dir) instead",
+            bytes.len() / 1024
+        ));
+    }
+    let mut cm = ConfigMap::default();
+    cm.metadata.name = Some(format!("mck8s-policy-{name}"));
+    cm.metadata.namespace = Some(namespace.to_string());
+    cm.metadata.labels = Some([(labels::POLICY_CONFIGMAP.to_string(), "true".to_string())].into());
+    cm.binary_data = Some([(format!("{name}.wasm"), k8s_openapi::ByteString(bytes.to_vec()))].into());
+    Ok(cm)
+}

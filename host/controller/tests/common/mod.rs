@@ -1,0 +1,231 @@
+//! A controller run in-process against the test environment, scoped to one namespace of the
+//! management cluster (cluster0), with the workload clusters from the merged kubeconfig.
+#![allow(dead_code)]
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::DeleteParams;
+use kube::{Api, Client};
+use mck8s_api::MultiClusterDeployment;
+use mck8s_controller::Config;
+use mck8s_controller::context::Timing;
+use mck8s_testenv::{TestEnv, TestNamespace};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+pub const FOG: [&str; 3] = ["cluster1", "cluster2", "cluster3"];
+pub const ALL: [&str; 4] = ["cluster1", "cluster2", "cluster3", "cloud1"];
+
+/// Placement tests assert exact capacity: one at a time in this binary.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+pub fn serial() -> MutexGuard<'static, ()> {
+    let _ = tracing_subscriber_init();
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn tracing_subscriber_init() -> Option<()> {
+    None
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+pub fn builtin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("MCK8S_WASM_DIR") {
+        return PathBuf::from(d).join("builtin");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/mck8s/target"));
+    target.join("wasm32-wasip2/policy/builtin")
+}
+
+static CRDS: OnceCell<()> = OnceCell::const_new();
+
+/// The CRDs, installed with real kubectl as a user would.
+pub async fn install_crds(env: &TestEnv) {
+    CRDS.get_or_init(|| async {
+        let out = env.kubectl("cluster0").args(["apply", "-f"]).arg(repo().join("deploy/crds")).output().expect("kubectl");
+        assert!(out.status.success(), "kubectl apply deploy/crds: {}", String::from_utf8_lossy(&out.stderr));
+        let out = env
+            .kubectl("cluster0")
+            .args(["wait", "--for=condition=Established", "--timeout=60s", "crd/multiclusterdeployments.fogguru.eu"])
+            .output()
+            .expect("kubectl");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    })
+    .await;
+}
+
+pub struct Harness {
+    pub env: Arc<TestEnv>,
+    pub ns: TestNamespace,
+    pub mgmt: Client,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Harness {
+    /// A controller for a fresh namespace. `clusters`: the workload clusters it sees.
+    pub async fn start(prefix: &str, clusters: &[&str]) -> Harness {
+        let env = TestEnv::shared().await.expect("test environment");
+        install_crds(&env).await;
+        let ns = env.namespace("cluster0", prefix).await.expect("namespace");
+        let mgmt = env.client("cluster0").await.unwrap();
+        let exclude: Vec<String> = env.cluster_names().into_iter().filter(|c| !clusters.contains(&c.as_str())).collect();
+        let config = Config {
+            namespace: ns.name.clone(),
+            watch_namespace: Some(ns.name.clone()),
+            cluster_paths: vec![env.merged_kubeconfig()],
+            exclude_clusters: exclude,
+            cluster_secrets: false,
+            policy_dirs: vec![builtin_dir()],
+            policy_configmaps: true,
+            policy_limits: Default::default(),
+            prometheus_url: env.prometheus_url(),
+            serf_rpc: env.has_serf().then(|| format!("127.0.0.1:{}", env.fleet().ports().serf_rpc(0))),
+            rtt_file: None,
+            metrics_addr: None,
+            instance: format!("test-{}", ns.name),
+            timing: Timing { burst_retry: Duration::from_secs(2), error_retry: Duration::from_secs(2), resync: Duration::from_secs(60) },
+        };
+        let task = tokio::spawn(mck8s_controller::run(mgmt.clone(), config));
+        Harness { env, ns, mgmt, task }
+    }
+
+    pub fn mcds(&self) -> Api<MultiClusterDeployment> {
+        Api::namespaced(self.mgmt.clone(), &self.ns.name)
+    }
+
+    pub fn kubectl(&self) -> std::process::Command {
+        let mut c = self.env.kubectl("cluster0");
+        c.args(["-n", &self.ns.name]);
+        c
+    }
+
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl().args(args).output().expect("kubectl");
+        assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Applies a manifest unchanged (stdin), like `kubectl apply -f`.
+    pub fn apply_yaml(&self, yaml: &str) {
+        use std::io::Write;
+        let mut child = self.kubectl().args(["apply", "-f", "-"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(yaml.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "kubectl apply: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Child Deployment replicas per cluster for `name` (absent clusters omitted).
+    pub async fn children(&self, name: &str) -> BTreeMap<String, i32> {
+        let mut out = BTreeMap::new();
+        for c in ALL {
+            let client = self.env.client(c).await.unwrap();
+            let api: Api<Deployment> = Api::namespaced(client, &self.ns.name);
+            if let Some(d) = api.get_opt(name).await.unwrap() {
+                if d.metadata.deletion_timestamp.is_none() {
+                    out.insert(c.to_string(), d.spec.and_then(|s| s.replicas).unwrap_or(1));
+                }
+            }
+        }
+        out
+    }
+
+    /// Waits (liveness bound, not a timing assertion) until `check` holds.
+    pub async fn eventually<F, Fut>(&self, what: &str, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(), String>>,
+    {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let r = check().await;
+            match r {
+                Ok(()) => return,
+                Err(e) if tokio::time::Instant::now() > deadline => panic!("{what}: still not true after 120 s: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
+    }
+
+    pub async fn wait_children(&self, name: &str, want: &[(&str, i32)]) {
+        let want: BTreeMap<String, i32> = want.iter().map(|(c, r)| (c.to_string(), *r)).collect();
+        self.eventually(&format!("children of {name}"), || async {
+            let got = self.children(name).await;
+            if got == want { Ok(()) } else { Err(format!("got {got:?}, want {want:?}")) }
+        })
+        .await;
+    }
+
+    pub async fn status(&self, name: &str) -> mck8s_api::MultiClusterDeploymentStatus {
+        self.mcds().get(name).await.unwrap().status.unwrap_or_default()
+    }
+
+    pub async fn wait_condition(&self, name: &str, type_: &str, status: &str) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+        self.eventually(&format!("{name} condition {type_}={status}"), || async {
+            let s = self.status(name).await;
+            match mck8s_api::conditions::get(&s.conditions, type_) {
+                Some(c) if c.status == status => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+        let s = self.status(name).await;
+        mck8s_api::conditions::get(&s.conditions, type_).cloned().expect("seen above")
+    }
+
+    /// Deletes the MCDs (the finalizer removes the children), stops the controller and
+    /// removes the namespaces it made in the workload clusters.
+    pub async fn finish(self) {
+        let names: Vec<String> = self.mcds().list(&Default::default()).await.unwrap().items.iter().map(|m| m.metadata.name.clone().unwrap()).collect();
+        for n in &names {
+            self.mcds().delete(n, &DeleteParams::default()).await.unwrap();
+        }
+        for n in &names {
+            self.eventually(&format!("{n} deleted with its children"), || async {
+                let gone = self.mcds().get_opt(n).await.unwrap().is_none();
+                let children = self.children(n).await;
+                if gone && children.is_empty() { Ok(()) } else { Err(format!("mcd gone {gone}, children {children:?}")) }
+            })
+            .await;
+        }
+        self.task.abort();
+        for c in ALL {
+            let client = self.env.client(c).await.unwrap();
+            let _ = Api::<Namespace>::all(client).delete(&self.ns.name, &DeleteParams::default()).await;
+        }
+        self.ns.delete().await.unwrap();
+    }
+}
+
+pub fn example(file: &str) -> String {
+    std::fs::read_to_string(repo().join("../shared/mck8s/manifests/examples").join(file)).unwrap()
+}
+
+/// A small MCD: pods of 1 CPU / 1 GiB (four fit a fog cluster of the default fleet).
+pub fn mcd(name: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: fogguru.eu/v1
+kind: MultiClusterDeployment
+metadata:
+  name: {name}
+spec:
+{extra}
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+      - name: {name}
+        image: registry.example/{name}:1
+        resources:
+          requests: {{cpu: '1', memory: 1Gi}}
+"
+    )
+}

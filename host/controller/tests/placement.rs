@@ -1,0 +1,190 @@
+//! The MultiClusterDeployment controller on the real test environment: the mck8s examples
+//! applied unchanged with kubectl, each policy on a fleet of known capacity, overflow,
+//! bursting, updates, deletes, concurrent MCDs, bad input and ConfigMap policies.
+//!
+//! Default fleet: cluster1–3 are fog clusters of 2 nodes × 2 CPU / 4 GiB (four 1-CPU/1-GiB
+//! replicas each), cloud1 has 3 × 16 CPU / 64 GiB.
+
+mod common;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mck8s_examples_apply_unchanged_and_update_and_delete() {
+    let _serial = serial();
+    let h = Harness::start("mcd-examples", &ALL).await;
+    // 02: worst_fit, numberOfLocations 3, replicas 2 → 2 in each of the 3 roomiest (fog) clusters.
+    h.apply_yaml(&example("02_example_deployment_worst_fit.yaml"));
+    h.wait_children("hello", &[("cluster1", 2), ("cluster2", 2), ("cluster3", 2)]).await;
+    let ready = h.wait_condition("hello", "Ready", "True").await;
+    assert!(ready.message.starts_with("6/6"), "{}", ready.message);
+    let s = h.status("hello").await;
+    assert_eq!((s.replicas, s.ready_replicas, s.unplaced), (6, 6, 0));
+    assert_eq!(s.message.unwrap().message, "provisioned");
+    // kubectl shows the printer columns and the short name works.
+    let table = h.kubectl_ok(&["get", "mcd"]);
+    assert!(table.contains("worst_fit") && table.contains("cluster1=2,cluster2=2,cluster3=2"), "{table}");
+
+    // 01 over the same name: a locations change (cluster2, cluster3 × 2); cluster1's child goes.
+    h.apply_yaml(&example("01_example_deployment_preferred_clusters.yaml"));
+    h.wait_children("hello", &[("cluster2", 2), ("cluster3", 2)]).await;
+    h.wait_condition("hello", "Ready", "True").await;
+
+    // Scale up through the scale subresource: 3 per location.
+    h.kubectl_ok(&["scale", "mcd", "hello", "--replicas=3"]);
+    h.wait_children("hello", &[("cluster2", 3), ("cluster3", 3)]).await;
+    // Scale down.
+    h.kubectl_ok(&["patch", "mcd", "hello", "--type=merge", "-p", r#"{"spec":{"replicas":1}}"#]);
+    h.wait_children("hello", &[("cluster2", 1), ("cluster3", 1)]).await;
+    // Policy change: drop locations, best-fit with 2 locations of 1.
+    h.kubectl_ok(&["patch", "mcd", "hello", "--type=json", "-p", r#"[{"op":"remove","path":"/spec/locations"},{"op":"add","path":"/spec/placementPolicy","value":"best-fit"},{"op":"add","path":"/spec/numberOfLocations","value":2}]"#]);
+    h.eventually("best-fit placement", || async {
+        let got = h.children("hello").await;
+        if got.len() == 2 && got.values().all(|r| *r == 1) && got.keys().all(|c| c.starts_with("cluster")) { Ok(()) } else { Err(format!("{got:?}")) }
+    })
+    .await;
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_overflow_and_burst_on_a_fleet_of_known_capacity() {
+    let _serial = serial();
+    let h = Harness::start("mcd-policies", &FOG).await;
+    // Fill cluster1 to 3 of 4 slots and cluster2 to 1: worst-fit picks cluster3 (4 free), best-fit cluster1 (1 free).
+    h.apply_yaml(&mcd("fill1", "  placementPolicy: preferred\n  locations: cluster1\n  replicas: 3"));
+    h.apply_yaml(&mcd("fill2", "  placementPolicy: preferred\n  locations: cluster2\n  replicas: 1"));
+    h.wait_children("fill1", &[("cluster1", 3)]).await;
+    h.wait_children("fill2", &[("cluster2", 1)]).await;
+    h.wait_condition("fill1", "Ready", "True").await;
+    h.wait_condition("fill2", "Ready", "True").await;
+
+    h.apply_yaml(&mcd("wf", "  placementPolicy: worst-fit\n  replicas: 1"));
+    h.wait_children("wf", &[("cluster3", 1)]).await;
+    h.apply_yaml(&mcd("bf", "  placementPolicy: best_fit\n  replicas: 1"));
+    h.wait_children("bf", &[("cluster1", 1)]).await;
+    // Free now: cluster1 0, cluster2 3, cluster3 3. divided by free slots: 6 → 3 + 3.
+    h.apply_yaml(&mcd("div", "  placementPolicy: divided\n  replicas: 6"));
+    h.wait_children("div", &[("cluster2", 3), ("cluster3", 3)]).await;
+    // Everything fog is full: a preferred MCD overflows nowhere and there is no cloud:
+    // the burst signal, in the condition and in mck8s's status.message.
+    h.apply_yaml(&mcd("burst", "  locations: cluster1\n  replicas: 2"));
+    let c = h.wait_condition("burst", "Bursting", "True").await;
+    assert!(c.message.contains("2 replicas"), "{}", c.message);
+    let s = h.status("burst").await;
+    assert_eq!(s.unplaced, 2);
+    let m = s.message.unwrap();
+    assert_eq!((m.message.as_str(), m.replicas.clone()), ("to_cloud", serde_json::json!(2)));
+    assert!(h.children("burst").await.is_empty());
+    // Capacity frees up (div deleted): the retry places the burst on its preferred cluster's
+    // nearest neighbours by RTT (cluster1 itself stays full).
+    h.mcds().delete("div", &Default::default()).await.unwrap();
+    h.wait_condition("burst", "Bursting", "False").await;
+    let placed = h.children("burst").await;
+    assert_eq!(placed.values().sum::<i32>(), 2, "{placed:?}");
+    assert!(!placed.contains_key("cluster1"), "{placed:?}");
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_mcds_never_over_commit() {
+    let _serial = serial();
+    let h = Harness::start("mcd-concurrent", &FOG).await;
+    // Seven MCDs of 2 replicas against 12 fog slots, applied in one kubectl call.
+    let all: String = (0..7).map(|i| format!("---\n{}", mcd(&format!("app{i}"), "  placementPolicy: worst-fit\n  replicas: 2"))).collect();
+    h.apply_yaml(&all);
+    let mut placed = 0;
+    let mut unplaced = 0;
+    for i in 0..7 {
+        let name = format!("app{i}");
+        h.eventually(&name, || async {
+            let s = h.status(&name).await;
+            if s.replicas == 2 { Ok(()) } else { Err(format!("{s:?}")) }
+        })
+        .await;
+        let s = h.status(&name).await;
+        placed += s.replicas - s.unplaced;
+        unplaced += s.unplaced;
+    }
+    assert_eq!((placed, unplaced), (12, 2));
+    // No cluster got more than its 4 slots, and no child pod is left Pending.
+    let mut per_cluster = std::collections::BTreeMap::<String, i32>::new();
+    for i in 0..7 {
+        for (c, r) in h.children(&format!("app{i}")).await {
+            *per_cluster.entry(c).or_default() += r;
+        }
+    }
+    assert!(per_cluster.values().all(|&n| n == 4), "{per_cluster:?}");
+    for i in 0..7 {
+        let name = format!("app{i}");
+        let s = h.status(&name).await;
+        if s.unplaced == 0 {
+            h.wait_condition(&name, "Ready", "True").await;
+        }
+    }
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_invalid_spec_and_touches_no_cluster() {
+    let _serial = serial();
+    let h = Harness::start("mcd-invalid", &ALL).await;
+    let cases = [
+        ("zero", mcd("zero", "  replicas: 0"), "replicas is 0"),
+        ("nopolicy", mcd("nopolicy", "  placementPolicy: no-such-policy"), "unknown placementPolicy"),
+        ("nocluster", mcd("nocluster", "  locations: cluster9"), "unknown cluster"),
+        ("badqty", mcd("badqty", "").replace("cpu: '1'", "cpu: 'lots'"), "not a Kubernetes quantity"),
+        ("noreq", mcd("noreq", "").replace("requests: {cpu: '1', memory: 1Gi}", "{}"), "no container requests"),
+    ];
+    for (name, yaml, _) in &cases {
+        // Malformed quantities are refused by nothing before us: the CRD keeps the template.
+        h.apply_yaml(yaml);
+        let _ = name;
+    }
+    for (name, _, want) in &cases {
+        let c = h.wait_condition(name, "InvalidSpec", "True").await;
+        assert!(c.message.contains(want), "{name}: {}", c.message);
+        assert!(h.children(name).await.is_empty(), "{name} created children");
+    }
+    // An event says it too.
+    let events = h.kubectl_ok(&["get", "events", "--field-selector", "reason=InvalidSpec", "-o", "name"]);
+    assert!(!events.trim().is_empty());
+    // Fixing one makes it place.
+    h.kubectl_ok(&["patch", "mcd", "zero", "--type=merge", "-p", r#"{"spec":{"replicas":1}}"#]);
+    h.wait_condition("zero", "InvalidSpec", "False").await;
+    h.wait_condition("zero", "Placed", "True").await;
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_dropped_into_a_configmap_changes_the_next_decision() {
+    let _serial = serial();
+    let h = Harness::start("mcd-configmap", &FOG).await;
+    // An MCD naming a policy nobody has loaded yet.
+    h.apply_yaml(&mcd("cm", "  placementPolicy: house-rules\n  replicas: 1"));
+    h.wait_condition("cm", "InvalidSpec", "True").await;
+    // The user drops worst-fit's component in as `house-rules`.
+    let bytes = std::fs::read(builtin_dir().join("worst-fit.wasm")).unwrap();
+    let cm = mck8s_controller::policy_configmaps::configmap_for("house-rules", &h.ns.name, &bytes).unwrap();
+    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = h.ns.api();
+    let started = std::time::Instant::now();
+    api.create(&Default::default(), &cm).await.unwrap();
+    h.wait_condition("cm", "Placed", "True").await;
+    eprintln!("ConfigMap created → MCD placed by it in {:?}", started.elapsed());
+    let s = h.status("cm").await;
+    assert_eq!(s.policy.as_deref(), Some("house-rules"));
+    assert_eq!(h.children("cm").await.values().sum::<i32>(), 1);
+    let first_digest = s.policy_digest.clone();
+    assert!(first_digest.is_some());
+    // A broken replacement is refused; the last good version keeps serving.
+    let mut broken = cm.clone();
+    broken.binary_data = Some([("house-rules.wasm".to_string(), k8s_openapi::ByteString(b"\0asm not really".to_vec()))].into());
+    api.replace("mck8s-policy-house-rules", &Default::default(), &broken).await.unwrap();
+    h.kubectl_ok(&["patch", "mcd", "cm", "--type=merge", "-p", r#"{"spec":{"replicas":2}}"#]);
+    h.eventually("re-placed by the last good house-rules", || async {
+        let n: i32 = h.children("cm").await.values().sum();
+        let s = h.status("cm").await;
+        if n == 2 && s.policy_digest == first_digest { Ok(()) } else { Err(format!("{n} replicas, digest {:?}", s.policy_digest)) }
+    })
+    .await;
+    h.finish().await;
+}
