@@ -97,12 +97,13 @@ fn project(lang: Lang, name: &str, sdk: &Path) -> Result<Project> {
             let manifest = RUST_MANIFEST.replace("{crate}", name).replace("{sdk}", &sdk.display().to_string());
             let test = example!("rust/tests/cases.rs")
                 .replace("mck8s_policy_example_rust", &crate_name)
+                .replace("even-spread.wasm", WASM)
                 .replace("\"/../cases\"", "\"/cases\"")
                 .replace("../cases", "cases");
             files.push(("Cargo.toml".into(), manifest));
             files.push(("src/lib.rs".into(), named(example!("rust/src/lib.rs"))));
             files.push(("tests/cases.rs".into(), test));
-            "rustup target add wasm32-wasip2   # once\ncargo test --release && cargo build --release --target wasm32-wasip2\ncp target/wasm32-wasip2/release/{crate}.wasm policy.wasm"
+            "rustup target add wasm32-wasip2   # once\ncargo test    # native; the first run compiles the host engine (minutes)\ncargo build --release --target wasm32-wasip2\ncp target/wasm32-wasip2/release/{crate}.wasm policy.wasm"
         }
         Lang::C => {
             files.push(("policy.c".into(), named(example!("c/even_spread.c"))));
