@@ -305,6 +305,8 @@ impl<'a> Driver<'a> {
         let t = Instant::now();
         self.version += 1;
         let cycle = Arc::new(self.fleet.cycle(self.version)?);
+        self.result.cycles += 1;
+        self.result.cycle_seconds += t.elapsed().as_secs_f64();
         for &i in dirty {
             let w = &mut self.live[i];
             w.doc.current = w.placement.clone();

@@ -53,7 +53,11 @@ pub struct RunResult {
     pub scenario: String,
     pub period_seconds: u64,
     pub decisions: u64,
+    /// Wall time deciding: fleet cycles built plus policy calls.
     pub decision_seconds: f64,
+    /// Fleet cycles built (one per instant with decisions) and the time building them.
+    pub cycles: u64,
+    pub cycle_seconds: f64,
     pub wall_seconds: f64,
     pub scaling_calls: u64,
     /// Decisions that put replicas on a cloud cluster where the workload had none.
@@ -79,6 +83,8 @@ impl RunResult {
             period_seconds: scenario.period_seconds,
             decisions: 0,
             decision_seconds: 0.0,
+            cycles: 0,
+            cycle_seconds: 0.0,
             wall_seconds: 0.0,
             scaling_calls: 0,
             bursts: 0,

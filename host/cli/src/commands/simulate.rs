@@ -68,6 +68,12 @@ pub fn run(args: SimulateArgs) -> Result<()> {
     if names.is_empty() {
         bail!("no placement policy to run");
     }
+    for n in &names {
+        if n != EVEN_SPLIT && registry.get(n).is_err() {
+            let loaded: Vec<String> = registry.list().iter().map(|p| p.name.clone()).collect();
+            bail!("no policy named {n:?}; loaded from {}: {}, and the baseline {EVEN_SPLIT}", dir.display(), loaded.join(", "));
+        }
+    }
     let workloads = scenario.expanded_workloads().len();
     eprintln!(
         "scenario {:?}: {} clusters, {} workloads, {} s of virtual time; policies: {}",
