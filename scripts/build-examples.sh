@@ -6,9 +6,9 @@
 # Installs the toolchains first, idempotently, from registries only: Debian packages for C
 # (clang-16, lld-16, wasi-libc), crates.io for wit-bindgen, PyPI for componentize-py and
 # wasm-tools, npm for componentize-js. They live outside the clone in
-# $MCK8S_CACHE/toolchains (default ~/.cache/mck8s/toolchains). A cold setup takes about
-# 4 minutes (mostly compiling wit-bindgen on 2 cores); when everything is in place and no
-# example changed this script takes seconds. docs/sdk.md has the details and the costs.
+# $MCK8S_CACHE/toolchains (default ~/.cache/mck8s/toolchains). A cold setup took 4-7
+# minutes here (mostly compiling wit-bindgen on 2 cores, longer when other builds run); when
+# everything is in place and no example changed, this script takes about a second. docs/sdk.md has the details and the costs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
