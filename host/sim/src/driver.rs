@@ -289,12 +289,15 @@ impl<'a> Driver<'a> {
         }
     }
 
+    /// Unplaced replicas are retried; so are Pending pods, so a policy can move them — but
+    /// not under the baseline: KubeFed without rebalancing leaves them where they are.
     fn retries(&mut self, dirty: &mut Vec<usize>) {
+        let move_pending = matches!(self.placer, Placer::Policy(_));
         for i in 0..self.live.len() {
             if !self.live[i].active {
                 continue;
             }
-            if self.live[i].unplaced > 0 || self.pods(i).iter().any(|p| p.2 > 0) {
+            if self.live[i].unplaced > 0 || (move_pending && self.pods(i).iter().any(|p| p.2 > 0)) {
                 dirty.push(i);
             }
         }

@@ -37,6 +37,16 @@ struct Node {
 }
 
 impl Node {
+    /// kube-scheduler's NodeResourcesFit: requested + the pod within allocatable (no
+    /// allocation: this runs for every Pending pod and node).
+    fn fits(&self, req: &Resources) -> bool {
+        let (a, r) = (&self.allocatable, &self.requested);
+        r.cpu_millis + req.cpu_millis <= a.cpu_millis
+            && r.memory_bytes + req.memory_bytes <= a.memory_bytes
+            && r.pods + req.pods.max(1) <= a.pods
+            && req.extended.iter().all(|(k, v)| r.extended.get(k).copied().unwrap_or(0) + v <= a.extended.get(k).copied().unwrap_or(0))
+    }
+
     fn capacity(&self) -> NodeCapacity {
         NodeCapacity { allocatable: self.allocatable.clone(), requested: self.requested.clone() }
     }
@@ -200,7 +210,7 @@ impl VirtualCluster {
             }
             let mut best: Option<(usize, f64)> = None;
             for (k, n) in self.nodes.iter().enumerate() {
-                if n.allocatable.saturating_sub(&n.requested).fits_times(req) == 0 {
+                if !n.fits(req) {
                     continue;
                 }
                 let score = least_allocated(n, req);
@@ -255,8 +265,8 @@ impl VirtualCluster {
         let mut started = Vec::new();
         let (alloc, base) = self.template.clone().expect("validated");
         let mut fresh: Vec<Resources> = Vec::new();
+        let empty = alloc.saturating_sub(&base);
         for p in self.pods.iter().filter(|p| p.node.is_none()) {
-            let empty = alloc.saturating_sub(&base);
             if empty.fits_times(&p.request) == 0 {
                 continue; // would not fit a new node either
             }
