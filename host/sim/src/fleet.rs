@@ -286,18 +286,16 @@ impl VirtualCluster {
             if let Some(k) = (0..self.nodes.len()).rev().find(|&k| {
                 let n = &self.nodes[k];
                 n.elastic && n.bound == 0 && n.empty_since.is_some_and(|t| now >= t + a.scale_down_seconds)
-            }) {
-                if self.nodes.len() as u32 > a.min_nodes {
+            })
+                && self.nodes.len() as u32 > a.min_nodes {
                     self.nodes.remove(k);
                     for p in &mut self.pods {
-                        if let Some(i) = p.node.as_mut() {
-                            if *i > k {
+                        if let Some(i) = p.node.as_mut()
+                            && *i > k {
                                 *i -= 1;
                             }
-                        }
                     }
                 }
-            }
         }
         started
     }

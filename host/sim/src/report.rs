@@ -192,8 +192,8 @@ pub fn table(results: &[RunResult]) -> String {
             r.errors
         );
     }
-    if let Some(first) = results.first() {
-        if first.clusters.len() <= 20 {
+    if let Some(first) = results.first()
+        && first.clusters.len() <= 20 {
             out.push_str("\nMean CPU utilisation (requests over allocatable) per cluster:\n\n| policy |");
             for c in &first.clusters {
                 let _ = write!(out, " {} |", c.name);
@@ -209,7 +209,6 @@ pub fn table(results: &[RunResult]) -> String {
                 out.push('\n');
             }
         }
-    }
     out
 }
 

@@ -248,11 +248,10 @@ impl Scenario {
             if w.load.windows(2).any(|p| p[1].0 < p[0].0) {
                 return bad(format!("workload {:?}: load points must be in time order", w.name));
             }
-            if let Some(a) = &w.autoscale {
-                if a.min_replicas > a.max_replicas {
+            if let Some(a) = &w.autoscale
+                && a.min_replicas > a.max_replicas {
                     return bad(format!("workload {:?}: minReplicas exceeds maxReplicas", w.name));
                 }
-            }
         }
         Ok(())
     }
