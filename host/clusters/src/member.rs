@@ -27,6 +27,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 struct State {
     inventory: ClusterInventory,
     reachable: bool,
+    /// At least one probe finished.
+    probed: bool,
     nodes_synced: bool,
     pods_synced: bool,
 }
@@ -102,6 +104,13 @@ impl Member {
     pub fn synced(&self) -> bool {
         let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         s.nodes_synced && s.pods_synced
+    }
+
+    /// Whether a decision may use this cluster's state now: it was probed, and it is either
+    /// synced or unreachable (waiting longer for an unreachable cluster would not help).
+    pub fn settled(&self) -> bool {
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.probed && ((s.nodes_synced && s.pods_synced) || !s.reachable)
     }
 
     /// The cluster as the scheduler sees it now.
@@ -239,8 +248,9 @@ async fn probe(cluster: String, client: Client, state: Arc<Mutex<State>>, notifi
         let ok = matches!(tokio::time::timeout(PROBE_TIMEOUT, client.apiserver_version()).await, Ok(Ok(_)));
         let changed = {
             let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-            let changed = s.reachable != ok;
+            let changed = s.reachable != ok || !s.probed;
             s.reachable = ok;
+            s.probed = true;
             changed
         };
         if changed {

@@ -148,7 +148,7 @@ impl Registry {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let members = self.members();
-            if members.iter().all(|m| m.synced() || !matches!(m.health(), mck8s_policy::input::HealthDoc::Ready | mck8s_policy::input::HealthDoc::NotReady)) && !members.is_empty() {
+            if !members.is_empty() && members.iter().all(|m| m.settled()) {
                 return true;
             }
             if tokio::time::Instant::now() >= deadline {

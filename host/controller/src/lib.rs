@@ -3,6 +3,7 @@
 //! MultiClusterDeployment controller and the metrics/health endpoints.
 
 pub mod context;
+pub mod leader;
 pub mod mcd;
 pub mod metrics;
 pub mod policy_configmaps;
@@ -47,6 +48,9 @@ pub struct Config {
     /// Names this process in Events.
     pub instance: String,
     pub timing: Timing,
+    /// Reconcile only while holding the Lease `mck8s-leader` in `namespace` (see [`leader`]);
+    /// the watches run on standbys too.
+    pub leader_election: bool,
 }
 
 /// Runs until the MultiClusterDeployment controller stops (SIGTERM/SIGINT).
@@ -109,7 +113,22 @@ pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
         prometheus,
         timing: config.timing,
     });
-    mcd::run(ctx, config.watch_namespace.clone()).await;
+    if !config.leader_election {
+        mcd::run(ctx, config.watch_namespace.clone()).await;
+        drop(dir_sources);
+        return Ok(());
+    }
+    let Some(leadership) = leader::acquire_or_shutdown(client.clone(), leader::LeaderConfig::new(&config.namespace, &config.instance)).await else {
+        return Ok(());
+    };
+    let lost = tokio::select! {
+        () = mcd::run(ctx, config.watch_namespace.clone()) => None,
+        lost = leadership.hold() => Some(lost),
+    };
+    match lost {
+        Some(lost) => return Err(lost),
+        None => leadership.release().await,
+    }
     drop(dir_sources);
     Ok(())
 }

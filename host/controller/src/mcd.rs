@@ -152,7 +152,8 @@ async fn apply(mcd: Arc<MultiClusterDeployment>, ctx: Arc<Context>) -> Result<Ac
     let mut decision_error = None;
     let mut decision: Option<Decision> = None;
     if must_decide {
-        match decide(&ctx, &owner, &parsed, &current) {
+        let app_traffic = app_traffic(&ctx, &owner, &parsed, &current).await;
+        match decide(&ctx, &owner, &parsed, &current, app_traffic) {
             Ok(d) => decision = Some(d),
             Err(ScheduleError::Input(e)) => return reject(&mcd, &ctx, &owner, status, &e.to_string(), now).await,
             Err(ScheduleError::Policy(e)) => {
@@ -269,11 +270,29 @@ async fn apply(mcd: Arc<MultiClusterDeployment>, ctx: Arc<Context>) -> Result<Ac
     })
 }
 
-fn decide(ctx: &Context, owner: &OwnerKey, parsed: &ParsedSpec, current: &BTreeMap<String, u32>) -> Result<Decision, ScheduleError> {
+/// mck8s's update mode for `most-traffic`: an app already running is ranked by its own
+/// ingress per cluster rather than the whole cluster's. Best effort: without Prometheus or on
+/// error the cluster-wide traffic is used.
+async fn app_traffic(ctx: &Context, owner: &OwnerKey, parsed: &ParsedSpec, current: &BTreeMap<String, u32>) -> BTreeMap<String, f64> {
+    let (Some(prom), false) = (&ctx.prometheus, current.is_empty()) else { return BTreeMap::new() };
+    if mck8s_policy::registry::normalize(&parsed.policy) != "most-traffic" {
+        return BTreeMap::new();
+    }
+    match prom.app_traffic(&owner.namespace, &owner.name).await {
+        Ok(t) => t.into_iter().filter(|(c, _)| ctx.clusters.get(c).is_some()).collect(),
+        Err(e) => {
+            tracing::debug!(error = %e, "app traffic; ranking by cluster traffic");
+            BTreeMap::new()
+        }
+    }
+}
+
+fn decide(ctx: &Context, owner: &OwnerKey, parsed: &ParsedSpec, current: &BTreeMap<String, u32>, app_traffic: BTreeMap<String, f64>) -> Result<Decision, ScheduleError> {
     let started = std::time::Instant::now();
     let cycle = ctx.clusters.cycle()?;
     let mut workload = parsed.workload.clone();
     workload.current = current.iter().filter(|(c, _)| cycle.snapshot.index_of(c).is_some()).map(|(c, r)| (c.clone(), *r)).collect();
+    workload.app_traffic = app_traffic.into_iter().filter(|(c, _)| cycle.snapshot.index_of(c).is_some()).collect();
     let req = PlacementRequest { owner: owner.clone(), policy: parsed.policy.clone(), workload };
     let d = ctx.scheduler.place(&cycle, &req)?;
     let label = crate::metrics::PolicyLabel { policy: mck8s_policy::registry::normalize(&parsed.policy) };

@@ -188,3 +188,36 @@ async fn a_policy_dropped_into_a_configmap_changes_the_next_decision() {
     .await;
     h.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn management_apiserver_restart_mid_reconcile_leaves_no_duplicate_or_orphan() {
+    let _serial = serial();
+    let env = mck8s_testenv::TestEnv::shared().await.unwrap();
+    install_crds(&env).await;
+    let mgmt = env.exclusive("cluster0").await.unwrap();
+    let ns = mgmt.namespace("mcd-restart").await.unwrap();
+    let h = Harness::start_in(env.clone(), ns, &FOG).await;
+    // Create, and take the management API server away while the controller works on it.
+    h.apply_yaml(&mcd("survivor", "  placementPolicy: worst-fit\n  numberOfLocations: 2\n  replicas: 3"));
+    env.stop_cluster(&mgmt).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    env.start_cluster(&mgmt).await.unwrap();
+    // Converges: the children are exactly the recorded placement, 6 replicas, no more.
+    h.wait_condition("survivor", "Ready", "True").await;
+    let s = h.status("survivor").await;
+    let recorded: std::collections::BTreeMap<String, i32> = s.placement.iter().map(|p| (p.cluster.clone(), p.replicas)).collect();
+    assert_eq!(recorded.values().sum::<i32>(), 6);
+    assert_eq!(h.children("survivor").await, recorded);
+    // Delete, and restart again mid-cleanup: the finalizer still removes every child.
+    h.mcds().delete("survivor", &Default::default()).await.unwrap();
+    env.stop_cluster(&mgmt).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    env.start_cluster(&mgmt).await.unwrap();
+    h.eventually("deleted with every child", || async {
+        let gone = h.mcds().get_opt("survivor").await.map_err(|e| e.to_string())?.is_none();
+        let children = h.children("survivor").await;
+        if gone && children.is_empty() { Ok(()) } else { Err(format!("mcd gone {gone}, children {children:?}")) }
+    })
+    .await;
+    h.finish().await;
+}

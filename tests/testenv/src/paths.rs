@@ -2,7 +2,10 @@
 
 use std::path::PathBuf;
 
+#[allow(dead_code)]
 pub const KUBE_VERSION: &str = "v1.20.2";
+/// Cache key of our build of it (see scripts/testenv.sh `KUBE_BUILD`).
+pub const KUBE_BUILD: &str = "v1.20.2-r2";
 
 /// Environment variable naming the state directory of a running environment.
 pub const STATE_DIR_ENV: &str = "MCK8S_TESTENV_DIR";
@@ -16,7 +19,7 @@ pub fn cache_dir() -> PathBuf {
 }
 
 pub fn kube_bin(name: &str) -> PathBuf {
-    cache_dir().join("kube").join(KUBE_VERSION).join(name)
+    cache_dir().join("kube").join(KUBE_BUILD).join(name)
 }
 
 /// Helm and kubectl from the PyPI wheel; falls back to whatever is on PATH.

@@ -71,8 +71,13 @@ impl Harness {
     /// A controller for a fresh namespace. `clusters`: the workload clusters it sees.
     pub async fn start(prefix: &str, clusters: &[&str]) -> Harness {
         let env = TestEnv::shared().await.expect("test environment");
-        install_crds(&env).await;
         let ns = env.namespace("cluster0", prefix).await.expect("namespace");
+        Self::start_in(env, ns, clusters).await
+    }
+
+    /// In a namespace made by the caller (e.g. on an exclusively held management cluster).
+    pub async fn start_in(env: Arc<TestEnv>, ns: TestNamespace, clusters: &[&str]) -> Harness {
+        install_crds(&env).await;
         let mgmt = env.client("cluster0").await.unwrap();
         let exclude: Vec<String> = env.cluster_names().into_iter().filter(|c| !clusters.contains(&c.as_str())).collect();
         let config = Config {
@@ -90,6 +95,7 @@ impl Harness {
             metrics_addr: None,
             instance: format!("test-{}", ns.name),
             timing: Timing { burst_retry: Duration::from_secs(2), error_retry: Duration::from_secs(2), resync: Duration::from_secs(60) },
+            leader_election: false,
         };
         let task = tokio::spawn(mck8s_controller::run(mgmt.clone(), config));
         Harness { env, ns, mgmt, task }
