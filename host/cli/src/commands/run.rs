@@ -62,6 +62,9 @@ pub struct RunArgs {
     /// Log as JSON lines.
     #[arg(long, env = "MCK8S_LOG_JSON")]
     pub log_json: bool,
+    /// Reconcile only while holding the Lease mck8s-leader in --namespace (several replicas).
+    #[arg(long, env = "MCK8S_LEADER_ELECT")]
+    pub leader_elect: bool,
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
@@ -83,6 +86,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             metrics_addr: Some(args.metrics_addr),
             instance: std::env::var("POD_NAME").or_else(|_| std::env::var("HOSTNAME")).unwrap_or_else(|_| "mck8s".into()),
             timing: Timing { burst_retry: Duration::from_secs(args.burst_retry_seconds), ..Timing::default() },
+            leader_election: args.leader_elect,
         };
         mck8s_controller::run(client, config).await
     })
