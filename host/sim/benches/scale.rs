@@ -103,12 +103,12 @@ fn main() {
     let s = scenario(clusters, workloads);
     let events = 2 * s.workloads.len(); // every workload arrives and departs
     eprintln!("generated {} in {:.2} s: {clusters} clusters, {events} workload events, {} s virtual", s.name, t.elapsed().as_secs_f64(), s.duration_seconds);
-    println!("| policy | clusters | workload events | virtual time | wall time | decisions | decisions/s (deciding) | decisions/s (wall) | fleet cycles | cycle build ms | policy call ms | virtual s per wall s | pending pods | errors |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| policy | clusters | workload events | virtual time | wall time | decisions | decisions/s (deciding) | decisions/s (wall) | fleet cycles | cycle build ms | of which ClusterStates ms | policy call ms | virtual s per wall s | pending pods | errors |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for p in &policies {
         let r = mck8s_sim::run(&s, registry.clone(), p, &mut |_| {}).unwrap();
         println!(
-            "| {p} | {clusters} | {events} | {:.1} h | {:.1} s | {} | {:.0} | {:.0} | {} | {:.2} | {:.2} | {:.0} | {:.1}% | {} |",
+            "| {p} | {clusters} | {events} | {:.1} h | {:.1} s | {} | {:.0} | {:.0} | {} | {:.2} | {:.2} | {:.2} | {:.0} | {:.1}% | {} |",
             s.duration_seconds as f64 / 3600.0,
             r.wall_seconds,
             r.decisions,
@@ -116,6 +116,7 @@ fn main() {
             r.decisions as f64 / r.wall_seconds,
             r.cycles,
             1e3 * r.cycle_seconds / r.cycles.max(1) as f64,
+            1e3 * r.state_seconds / r.cycles.max(1) as f64,
             1e3 * (r.decision_seconds - r.cycle_seconds) / r.decisions.max(1) as f64,
             s.duration_seconds as f64 / r.wall_seconds,
             100.0 * r.summary.pending_fraction,

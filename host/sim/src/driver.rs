@@ -307,7 +307,9 @@ impl<'a> Driver<'a> {
     fn decide(&mut self, dirty: &[usize]) -> Result<(), SimError> {
         let t = Instant::now();
         self.version += 1;
-        let cycle = Arc::new(self.fleet.cycle(self.version)?);
+        let states = self.fleet.cluster_states();
+        self.result.state_seconds += t.elapsed().as_secs_f64();
+        let cycle = Arc::new(mck8s_scheduler::FleetCycle::build(states, &self.fleet.rtt, self.version)?);
         self.result.cycles += 1;
         self.result.cycle_seconds += t.elapsed().as_secs_f64();
         for &i in dirty {

@@ -331,18 +331,27 @@ impl VirtualCluster {
 
     /// What a controller observes of this cluster.
     pub fn state(&self, owners: &[OwnerKey]) -> ClusterState {
-        let mut by_owner: HashMap<OwnerId, BTreeMap<usize, Resources>> = HashMap::new();
-        let mut bound: HashMap<OwnerId, u32> = HashMap::new();
-        for p in &self.pods {
-            if let Some(k) = p.node {
-                by_owner.entry(p.owner).or_default().entry(k).or_default().add(&p.request);
-                *bound.entry(p.owner).or_default() += 1;
+        // Sorted by (owner, node) and folded: this runs for every cluster of every cycle, so
+        // no intermediate maps.
+        let mut bound: Vec<(OwnerId, usize, &Resources)> =
+            self.pods.iter().filter_map(|p| p.node.map(|k| (p.owner, k, &p.request))).collect();
+        bound.sort_unstable_by_key(|&(o, k, _)| (o, k));
+        let mut owned: HashMap<OwnerKey, OwnedPods> = HashMap::new();
+        let mut i = 0;
+        while i < bound.len() {
+            let owner = bound[i].0;
+            let mut pods = OwnedPods::default();
+            while i < bound.len() && bound[i].0 == owner {
+                let (_, k, req) = bound[i];
+                match pods.per_node.last_mut() {
+                    Some((last, sum)) if *last == k => sum.add(req),
+                    _ => pods.per_node.push((k, req.clone())),
+                }
+                pods.bound += 1;
+                i += 1;
             }
+            owned.insert(owners[owner as usize].clone(), pods);
         }
-        let owned = by_owner
-            .into_iter()
-            .map(|(o, per)| (owners[o as usize].clone(), OwnedPods { per_node: per.into_iter().collect(), bound: bound[&o] }))
-            .collect();
         ClusterState {
             name: self.name.clone(),
             role: self.role.clone(),

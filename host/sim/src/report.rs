@@ -58,6 +58,8 @@ pub struct RunResult {
     /// Fleet cycles built (one per instant with decisions) and the time building them.
     pub cycles: u64,
     pub cycle_seconds: f64,
+    /// Of which lowering the virtual clusters into `ClusterState`s.
+    pub state_seconds: f64,
     pub wall_seconds: f64,
     pub scaling_calls: u64,
     /// Decisions that put replicas on a cloud cluster where the workload had none.
@@ -85,6 +87,7 @@ impl RunResult {
             decision_seconds: 0.0,
             cycles: 0,
             cycle_seconds: 0.0,
+            state_seconds: 0.0,
             wall_seconds: 0.0,
             scaling_calls: 0,
             bursts: 0,
