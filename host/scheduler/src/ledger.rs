@@ -35,12 +35,15 @@ impl Ledger {
     }
 
     /// Replicas decided for owners other than `except` on `cluster` and not yet bound there.
+    /// In owner order: reservations are placed first-fit, so their order must not depend on
+    /// hashing for the same state to give the same slots.
     pub fn outstanding(&self, cycle: &FleetCycle, cluster: u32, except: &OwnerKey) -> Vec<Reservation> {
         let name = cycle.snapshot.name_of(cluster);
         let Some(entries) = self.by_cluster.get(name) else { return Vec::new() };
-        entries
-            .iter()
-            .filter(|(o, _)| *o != except)
+        let mut owners: Vec<(&OwnerKey, &(Resources, u32))> = entries.iter().filter(|(o, _)| *o != except).collect();
+        owners.sort_by(|a, b| a.0.cmp(b.0));
+        owners
+            .into_iter()
             .filter_map(|(o, (req, n))| {
                 let missing = n.saturating_sub(cycle.bound(cluster, o));
                 (missing > 0).then(|| Reservation { request: req.clone(), count: missing })

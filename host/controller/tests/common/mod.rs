@@ -77,7 +77,18 @@ impl Harness {
 
     /// In a namespace made by the caller (e.g. on an exclusively held management cluster).
     pub async fn start_in(env: Arc<TestEnv>, ns: TestNamespace, clusters: &[&str]) -> Harness {
+        Self::start_with(env, ns, clusters, None).await
+    }
+
+    /// With a static RTT map (YAML, as `--rtt-file`) instead of serf's loopback RTTs, for
+    /// assertions about proximity.
+    pub async fn start_with(env: Arc<TestEnv>, ns: TestNamespace, clusters: &[&str], rtt: Option<&str>) -> Harness {
         install_crds(&env).await;
+        let rtt_file = rtt.map(|text| {
+            let path = std::env::temp_dir().join(format!("mck8s-rtt-{}.yaml", ns.name));
+            std::fs::write(&path, text).unwrap();
+            path
+        });
         let mgmt = env.client("cluster0").await.unwrap();
         let exclude: Vec<String> = env.cluster_names().into_iter().filter(|c| !clusters.contains(&c.as_str())).collect();
         let config = Config {
@@ -91,7 +102,7 @@ impl Harness {
             policy_limits: Default::default(),
             prometheus_url: env.prometheus_url(),
             serf_rpc: env.has_serf().then(|| format!("127.0.0.1:{}", env.fleet().ports().serf_rpc(0))),
-            rtt_file: None,
+            rtt_file,
             metrics_addr: None,
             instance: format!("test-{}", ns.name),
             timing: Timing { burst_retry: Duration::from_secs(2), error_retry: Duration::from_secs(2), resync: Duration::from_secs(60) },
@@ -200,9 +211,19 @@ impl Harness {
             .await;
         }
         self.task.abort();
+        // Wait until the namespaces are gone in every workload cluster, so the next test
+        // starts with the fleet's full capacity.
         for c in ALL {
             let client = self.env.client(c).await.unwrap();
-            let _ = Api::<Namespace>::all(client).delete(&self.ns.name, &DeleteParams::default()).await;
+            let api = Api::<Namespace>::all(client);
+            let _ = api.delete(&self.ns.name, &DeleteParams::default()).await;
+            self.eventually(&format!("namespace {} gone in {c}", self.ns.name), || async {
+                match api.get_opt(&self.ns.name).await {
+                    Ok(None) => Ok(()),
+                    other => Err(format!("{:?}", other.map(|n| n.and_then(|n| n.status).and_then(|s| s.phase)))),
+                }
+            })
+            .await;
         }
         self.ns.delete().await.unwrap();
     }
