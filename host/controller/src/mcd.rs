@@ -70,9 +70,13 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
             }
         }
     });
+    // A cluster added, removed, lost or back: re-check every object (placements using a
+    // cluster that left are decided again).
+    let cluster_changes = tokio_stream(ctx.clusters.subscribe_health()).map(|_| ());
     Controller::new(api, watcher::Config::default())
         .reconcile_on(triggers)
         .reconcile_all_on(policy_changes)
+        .reconcile_all_on(cluster_changes)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {

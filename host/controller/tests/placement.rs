@@ -262,3 +262,42 @@ spec:
     assert_eq!(h.status("shop").await.policy.as_deref(), Some("most-traffic"));
     h.finish().await;
 }
+
+fn cluster_secret(env: &mck8s_testenv::TestEnv, cluster: &str) -> k8s_openapi::api::core::v1::Secret {
+    let kubeconfig = std::fs::read(env.kubeconfig(cluster)).unwrap();
+    let mut s = k8s_openapi::api::core::v1::Secret::default();
+    s.metadata.name = Some(format!("cluster-{cluster}"));
+    s.metadata.labels = Some([("fogguru.eu/cluster".to_string(), cluster.to_string()), ("fogguru.eu/role".to_string(), "fog".to_string())].into());
+    s.data = Some([("kubeconfig".to_string(), k8s_openapi::ByteString(kubeconfig))].into());
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clusters_registered_by_secrets_come_and_go_at_runtime() {
+    let _serial = serial();
+    let env = mck8s_testenv::TestEnv::shared().await.unwrap();
+    let ns = env.namespace("cluster0", "mcd-secrets").await.unwrap();
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> = ns.api();
+    secrets.create(&Default::default(), &cluster_secret(&env, "cluster2")).await.unwrap();
+    let h = Harness::start_in(env.clone(), ns, &[]).await;
+    // Only cluster2 is registered.
+    h.apply_yaml(&mcd("reg", "  placementPolicy: worst-fit\n  replicas: 2"));
+    h.wait_children("reg", &[("cluster2", 2)]).await;
+    // cluster3 joins at runtime; two locations now fit.
+    secrets.create(&Default::default(), &cluster_secret(&env, "cluster3")).await.unwrap();
+    h.kubectl_ok(&["patch", "mcd", "reg", "--type=merge", "-p", r#"{"spec":{"numberOfLocations":2}}"#]);
+    h.wait_children("reg", &[("cluster2", 2), ("cluster3", 2)]).await;
+    // cluster3 leaves: the placement is decided again without it.
+    secrets.delete("cluster-cluster3", &Default::default()).await.unwrap();
+    h.eventually("placement without cluster3", || async {
+        let s = h.status("reg").await;
+        let clusters: Vec<&str> = s.placement.iter().map(|p| p.cluster.as_str()).collect();
+        if clusters == ["cluster2"] && s.replicas == 4 { Ok(()) } else { Err(format!("{:?}", s.placement)) }
+    })
+    .await;
+    // mck8s cannot reach a cluster it no longer has credentials for: its child stays there
+    // until an administrator removes it (documented).
+    let c3 = h.env.client("cluster3").await.unwrap();
+    kube::Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(c3, &h.ns.name).delete("reg", &Default::default()).await.unwrap();
+    h.finish().await;
+}

@@ -94,9 +94,10 @@ impl Harness {
         let config = Config {
             namespace: ns.name.clone(),
             watch_namespace: Some(ns.name.clone()),
-            cluster_paths: vec![env.merged_kubeconfig()],
+            // No clusters named: they come from kubeconfig Secrets in the namespace instead.
+            cluster_paths: if clusters.is_empty() { vec![] } else { vec![env.merged_kubeconfig()] },
             exclude_clusters: exclude,
-            cluster_secrets: false,
+            cluster_secrets: clusters.is_empty(),
             policy_dirs: vec![builtin_dir()],
             policy_configmaps: true,
             policy_limits: Default::default(),
