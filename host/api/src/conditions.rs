@@ -8,6 +8,10 @@ pub const READY: &str = "Ready";
 pub const BURSTING: &str = "Bursting";
 pub const DEGRADED: &str = "Degraded";
 pub const INVALID_SPEC: &str = "InvalidSpec";
+/// MultiClusterJob: every cluster's Job completed.
+pub const COMPLETE: &str = "Complete";
+/// MultiClusterJob: some cluster's Job failed.
+pub const FAILED: &str = "Failed";
 
 /// Sets (or replaces) the condition `type_` in `conditions`.
 pub fn set(conditions: &mut Vec<Condition>, type_: &str, status: bool, reason: &str, message: impl Into<String>, generation: Option<i64>, now: &Time) {

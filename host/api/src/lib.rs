@@ -11,7 +11,7 @@ pub mod mcd;
 pub mod others;
 pub mod schema;
 
-pub use mcd::{ClusterPlacement, MultiClusterDeployment, MultiClusterDeploymentSpec, MultiClusterDeploymentStatus};
+pub use mcd::{ClusterPlacement, DrainingChild, MultiClusterDeployment, MultiClusterDeploymentSpec, MultiClusterDeploymentStatus};
 pub use others::*;
 
 pub const GROUP: &str = "fogguru.eu";

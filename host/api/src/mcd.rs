@@ -89,8 +89,19 @@ pub struct MultiClusterDeploymentStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
     /// Per cluster: replicas decided and ready, and the policy's reason.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    // Always written: a merge patch must be able to empty it.
+    #[serde(default)]
     pub placement: Vec<ClusterPlacement>,
+    /// Children in clusters no longer chosen, kept until the new placement is ready (so a
+    /// move never leaves a gap in ready replicas), or until their cluster is reachable again.
+    // Always written: a merge patch must be able to empty it.
+    #[serde(default)]
+    pub draining: Vec<DrainingChild>,
+    /// Clusters this object's replicas were moved away from because they failed; when one
+    /// is Ready again the placement is decided again (failback).
+    // Always written: a merge patch must be able to empty it.
+    #[serde(default)]
+    pub failed_over: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// mck8s-compatible signal: `{message: to_cloud, replicas: N}` while replicas are
@@ -108,6 +119,20 @@ pub struct ClusterPlacement {
     #[serde(default)]
     pub ready_replicas: i32,
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+}
+
+/// A child kept in a cluster that is no longer chosen.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DrainingChild {
+    pub cluster: String,
+    /// Ready replicas it still serves (as last seen).
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Since when it drains.
+    pub since: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+    /// Why it is kept: `ReplacementsNotReady` or `ClusterUnreachable`.
     pub reason: String,
 }
 

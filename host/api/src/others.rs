@@ -25,7 +25,9 @@ use crate::mcd::{ClusterPlacement, LegacyMessage};
     status = "MultiClusterServiceStatus",
     derive = "Default",
     derive = "PartialEq",
-    doc = "A Service propagated to the clusters of a MultiClusterDeployment or to listed clusters."
+    doc = "A Service propagated to the clusters of a MultiClusterDeployment or to listed clusters.",
+    printcolumn(name = "Clusters", type_ = "string", json_path = ".status.summary"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(transform = crate::schema::open_object)]
@@ -43,8 +45,14 @@ pub struct MultiClusterServiceSpec {
 pub struct MultiClusterServiceStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Where the Service is: `spec.locations`, or where the MultiClusterDeployment of the same
+    /// name runs (its placement and its draining children).
+    // Always written: a merge patch must be able to empty it.
+    #[serde(default)]
     pub clusters: Vec<String>,
+    /// `cluster1,cluster2`, for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
@@ -64,7 +72,10 @@ pub struct MultiClusterServiceStatus {
     status = "MultiClusterJobStatus",
     derive = "Default",
     derive = "PartialEq",
-    doc = "A Job placed across clusters by a placement policy."
+    doc = "A Job placed across clusters by a placement policy.",
+    printcolumn(name = "Policy", type_ = "string", json_path = ".status.policy"),
+    printcolumn(name = "Completions", type_ = "string", json_path = ".status.completions"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(transform = crate::schema::open_object)]
@@ -92,16 +103,49 @@ pub struct MultiClusterJobSpec {
 pub struct MultiClusterJobStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// The policy that placed the Jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// Per cluster: the replicas the policy reserved (the Job's parallelism) and its reason.
+    // Always written: a merge patch must be able to empty it.
+    #[serde(default)]
     pub placement: Vec<ClusterPlacement>,
+    /// Per cluster: the state of its Job. A finished Job's entry is kept after the Job is
+    /// gone (a TTL or a hand delete), so it is never run twice.
+    // Always written: a merge patch must be able to empty it.
+    #[serde(default)]
+    pub jobs: Vec<ClusterJob>,
+    /// Clusters whose Job completed.
     #[serde(default)]
     pub succeeded: i32,
+    /// Clusters whose Job failed.
     #[serde(default)]
     pub failed: i32,
+    /// `2/3`: clusters completed of clusters placed, for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completions: Option<String>,
+    /// Jobs no cluster could take (the bursting count).
+    #[serde(default)]
+    pub unplaced: i32,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<LegacyMessage>,
+}
+
+/// One cluster's Job, as last observed.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterJob {
+    pub cluster: String,
+    /// `Pending` (not created yet), `Running`, `Complete` or `Failed`.
+    pub state: String,
+    #[serde(default)]
+    pub active: i32,
+    #[serde(default)]
+    pub succeeded: i32,
+    #[serde(default)]
+    pub failed: i32,
 }
 
 /// Scales a MultiClusterDeployment's replicas from its clusters' CPU use (§2.4).

@@ -6,7 +6,8 @@ use crate::registry::Notifier;
 use crate::source::ClusterSpec;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
@@ -16,14 +17,14 @@ use mck8s_policy::input::{HealthDoc, RoleDoc};
 use mck8s_scheduler::{ClusterState, OwnerKey};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::task::AbortHandle;
 
 /// How often the API server is probed, and how long a probe may take.
 const PROBE_EVERY: Duration = Duration::from_secs(3);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     inventory: ClusterInventory,
     reachable: bool,
@@ -31,6 +32,51 @@ struct State {
     probed: bool,
     nodes_synced: bool,
     pods_synced: bool,
+    /// The health last reported, and since when the cluster has not been Ready (None while
+    /// Ready). A cluster starts unhealthy: until it answers, nothing is known to run there.
+    health: HealthDoc,
+    unhealthy_since: Option<Instant>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            inventory: ClusterInventory::default(),
+            reachable: false,
+            probed: false,
+            nodes_synced: false,
+            pods_synced: false,
+            health: HealthDoc::Unreachable,
+            unhealthy_since: Some(Instant::now()),
+        }
+    }
+}
+
+impl State {
+    fn current_health(&self) -> HealthDoc {
+        if !self.reachable {
+            HealthDoc::Unreachable
+        } else if self.inventory.ready_nodes() == 0 {
+            HealthDoc::NotReady
+        } else {
+            HealthDoc::Ready
+        }
+    }
+
+    /// Records a health transition; true when the health changed.
+    fn refresh_health(&mut self) -> bool {
+        let now = self.current_health();
+        if now == self.health {
+            return false;
+        }
+        match (&self.health, &now) {
+            (HealthDoc::Ready, _) => self.unhealthy_since = Some(Instant::now()),
+            (_, HealthDoc::Ready) => self.unhealthy_since = None,
+            _ => {}
+        }
+        self.health = now;
+        true
+    }
 }
 
 pub struct Member {
@@ -40,7 +86,11 @@ pub struct Member {
     pub source: String,
     pub fingerprint: u64,
     pub client: Client,
+    /// What mck8s put in this cluster (labelled `app.kubernetes.io/managed-by: mck8s`),
+    /// kept current by watches.
     pub deployments: Store<Deployment>,
+    pub services: Store<Service>,
+    pub jobs: Store<Job>,
     state: Arc<Mutex<State>>,
     tasks: Vec<AbortHandle>,
 }
@@ -67,12 +117,16 @@ impl Member {
         config.connect_timeout = Some(Duration::from_secs(5));
         let client = Client::try_from(config).map_err(|e| bad(e.to_string()))?;
         let state = Arc::new(Mutex::new(State::default()));
-        let (store, writer) = reflector::store();
+        let (deployments, d_writer) = reflector::store();
+        let (services, s_writer) = reflector::store();
+        let (jobs, j_writer) = reflector::store();
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(watch_nodes(spec.name.clone(), client.clone(), state.clone(), notifier.clone())).abort_handle());
         tasks.push(tokio::spawn(watch_pods(spec.name.clone(), client.clone(), state.clone(), notifier.clone())).abort_handle());
         tasks.push(tokio::spawn(probe(spec.name.clone(), client.clone(), state.clone(), notifier.clone())).abort_handle());
-        tasks.push(tokio::spawn(watch_children(spec.name.clone(), client.clone(), writer, notifier)).abort_handle());
+        tasks.push(tokio::spawn(watch_children(spec.name.clone(), client.clone(), d_writer, notifier.clone())).abort_handle());
+        tasks.push(tokio::spawn(watch_children(spec.name.clone(), client.clone(), s_writer, notifier.clone())).abort_handle());
+        tasks.push(tokio::spawn(watch_children(spec.name.clone(), client.clone(), j_writer, notifier)).abort_handle());
         tracing::info!(cluster = %spec.name, source = %spec.source, "workload cluster added");
         Ok(Arc::new(Member {
             name: spec.name.clone(),
@@ -81,7 +135,9 @@ impl Member {
             source: spec.source.clone(),
             fingerprint: spec.fingerprint,
             client,
-            deployments: store,
+            deployments,
+            services,
+            jobs,
             state,
             tasks,
         }))
@@ -90,14 +146,17 @@ impl Member {
     /// Ready: the API server answers and at least one node is Ready. NotReady: it answers
     /// but no node is. Unreachable: it does not answer.
     pub fn health(&self) -> HealthDoc {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).current_health()
+    }
+
+    /// How long the cluster has not been Ready (None when it is Ready): failover waits for
+    /// this to pass a grace period.
+    pub fn unhealthy_for(&self) -> Option<Duration> {
         let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if !s.reachable {
-            HealthDoc::Unreachable
-        } else if s.inventory.ready_nodes() == 0 {
-            HealthDoc::NotReady
-        } else {
-            HealthDoc::Ready
+        if s.current_health() == HealthDoc::Ready {
+            return None;
         }
+        Some(s.unhealthy_since.map(|t| t.elapsed()).unwrap_or_default())
     }
 
     /// Both watches have listed once: capacity is known.
@@ -130,20 +189,38 @@ impl Member {
         }
     }
 
-    /// Children of `owner` in this cluster, from the watch cache.
+    /// Child Deployments of `owner` in this cluster, from the watch cache.
     pub fn children_of(&self, owner: &OwnerKey) -> Vec<Arc<Deployment>> {
-        let value = labels::owner_value(&owner.name);
-        self.deployments
-            .state()
-            .into_iter()
-            .filter(|d| {
-                d.metadata.namespace.as_deref() == Some(owner.namespace.as_str())
-                    && d.metadata.labels.as_ref().is_some_and(|l| {
-                        l.get(labels::OWNER_NAME) == Some(&value) && l.get(labels::OWNER_KIND).map(String::as_str) == Some(owner.kind.as_str())
-                    })
-            })
-            .collect()
+        owned_by(&self.deployments, owner)
     }
+
+    /// Child Services of `owner` in this cluster, from the watch cache.
+    pub fn services_of(&self, owner: &OwnerKey) -> Vec<Arc<Service>> {
+        owned_by(&self.services, owner)
+    }
+
+    /// Child Jobs of `owner` in this cluster, from the watch cache.
+    pub fn jobs_of(&self, owner: &OwnerKey) -> Vec<Arc<Job>> {
+        owned_by(&self.jobs, owner)
+    }
+}
+
+/// The objects in `store` labelled as children of `owner`.
+pub fn owned_by<K: Resource + Clone>(store: &Store<K>, owner: &OwnerKey) -> Vec<Arc<K>>
+where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    let value = labels::owner_value(&owner.name);
+    store
+        .state()
+        .into_iter()
+        .filter(|d| {
+            d.meta().namespace.as_deref() == Some(owner.namespace.as_str())
+                && d.meta().labels.as_ref().is_some_and(|l| {
+                    l.get(labels::OWNER_NAME) == Some(&value) && l.get(labels::OWNER_KIND).map(String::as_str) == Some(owner.kind.as_str())
+                })
+        })
+        .collect()
 }
 
 fn owner_of<K: Resource>(obj: &K) -> Option<OwnerKey> {
@@ -181,8 +258,13 @@ async fn watch_nodes(cluster: String, client: Client, state: Arc<Mutex<State>>, 
             Event::Apply(n) => s.inventory.apply_node(&n),
             Event::Delete(n) => s.inventory.delete_node(n.metadata.name.as_deref().unwrap_or("")),
         }
+        let health_changed = s.refresh_health();
         drop(s);
         notifier.changed();
+        if health_changed {
+            tracing::info!(%cluster, health = ?health_of(&state), "cluster health changed (nodes)");
+            notifier.health_changed(&cluster);
+        }
     }
 }
 
@@ -226,8 +308,18 @@ async fn watch_pods(cluster: String, client: Client, state: Arc<Mutex<State>>, n
     }
 }
 
-async fn watch_children(cluster: String, client: Client, writer: reflector::store::Writer<Deployment>, notifier: Arc<Notifier>) {
-    let api: Api<Deployment> = Api::all(client);
+fn health_of(state: &Mutex<State>) -> HealthDoc {
+    state.lock().unwrap_or_else(|p| p.into_inner()).current_health()
+}
+
+/// Keeps `writer`'s store of mck8s's children of one kind current and triggers their owners.
+async fn watch_children<K>(cluster: String, client: Client, writer: reflector::store::Writer<K>, notifier: Arc<Notifier>)
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+    K: k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
+{
+    let api: Api<K> = Api::all(client);
     let config = watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY_KEY, labels::MANAGED_BY));
     let mut stream = watcher::watcher(api, config).default_backoff().reflect(writer).boxed();
     while let Some(ev) = stream.next().await {
@@ -238,7 +330,7 @@ async fn watch_children(cluster: String, client: Client, writer: reflector::stor
                 }
             }
             Ok(_) => {}
-            Err(e) => tracing::debug!(%cluster, error = %e, "deployment watch"),
+            Err(e) => tracing::debug!(%cluster, kind = %K::kind(&Default::default()), error = %e, "child watch"),
         }
     }
 }
@@ -246,12 +338,12 @@ async fn watch_children(cluster: String, client: Client, writer: reflector::stor
 async fn probe(cluster: String, client: Client, state: Arc<Mutex<State>>, notifier: Arc<Notifier>) {
     loop {
         let ok = matches!(tokio::time::timeout(PROBE_TIMEOUT, client.apiserver_version()).await, Ok(Ok(_)));
-        let changed = {
+        let (changed, health_changed) = {
             let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
             let changed = s.reachable != ok || !s.probed;
             s.reachable = ok;
             s.probed = true;
-            changed
+            (changed, s.refresh_health())
         };
         if changed {
             if ok {
@@ -260,6 +352,8 @@ async fn probe(cluster: String, client: Client, state: Arc<Mutex<State>>, notifi
                 tracing::warn!(%cluster, "cluster unreachable");
             }
             notifier.changed();
+        }
+        if changed || health_changed {
             notifier.health_changed(&cluster);
         }
         tokio::time::sleep(PROBE_EVERY).await;

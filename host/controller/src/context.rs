@@ -18,6 +18,13 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub prometheus: Option<Prometheus>,
     pub timing: Timing,
+    /// The last apply of every child, so unchanged children are not re-applied.
+    pub applied: crate::children::AppliedCache,
+    /// Failover and failback moves, fleet-wide.
+    pub moves: crate::failover::RateLimiter,
+    /// Statuses written, for reconciles that run on a cached object from before the write.
+    pub mcd_status: crate::shared::StatusMemo<mck8s_api::MultiClusterDeploymentStatus>,
+    pub mcj_status: crate::shared::StatusMemo<mck8s_api::MultiClusterJobStatus>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -28,10 +35,37 @@ pub struct Timing {
     pub error_retry: Duration,
     /// Periodic re-check of a settled object.
     pub resync: Duration,
+    /// How long a cluster may be unreachable or NotReady before its replicas are placed
+    /// elsewhere.
+    pub failover_grace: Duration,
+    /// How long a child in a cluster no longer chosen is kept at most while the new
+    /// placement is not ready (a move that cannot finish must not pin capacity forever).
+    pub drain_timeout: Duration,
 }
 
 impl Default for Timing {
     fn default() -> Self {
-        Timing { burst_retry: Duration::from_secs(30), error_retry: Duration::from_secs(10), resync: Duration::from_secs(300) }
+        Timing {
+            burst_retry: Duration::from_secs(30),
+            error_retry: Duration::from_secs(10),
+            resync: Duration::from_secs(300),
+            failover_grace: Duration::from_secs(60),
+            drain_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Fleet-wide limit on failover and failback moves.
+#[derive(Clone, Copy, Debug)]
+pub struct MoveLimit {
+    /// Moves per second on average.
+    pub rate: f64,
+    /// Moves at once.
+    pub burst: u32,
+}
+
+impl Default for MoveLimit {
+    fn default() -> Self {
+        MoveLimit { rate: 2.0, burst: 20 }
     }
 }

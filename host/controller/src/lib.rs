@@ -1,19 +1,25 @@
 //! The mck8s controllers and their wiring. [`run`] starts everything for one management
 //! cluster: the workload-cluster sources, the policy sources, the signal refreshers, the
-//! MultiClusterDeployment controller and the metrics/health endpoints.
+//! MultiClusterDeployment, MultiClusterService and MultiClusterJob controllers and the
+//! metrics/health endpoints.
 
+pub mod children;
 pub mod context;
+pub mod failover;
 pub mod leader;
 pub mod mcd;
+pub mod mcj;
+pub mod mcs;
 pub mod metrics;
 pub mod policy_configmaps;
 pub mod render;
+pub mod shared;
 pub mod signals;
 pub mod spec;
 pub mod web;
 
 use anyhow::Context as _;
-use context::{Context, Timing};
+use context::{Context, MoveLimit, Timing};
 use kube::runtime::events::{Recorder, Reporter};
 use mck8s_clusters::Registry;
 use mck8s_policy::{DirSource, EngineConfig, Limits, PolicyEngine, PolicyRegistry};
@@ -48,6 +54,8 @@ pub struct Config {
     /// Names this process in Events.
     pub instance: String,
     pub timing: Timing,
+    /// Fleet-wide rate of failover and failback moves.
+    pub move_limit: MoveLimit,
     /// Reconcile only while holding the Lease `mck8s-leader` in `namespace` (see [`leader`]);
     /// the watches run on standbys too.
     pub leader_election: bool,
@@ -112,9 +120,13 @@ pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
         metrics,
         prometheus,
         timing: config.timing,
+        applied: Default::default(),
+        moves: failover::RateLimiter::new(config.move_limit.rate, config.move_limit.burst),
+        mcd_status: Default::default(),
+        mcj_status: Default::default(),
     });
     if !config.leader_election {
-        mcd::run(ctx, config.watch_namespace.clone()).await;
+        controllers(ctx, config.watch_namespace.clone()).await;
         drop(dir_sources);
         return Ok(());
     }
@@ -122,7 +134,7 @@ pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
         return Ok(());
     };
     let lost = tokio::select! {
-        () = mcd::run(ctx, config.watch_namespace.clone()) => None,
+        () = controllers(ctx, config.watch_namespace.clone()) => None,
         lost = leadership.hold() => Some(lost),
     };
     match lost {
@@ -131,4 +143,9 @@ pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
     }
     drop(dir_sources);
     Ok(())
+}
+
+/// The three reconcilers; they stop together (on SIGTERM/SIGINT each controller shuts down).
+async fn controllers(ctx: Arc<Context>, watch_namespace: Option<String>) {
+    tokio::join!(mcd::run(ctx.clone(), watch_namespace.clone()), mcs::run(ctx.clone(), watch_namespace.clone()), mcj::run(ctx, watch_namespace));
 }

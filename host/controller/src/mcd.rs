@@ -2,31 +2,35 @@
 //! server-side apply in the chosen clusters → removal elsewhere → status.
 //!
 //! A placement is decided when the spec changes (mck8s re-placed on every spec update),
-//! when it left replicas unplaced (retried every 30 s, as mck8s did), or when a cluster it
-//! uses left the registry. Otherwise the recorded placement is re-applied, which also puts
-//! back children edited or deleted by hand.
+//! when it left replicas unplaced (retried every 30 s, as mck8s did), when a cluster it
+//! uses left the registry, failed beyond the grace period (failover) or, having failed, is
+//! Ready again (failback; see [`crate::failover`]). Otherwise the recorded placement is
+//! re-applied, which also puts back children edited or deleted by hand. Children in
+//! clusters no longer chosen drain: they go once the new placement is ready.
 
+use crate::children;
 use crate::context::Context;
+use crate::failover::{self, Drain};
 use crate::render::{self, Owner};
+use crate::shared;
 use crate::spec::{self, ParsedSpec};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use mck8s_api::conditions::{self, BURSTING, DEGRADED, INVALID_SPEC, PLACED, READY};
 use mck8s_api::mcd::LegacyMessage;
-use mck8s_api::{ClusterPlacement, MultiClusterDeployment, MultiClusterDeploymentStatus, labels};
+use mck8s_api::{ClusterPlacement, DrainingChild, MultiClusterDeployment, MultiClusterDeploymentStatus};
 use mck8s_policy::Decision;
+use mck8s_policy::input::HealthDoc;
 use mck8s_scheduler::{OwnerKey, PlacementRequest, ScheduleError};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 use tracing::Instrument;
 
 pub const KIND: &str = "MultiClusterDeployment";
@@ -43,16 +47,9 @@ pub enum Error {
 }
 
 pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
-    let api: Api<MultiClusterDeployment> = match &watch_namespace {
-        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-        None => Api::all(ctx.client.clone()),
-    };
+    let api: Api<MultiClusterDeployment> = shared::scoped_api(&ctx.client, &watch_namespace);
     // Children or their pods changed in some cluster: reconcile the owner.
-    let owners = ctx.clusters.subscribe_owners();
-    let triggers = tokio_stream(owners).filter_map(move |o| {
-        let keep = o.kind == KIND && watch_namespace.as_ref().is_none_or(|ns| *ns == o.namespace);
-        async move { keep.then(|| ObjectRef::new(&o.name).within(&o.namespace)) }
-    });
+    let triggers = shared::owner_triggers(&ctx, KIND, watch_namespace);
     // A policy loaded, replaced or removed: re-check every object (one naming a policy that
     // just appeared was InvalidSpec until now).
     let policies = ctx.scheduler.registry().clone();
@@ -72,7 +69,7 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
     });
     // A cluster added, removed, lost or back: re-check every object (placements using a
     // cluster that left are decided again).
-    let cluster_changes = tokio_stream(ctx.clusters.subscribe_health()).map(|_| ());
+    let cluster_changes = shared::cluster_changes(&ctx);
     Controller::new(api, watcher::Config::default())
         .reconcile_on(triggers)
         .reconcile_all_on(policy_changes)
@@ -89,10 +86,6 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
 
 fn digests(registry: &mck8s_policy::PolicyRegistry) -> Vec<(String, String)> {
     registry.list().iter().map(|p| (p.name.clone(), p.digest.clone())).collect()
-}
-
-fn tokio_stream<T: Send + 'static>(mut rx: tokio::sync::mpsc::UnboundedReceiver<T>) -> impl futures::Stream<Item = T> + Send {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 fn error_policy(_mcd: Arc<MultiClusterDeployment>, error: &Error, ctx: Arc<Context>) -> Action {
@@ -137,7 +130,7 @@ fn recorded(status: Option<&MultiClusterDeploymentStatus>) -> BTreeMap<String, u
 async fn apply(mcd: Arc<MultiClusterDeployment>, ctx: Arc<Context>) -> Result<Action, Error> {
     let owner = owner_key(&mcd);
     let generation = mcd.metadata.generation;
-    let status = mcd.status.clone().unwrap_or_default();
+    let status = ctx.mcd_status.current(mcd.as_ref(), mcd.status.clone().unwrap_or_default());
     let now = Time(k8s_openapi::jiff::Timestamp::now());
 
     let parsed = match spec::parse(&owner.name, &owner.namespace, &mcd.spec) {
@@ -152,7 +145,19 @@ async fn apply(mcd: Arc<MultiClusterDeployment>, ctx: Arc<Context>) -> Result<Ac
 
     let current = recorded(Some(&status));
     let clusters_gone = current.keys().any(|c| ctx.clusters.get(c).is_none());
-    let must_decide = status.observed_generation != generation || current.is_empty() || status.unplaced > 0 || clusters_gone;
+    let health = |c: &str| ctx.clusters.get(c).map(|m| (m.health(), m.unhealthy_for()));
+    let moves = failover::assess(current.keys(), &status.failed_over, ctx.timing.failover_grace, health);
+    let mut must_decide = status.observed_generation != generation || current.is_empty() || status.unplaced > 0 || clusters_gone;
+    let mut throttled = None;
+    if moves.wants_move() && !must_decide {
+        match ctx.moves.try_take() {
+            Ok(()) => must_decide = true,
+            Err(wait) => {
+                ctx.metrics.moves_throttled.inc();
+                throttled = Some(wait);
+            }
+        }
+    }
     let mut decision_error = None;
     let mut decision: Option<Decision> = None;
     if must_decide {
@@ -180,8 +185,16 @@ async fn apply(mcd: Arc<MultiClusterDeployment>, ctx: Arc<Context>) -> Result<Ac
         None => current.clone(),
     };
     let unplaced = decision.as_ref().map(|d| d.unplaced).unwrap_or(status.unplaced.max(0) as u32);
+    let failed_over = match &decision {
+        Some(_) => {
+            let before: BTreeSet<String> = current.keys().cloned().collect();
+            let after: BTreeSet<String> = desired.keys().cloned().collect();
+            failover::failed_over_after(&status.failed_over, &before, &after, |c| ctx.clusters.get(c).map(|m| m.health()))
+        }
+        None => status.failed_over.clone(),
+    };
 
-    // Propagate: apply where chosen, then remove elsewhere.
+    // Propagate where chosen.
     let uid = mcd.uid().unwrap_or_default();
     let o = Owner { kind: KIND, namespace: &owner.namespace, name: &owner.name, uid: &uid };
     let mut cluster_errors = Vec::new();
@@ -190,37 +203,51 @@ async fn apply(mcd: Arc<MultiClusterDeployment>, ctx: Arc<Context>) -> Result<Ac
             cluster_errors.push(e.to_string());
         }
     }
-    for member in ctx.clusters.members() {
-        if desired.contains_key(&member.name) {
-            continue;
-        }
-        for child in member.children_of(&owner) {
-            let api: Api<Deployment> = Api::namespaced(member.client.clone(), &owner.namespace);
-            match api.delete(&child.name_any(), &DeleteParams::background()).await {
-                Ok(_) => tracing::info!(cluster = %member.name, "child removed: cluster no longer chosen"),
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => cluster_errors.push(format!("cluster {}: removing child: {e}", member.name)),
-            }
-        }
-    }
 
-    // Status.
+    // Ready replicas of the new placement, as the child watches see them.
+    let mut placement = Vec::new();
+    let mut ready_total = 0u32;
     let reasons: BTreeMap<String, String> = match &decision {
         Some(d) => d.placements.iter().map(|p| (p.cluster.clone(), p.reason.clone())).collect(),
         None => status.placement.iter().map(|p| (p.cluster.clone(), p.reason.clone())).collect(),
     };
-    let mut placement = Vec::new();
-    let mut ready_total = 0;
     for (cluster, replicas) in &desired {
-        let ready = ctx
-            .clusters
-            .get(cluster)
-            .map(|m| m.children_of(&owner).iter().map(|d| d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0)).sum::<i32>())
-            .unwrap_or(0);
-        ready_total += ready.min(*replicas as i32);
-        placement.push(ClusterPlacement { cluster: cluster.clone(), replicas: *replicas as i32, ready_replicas: ready, reason: reasons.get(cluster).cloned().unwrap_or_default() });
+        // An unreachable cluster's cached status is stale: count nothing ready there.
+        let ready = ctx.clusters.get(cluster).filter(|m| m.health() != HealthDoc::Unreachable).map(|m| ready_of(&m.children_of(&owner))).unwrap_or(0);
+        ready_total += ready.min(*replicas);
+        placement.push(ClusterPlacement { cluster: cluster.clone(), replicas: *replicas as i32, ready_replicas: ready as i32, reason: reasons.get(cluster).cloned().unwrap_or_default() });
     }
     let placed: u32 = desired.values().sum();
+
+    // Children elsewhere drain: removed once the new placement is ready, never while their
+    // cluster is unreachable.
+    let mut draining = Vec::new();
+    for member in ctx.clusters.members() {
+        if desired.contains_key(&member.name) {
+            continue;
+        }
+        let children = member.children_of(&owner);
+        if children.is_empty() {
+            continue;
+        }
+        let since = status.draining.iter().find(|d| d.cluster == member.name).map(|d| d.since.clone()).unwrap_or_else(|| now.clone());
+        let draining_for = Duration::from_millis(now.0.duration_since(since.0).as_millis().max(0) as u64);
+        let reachable = member.health() != HealthDoc::Unreachable;
+        match failover::drain(reachable, ready_total, placed, unplaced, draining_for, ctx.timing.drain_timeout) {
+            Drain::Delete => match children::delete_all(&ctx.applied, &member, &children).await {
+                Ok(()) => {
+                    tracing::info!(cluster = %member.name, ready_total, placed, "child removed: cluster no longer chosen and the new placement is ready");
+                    ctx.metrics.moves.get_or_create(&crate::metrics::MoveLabel { kind: KIND.into(), reason: "drained".into() }).inc();
+                    let note = format!("{}: child removed, the new placement is ready ({ready_total}/{placed})", member.name);
+                    publish(&ctx, &mcd, EventType::Normal, "Drained", &note).await;
+                }
+                Err(e) => cluster_errors.push(e.to_string()),
+            },
+            Drain::Keep(reason) => draining.push(DrainingChild { cluster: member.name.clone(), ready_replicas: ready_of(&children) as i32, since, reason: reason.into() }),
+        }
+    }
+
+    // Status.
     let mut new = status.clone();
     new.observed_generation = if decision_error.is_some() && decision.is_none() { status.observed_generation } else { generation };
     if let Some(d) = &decision {
@@ -228,10 +255,12 @@ async fn apply(mcd: Arc<MultiClusterDeployment>, ctx: Arc<Context>) -> Result<Ac
         new.policy_digest = Some(d.digest.clone());
     }
     new.replicas = (placed + unplaced) as i32;
-    new.ready_replicas = ready_total;
+    new.ready_replicas = ready_total as i32;
     new.unplaced = unplaced as i32;
     new.summary = Some(desired.iter().map(|(c, r)| format!("{c}={r}")).collect::<Vec<_>>().join(","));
     new.placement = placement;
+    new.draining = draining;
+    new.failed_over = failed_over;
     let g = generation;
     conditions::set(&mut new.conditions, INVALID_SPEC, false, "Valid", "", g, &now);
     if let Some(e) = &decision_error {
@@ -247,31 +276,58 @@ async fn apply(mcd: Arc<MultiClusterDeployment>, ctx: Arc<Context>) -> Result<Ac
         conditions::set(&mut new.conditions, BURSTING, false, "Placed", "every replica has a cluster", g, &now);
         new.message = Some(LegacyMessage { message: "provisioned".into(), replicas: serde_json::json!(desired.values().collect::<Vec<_>>()) });
     }
-    if cluster_errors.is_empty() {
-        conditions::set(&mut new.conditions, DEGRADED, false, "AllClustersReached", "", g, &now);
-    } else {
+    if !cluster_errors.is_empty() {
         conditions::set(&mut new.conditions, DEGRADED, true, "ClusterError", cluster_errors.join("; "), g, &now);
+    } else if let Some((c, h, down)) = moves.failed.first().filter(|_| decision.is_none()) {
+        conditions::set(&mut new.conditions, DEGRADED, true, "ClusterFailed", format!("{c} is {h:?} for {}s; failover waits for the move rate limit", down.as_secs()), g, &now);
+    } else {
+        conditions::set(&mut new.conditions, DEGRADED, false, "AllClustersReached", "", g, &now);
     }
-    let all_ready = unplaced == 0 && ready_total as u32 == placed && placed > 0;
+    let all_ready = unplaced == 0 && ready_total == placed && placed > 0;
     conditions::set(&mut new.conditions, READY, all_ready, if all_ready { "AllReplicasReady" } else { "ReplicasNotReady" }, format!("{ready_total}/{} ready", placed + unplaced), g, &now);
 
     if let Some(d) = &decision
         && recorded(Some(&new)) != current
     {
-        let kind = if unplaced > 0 { EventType::Warning } else { EventType::Normal };
-        let reason = if unplaced > 0 { "Bursting" } else { "Placed" };
-        publish(&ctx, &mcd, kind, reason, &format!("{} by {}; {} unplaced", new.summary.clone().unwrap_or_default(), parsed.policy, d.unplaced)).await;
+        let summary = new.summary.clone().unwrap_or_default();
+        if !moves.failed.is_empty() {
+            let why: Vec<String> = moves.failed.iter().map(|(c, h, down)| format!("{c} {h:?} for {}s", down.as_secs())).collect();
+            count_moves(&ctx, "failover", moves.failed.len());
+            publish(&ctx, &mcd, EventType::Warning, "FailedOver", &format!("{}: placed again by {}: {summary}; {} unplaced", why.join(", "), parsed.policy, d.unplaced)).await;
+        } else if !moves.recovered.is_empty() {
+            count_moves(&ctx, "failback", moves.recovered.len());
+            publish(&ctx, &mcd, EventType::Normal, "FailedBack", &format!("{} Ready again: placed again by {}: {summary}", moves.recovered.join(", "), parsed.policy)).await;
+        } else {
+            let kind = if unplaced > 0 { EventType::Warning } else { EventType::Normal };
+            let reason = if unplaced > 0 { "Bursting" } else { "Placed" };
+            publish(&ctx, &mcd, kind, reason, &format!("{summary} by {}; {} unplaced", parsed.policy, d.unplaced)).await;
+        }
     }
-    write_status(&ctx, &mcd, &status, new).await?;
+    write_status(&ctx, &mcd, &status, new.clone()).await?;
     ctx.metrics.unplaced.get_or_create(&object_label(&owner)).set(i64::from(unplaced));
 
-    Ok(if !cluster_errors.is_empty() || decision_error.is_some() {
-        Action::requeue(ctx.timing.error_retry)
+    let mut next = if !cluster_errors.is_empty() || decision_error.is_some() {
+        ctx.timing.error_retry
     } else if unplaced > 0 {
-        Action::requeue(ctx.timing.burst_retry)
+        ctx.timing.burst_retry
     } else {
-        Action::requeue(ctx.timing.resync)
-    })
+        ctx.timing.resync
+    };
+    // Wake up when a failing cluster's grace ends, when the rate limit lets a move through,
+    // and while children drain (their timeout; readiness changes wake us earlier).
+    for wake in [moves.grace_left.map(|d| d + Duration::from_millis(100)), throttled, (!new.draining.is_empty()).then_some(ctx.timing.drain_timeout.min(ctx.timing.resync))].into_iter().flatten() {
+        next = next.min(wake);
+    }
+    Ok(Action::requeue(next))
+}
+
+fn count_moves(ctx: &Context, reason: &str, n: usize) {
+    ctx.metrics.moves.get_or_create(&crate::metrics::MoveLabel { kind: KIND.into(), reason: reason.into() }).inc_by(n as u64);
+}
+
+/// Ready replicas of a cluster's children, as last seen.
+fn ready_of(children: &[Arc<Deployment>]) -> u32 {
+    children.iter().map(|d| d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0).max(0) as u32).sum()
 }
 
 /// mck8s's update mode for `most-traffic`: an app already running is ranked by its own
@@ -309,30 +365,27 @@ fn decide(ctx: &Context, owner: &OwnerKey, parsed: &ParsedSpec, current: &BTreeM
 async fn apply_child(ctx: &Context, cluster: &str, owner: &Owner<'_>, parsed: &ParsedSpec, replicas: u32) -> Result<(), Error> {
     let err = |message: String| Error::Cluster { cluster: cluster.to_string(), message };
     let member = ctx.clusters.get(cluster).ok_or_else(|| err("not registered".into()))?;
-    let child = render::deployment(owner, &parsed.deployment, replicas).map_err(|e| err(format!("rendering the Deployment: {e}")))?;
-    let api: Api<Deployment> = Api::namespaced(member.client.clone(), owner.namespace);
-    let pp = PatchParams::apply(labels::FIELD_MANAGER).force();
-    match api.patch(owner.name, &pp, &Patch::Apply(&child)).await {
-        Ok(_) => Ok(()),
-        // The namespace does not exist there yet: create it, then retry once.
-        Err(kube::Error::Api(s)) if s.code == 404 => {
-            ensure_namespace(&member.client, owner.namespace).await.map_err(|e| err(format!("creating namespace {}: {e}", owner.namespace)))?;
-            api.patch(owner.name, &pp, &Patch::Apply(&child)).await.map(|_| ()).map_err(|e| err(format!("applying the Deployment: {e}")))
-        }
-        Err(e) => Err(err(format!("applying the Deployment: {e}"))),
+    if member.health() == HealthDoc::Unreachable {
+        return Err(err("unreachable".into()));
     }
+    let child = render::deployment(owner, &parsed.deployment, replicas).map_err(|e| err(format!("rendering the Deployment: {e}")))?;
+    let live = member.children_of(&owner_key_of(owner)).into_iter().find(|d| d.metadata.name.as_deref() == Some(owner.name));
+    let outcome = children::apply(&ctx.applied, &member, &child, live.as_deref()).await;
+    count_apply(ctx, "Deployment", &outcome);
+    outcome.map(|_| ()).map_err(|e| err(e.to_string()))
 }
 
-async fn ensure_namespace(client: &kube::Client, ns: &str) -> Result<(), kube::Error> {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let mut n = Namespace::default();
-    n.metadata.name = Some(ns.to_string());
-    n.metadata.labels = Some([(labels::MANAGED_BY_KEY.to_string(), labels::MANAGED_BY.to_string())].into());
-    match api.create(&PostParams::default(), &n).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-        Err(e) => Err(e),
-    }
+pub(crate) fn count_apply(ctx: &Context, kind: &str, outcome: &Result<children::Outcome, children::ChildError>) {
+    let result = match outcome {
+        Ok(children::Outcome::Unchanged) => "unchanged",
+        Ok(children::Outcome::Applied) => "applied",
+        Err(_) => "error",
+    };
+    ctx.metrics.child_applies.get_or_create(&crate::metrics::KindResult { kind: kind.into(), result: result.into() }).inc();
+}
+
+fn owner_key_of(o: &Owner<'_>) -> OwnerKey {
+    OwnerKey { kind: o.kind.into(), namespace: o.namespace.into(), name: o.name.into() }
 }
 
 /// InvalidSpec: say why, and touch nothing in any workload cluster.
@@ -353,37 +406,26 @@ async fn cleanup(mcd: Arc<MultiClusterDeployment>, ctx: Arc<Context>) -> Result<
     let owner = owner_key(&mcd);
     let mut errors = Vec::new();
     for member in ctx.clusters.members() {
-        for child in member.children_of(&owner) {
-            let api: Api<Deployment> = Api::namespaced(member.client.clone(), &owner.namespace);
-            match api.delete(&child.name_any(), &DeleteParams::background()).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => errors.push(Error::Cluster { cluster: member.name.clone(), message: format!("deleting child: {e}") }),
-            }
+        if let Err(e) = children::delete_all(&ctx.applied, &member, &member.children_of(&owner)).await {
+            errors.push(Error::Cluster { cluster: member.name.clone(), message: e.to_string() });
         }
     }
     if let Some(e) = errors.into_iter().next() {
         return Err(e);
     }
     ctx.scheduler.forget(&owner);
+    ctx.mcd_status.forget(mcd.as_ref());
     ctx.metrics.unplaced.remove(&object_label(&owner));
     publish(&ctx, &mcd, EventType::Normal, "Deleted", "children deleted in every cluster").await;
     Ok(Action::await_change())
 }
 
 async fn write_status(ctx: &Context, mcd: &MultiClusterDeployment, old: &MultiClusterDeploymentStatus, new: MultiClusterDeploymentStatus) -> Result<(), Error> {
-    if *old == new && mcd.status.is_some() {
-        return Ok(());
-    }
-    let api: Api<MultiClusterDeployment> = Api::namespaced(ctx.client.clone(), &mcd.namespace().unwrap_or_default());
-    let patch = serde_json::json!({ "status": new });
-    api.patch_status(&mcd.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    shared::write_status(ctx, mcd, old, &new, mcd.status.is_some()).await?;
+    ctx.mcd_status.remember(mcd, new);
     Ok(())
 }
 
 async fn publish(ctx: &Context, mcd: &MultiClusterDeployment, type_: EventType, reason: &str, note: &str) {
-    let ev = Event { type_, reason: reason.into(), note: Some(note.chars().take(1000).collect()), action: "Place".into(), secondary: None };
-    if let Err(e) = ctx.recorder.publish(&ev, &mcd.object_ref(&())).await {
-        tracing::debug!(error = %e, "publishing an event");
-    }
+    shared::publish(ctx, mcd, type_, reason, "Place", note).await
 }

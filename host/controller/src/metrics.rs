@@ -39,6 +39,13 @@ pub struct ObjectLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MoveLabel {
+    pub kind: String,
+    /// `failover`, `failback` or `drained`.
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClusterLabel {
     pub cluster: String,
 }
@@ -53,6 +60,9 @@ pub struct Metrics {
     pub cluster_allocatable: Family<ClusterResource, Gauge<f64, AtomicU64>>,
     pub cluster_free: Family<ClusterResource, Gauge<f64, AtomicU64>>,
     pub cluster_ready: Family<ClusterLabel, Gauge>,
+    pub moves: Family<MoveLabel, Counter>,
+    pub moves_throttled: Counter,
+    pub child_applies: Family<KindResult, Counter>,
 }
 
 impl Default for Metrics {
@@ -66,6 +76,9 @@ impl Default for Metrics {
         let cluster_allocatable = Family::<ClusterResource, Gauge<f64, AtomicU64>>::default();
         let cluster_free = Family::<ClusterResource, Gauge<f64, AtomicU64>>::default();
         let cluster_ready = Family::<ClusterLabel, Gauge>::default();
+        let moves = Family::<MoveLabel, Counter>::default();
+        let moves_throttled = Counter::default();
+        let child_applies = Family::<KindResult, Counter>::default();
         registry.register("reconciles", "Reconciles by kind and result", reconciles.clone());
         registry.register("placement_decisions", "Placement decisions by policy", decisions.clone());
         registry.register("placement_decision_seconds", "Time to decide one placement (capacity, policy call, validation)", decision_seconds.clone());
@@ -74,7 +87,10 @@ impl Default for Metrics {
         registry.register("cluster_allocatable", "Allocatable of schedulable nodes (cpu in cores, memory in bytes, pods)", cluster_allocatable.clone());
         registry.register("cluster_free", "Free (allocatable minus requests) on schedulable nodes", cluster_free.clone());
         registry.register("cluster_ready", "1 when the cluster is Ready", cluster_ready.clone());
-        Metrics { registry, reconciles, decisions, decision_seconds, policy_errors, unplaced, cluster_allocatable, cluster_free, cluster_ready }
+        registry.register("moves", "Placements moved between clusters, by kind and reason (failover, failback, drained)", moves.clone());
+        registry.register("moves_throttled", "Failover or failback moves postponed by the fleet-wide rate limit", moves_throttled.clone());
+        registry.register("child_applies", "Server-side applies of children by kind and result (unchanged: skipped, the cached child is what the last apply produced)", child_applies.clone());
+        Metrics { registry, reconciles, decisions, decision_seconds, policy_errors, unplaced, cluster_allocatable, cluster_free, cluster_ready, moves, moves_throttled, child_applies }
     }
 }
 

@@ -3,8 +3,9 @@
 //! loop. Pure: tested without an API server.
 
 use k8s_openapi::api::apps::v1::DeploymentSpec;
+use k8s_openapi::api::batch::v1::JobSpec;
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
-use mck8s_api::MultiClusterDeploymentSpec;
+use mck8s_api::{MultiClusterDeploymentSpec, MultiClusterJobSpec};
 use mck8s_capacity::Resources;
 use mck8s_clusters::inventory::pod_requests;
 use mck8s_policy::input::{ListOrCsv, Qty, RequestsDoc, WorkloadDoc};
@@ -38,25 +39,29 @@ fn list(v: &serde_json::Value, field: &str) -> Result<ListOrCsv, InvalidSpec> {
         .ok_or_else(|| invalid(format!("spec.{field} must be a comma-separated string or a list")))
 }
 
+/// The mck8s placement keys, as the MCD and the MCJ both carry them.
+pub struct PlacementKeys<'a> {
+    pub replicas: i32,
+    pub placement_policy: Option<&'a String>,
+    pub number_of_locations: Option<i32>,
+    pub locations: Option<&'a serde_json::Value>,
+    pub replica_overrides: Option<&'a serde_json::Value>,
+    pub placement_params: &'a BTreeMap<String, String>,
+}
+
+/// `locations`-like fields: a comma-separated string or a list.
+pub fn cluster_list(v: &serde_json::Value, field: &str) -> Result<Vec<String>, InvalidSpec> {
+    Ok(list(v, field)?.items())
+}
+
 pub fn parse(name: &str, namespace: &str, spec: &MultiClusterDeploymentSpec) -> Result<ParsedSpec, InvalidSpec> {
     let replicas = spec.replicas.unwrap_or(1);
     if replicas < 0 {
         return Err(invalid(format!("spec.replicas is {replicas}; it must be at least 1")));
     }
-    let locations = spec.locations.as_ref().map(|v| list(v, "locations")).transpose()?;
-    let overrides = spec.replica_overrides.as_ref().map(|v| list(v, "replicaOverrides")).transpose()?;
-    if let Some(l) = &locations
-        && l.items().is_empty()
-    {
-        return Err(invalid("spec.locations is empty"));
-    }
-    if replicas == 0 && overrides.is_none() {
+    if replicas == 0 && spec.replica_overrides.is_none() {
         return Err(invalid("spec.replicas is 0: nothing to place (delete the MultiClusterDeployment to remove it)"));
     }
-    if overrides.is_some() && locations.is_none() {
-        return Err(invalid("spec.replicaOverrides needs spec.locations"));
-    }
-
     // The rest must be a DeploymentSpec (the API server would refuse the children otherwise).
     let mut deployment = serde_json::Value::Object(spec.deployment.clone().into_iter().collect());
     deployment["replicas"] = serde_json::json!(replicas.max(1));
@@ -65,7 +70,69 @@ pub fn parse(name: &str, namespace: &str, spec: &MultiClusterDeploymentSpec) -> 
     if parsed.selector.match_labels.as_ref().is_none_or(|m| m.is_empty()) && parsed.selector.match_expressions.as_ref().is_none_or(|m| m.is_empty()) {
         return Err(invalid("spec.selector is required (as for a Deployment)"));
     }
-    let pod_spec: &PodSpec = parsed.template.spec.as_ref().ok_or_else(|| invalid("spec.template.spec is required"))?;
+    let keys = PlacementKeys {
+        replicas,
+        placement_policy: spec.placement_policy.as_ref(),
+        number_of_locations: spec.number_of_locations,
+        locations: spec.locations.as_ref(),
+        replica_overrides: spec.replica_overrides.as_ref(),
+        placement_params: &spec.placement_params,
+    };
+    let pod_spec = parsed.template.spec.as_ref().ok_or_else(|| invalid("spec.template.spec is required"))?;
+    let (policy, workload, request) = placement(name, namespace, &keys, pod_spec)?;
+    Ok(ParsedSpec { policy, workload, request, deployment })
+}
+
+/// A MultiClusterJob's spec: the placement keys and a JobSpec, copied to every chosen
+/// cluster. Each location reserves the Job's `parallelism` (default 1) replicas, where mck8s
+/// reserved one.
+pub fn parse_job(name: &str, namespace: &str, spec: &MultiClusterJobSpec) -> Result<ParsedJob, InvalidSpec> {
+    let mut job = serde_json::Value::Object(spec.job.clone().into_iter().collect());
+    let parsed: JobSpec = serde_json::from_value(job.clone()).map_err(|e| invalid(format!("spec is not a valid JobSpec: {e}")))?;
+    let parallelism = parsed.parallelism.unwrap_or(1);
+    if parallelism < 1 {
+        return Err(invalid(format!("spec.parallelism is {parallelism}: nothing would run")));
+    }
+    // What each location reserves is part of the decision: the children carry it explicitly,
+    // so a hand edit of it is put back like any other field mck8s set.
+    job["parallelism"] = serde_json::json!(parallelism);
+    let keys = PlacementKeys {
+        replicas: parallelism,
+        placement_policy: spec.placement_policy.as_ref(),
+        number_of_locations: spec.number_of_locations,
+        locations: spec.locations.as_ref(),
+        replica_overrides: spec.replica_overrides.as_ref(),
+        placement_params: &spec.placement_params,
+    };
+    let pod_spec = parsed.template.spec.as_ref().ok_or_else(|| invalid("spec.template.spec is required"))?;
+    let (policy, workload, request) = placement(name, namespace, &keys, pod_spec)?;
+    let wanted = match &workload.locations {
+        Some(l) => l.items().len() as u32,
+        None => workload.number_of_locations.unwrap_or(1),
+    };
+    Ok(ParsedJob { spec: ParsedSpec { policy, workload, request, deployment: job }, wanted })
+}
+
+/// A parsed MultiClusterJob: the placement request and the JobSpec (in `spec.deployment`),
+/// and how many clusters should each run one Job.
+#[derive(Clone, Debug)]
+pub struct ParsedJob {
+    pub spec: ParsedSpec,
+    pub wanted: u32,
+}
+
+fn placement(name: &str, namespace: &str, keys: &PlacementKeys, pod_spec: &PodSpec) -> Result<(String, WorkloadDoc, Resources), InvalidSpec> {
+    let replicas = keys.replicas;
+    let locations = keys.locations.map(|v| list(v, "locations")).transpose()?;
+    let overrides = keys.replica_overrides.map(|v| list(v, "replicaOverrides")).transpose()?;
+    if let Some(l) = &locations
+        && l.items().is_empty()
+    {
+        return Err(invalid("spec.locations is empty"));
+    }
+    if overrides.is_some() && locations.is_none() {
+        return Err(invalid("spec.replicaOverrides needs spec.locations"));
+    }
     if pod_spec.containers.is_empty() {
         return Err(invalid("spec.template.spec.containers is empty"));
     }
@@ -95,13 +162,13 @@ pub fn parse(name: &str, namespace: &str, spec: &MultiClusterDeploymentSpec) -> 
             "no container requests cpu or memory: placement counts per-node slots of the pod's requests (set resources.requests)",
         ));
     }
-    let policy = spec.placement_policy.clone().filter(|p| !p.trim().is_empty()).unwrap_or_else(|| DEFAULT_POLICY.to_string());
+    let policy = keys.placement_policy.cloned().filter(|p| !p.trim().is_empty()).unwrap_or_else(|| DEFAULT_POLICY.to_string());
     let workload = WorkloadDoc {
         kind: Default::default(),
         name: name.to_string(),
         namespace: namespace.to_string(),
         replicas: replicas as u32,
-        number_of_locations: spec.number_of_locations.map(|n| n.max(1) as u32),
+        number_of_locations: keys.number_of_locations.map(|n| n.max(1) as u32),
         requests: RequestsDoc {
             cpu: (request.cpu_millis > 0).then(|| Qty(format!("{}m", request.cpu_millis))),
             memory: (request.memory_bytes > 0).then(|| Qty(request.memory_bytes.to_string())),
@@ -110,10 +177,10 @@ pub fn parse(name: &str, namespace: &str, spec: &MultiClusterDeploymentSpec) -> 
         locations,
         replica_overrides: overrides,
         current: BTreeMap::new(),
-        params: spec.placement_params.clone(),
+        params: keys.placement_params.clone(),
         app_traffic: BTreeMap::new(),
     };
-    Ok(ParsedSpec { policy, workload, request, deployment })
+    Ok((policy, workload, request))
 }
 
 #[cfg(test)]
@@ -151,6 +218,24 @@ template:
         assert_eq!(p.policy, "worst_fit");
         assert_eq!(p.workload.locations.unwrap().items(), vec!["c1", "c2"]);
         assert_eq!(p.workload.replica_overrides.unwrap().items(), vec!["2", "1"]);
+    }
+
+    #[test]
+    fn a_job_reserves_its_parallelism_per_location() {
+        let job: MultiClusterJobSpec = serde_yaml::from_str(
+            "placementPolicy: worst-fit\nnumberOfLocations: 3\nparallelism: 2\ncompletions: 4\ntemplate:\n  spec:\n    restartPolicy: Never\n    containers: [{name: j, image: img, resources: {requests: {cpu: 500m}}}]",
+        )
+        .unwrap();
+        let p = parse_job("j", "ns", &job).unwrap();
+        assert_eq!((p.wanted, p.spec.workload.replicas, p.spec.request.cpu_millis), (3, 2, 500));
+        assert_eq!((p.spec.deployment["completions"].as_i64(), p.spec.deployment["parallelism"].as_i64()), (Some(4), Some(2)));
+        assert!(p.spec.deployment.get("placementPolicy").is_none());
+        let located: MultiClusterJobSpec = serde_yaml::from_str("locations: c1, c2\ntemplate: {spec: {containers: [{name: j, image: img, resources: {requests: {cpu: 1}}}]}}").unwrap();
+        assert_eq!(parse_job("j", "ns", &located).unwrap().wanted, 2);
+        let bad: MultiClusterJobSpec = serde_yaml::from_str("parallelism: 0\ntemplate: {spec: {containers: [{name: j, image: img, resources: {requests: {cpu: 1}}}]}}").unwrap();
+        assert!(parse_job("j", "ns", &bad).unwrap_err().0.contains("parallelism is 0"));
+        let bad: MultiClusterJobSpec = serde_yaml::from_str("template: {spec: {containers: [{name: j, image: img}]}}").unwrap();
+        assert!(parse_job("j", "ns", &bad).unwrap_err().0.contains("no container requests"));
     }
 
     #[test]

@@ -214,7 +214,12 @@ async fn helm_install_upgrade_uninstall_on_the_management_cluster() {
     // Least-privilege RBAC, exactly.
     let cluster_name = format!("{RELEASE}-{}", ns.name);
     let cr = Api::<ClusterRole>::all(admin.clone()).get(&cluster_name).await.unwrap();
-    let want: BTreeSet<String> = ["fogguru.eu/multiclusterdeployments list,patch,watch", "fogguru.eu/multiclusterdeployments/status patch", "events.k8s.io/events create,patch"]
+    let want: BTreeSet<String> = [
+        "fogguru.eu/multiclusterdeployments get,list,patch,watch",
+        "fogguru.eu/multiclusterservices,multiclusterjobs list,patch,watch",
+        "fogguru.eu/multiclusterdeployments/status,multiclusterservices/status,multiclusterjobs/status patch",
+        "events.k8s.io/events create,patch",
+    ]
         .map(String::from)
         .into();
     assert_eq!(rules(&cr.rules.unwrap_or_default()), want);
@@ -337,7 +342,8 @@ impl Release {
             rtt_file: None,
             metrics_addr: metrics_port.map(|p| ([127, 0, 0, 1], p).into()),
             instance: instance.into(),
-            timing: Timing { burst_retry: Duration::from_secs(2), error_retry: Duration::from_secs(2), resync: Duration::from_secs(60) },
+            timing: Timing { burst_retry: Duration::from_secs(2), error_retry: Duration::from_secs(2), resync: Duration::from_secs(60), ..Timing::default() },
+            move_limit: Default::default(),
             leader_election,
         };
         tokio::spawn(mck8s_controller::run(self.sa.clone(), config))
@@ -502,20 +508,6 @@ async fn the_chart_identity_places_an_mcd_is_refused_outside_its_role_and_takes_
     assert_eq!(s.policy.as_deref(), Some("house-rules"));
     assert!(!task.is_finished(), "the same controller, never restarted");
     r.finish(vec![task]).await;
-}
-
-/// GET /metrics from an in-process controller.
-async fn metrics(port: u16) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").await.unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn reconciled(metrics: &str) -> bool {

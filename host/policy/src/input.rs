@@ -32,7 +32,7 @@ pub enum RoleDoc {
     Cloud,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum HealthDoc {
     #[default]

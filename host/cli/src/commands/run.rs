@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use mck8s_controller::Config;
-use mck8s_controller::context::Timing;
+use mck8s_controller::context::{MoveLimit, Timing};
 use mck8s_policy::Limits;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -59,6 +59,18 @@ pub struct RunArgs {
     /// Seconds between retries of a placement with unplaced replicas.
     #[arg(long, default_value_t = 30)]
     pub burst_retry_seconds: u64,
+    /// Seconds a workload cluster may be unreachable or NotReady before its replicas are placed elsewhere.
+    #[arg(long, env = "MCK8S_FAILOVER_GRACE_SECONDS", default_value_t = 60)]
+    pub failover_grace_seconds: u64,
+    /// Failover and failback moves per second, fleet-wide.
+    #[arg(long, env = "MCK8S_FAILOVER_RATE", default_value_t = 2.0)]
+    pub failover_rate: f64,
+    /// Failover and failback moves allowed at once.
+    #[arg(long, env = "MCK8S_FAILOVER_BURST", default_value_t = 20)]
+    pub failover_burst: u32,
+    /// Longest a child in a cluster no longer chosen is kept while the new placement is not ready.
+    #[arg(long, env = "MCK8S_DRAIN_TIMEOUT_SECONDS", default_value_t = 600)]
+    pub drain_timeout_seconds: u64,
     /// Log as JSON lines.
     #[arg(long, env = "MCK8S_LOG_JSON")]
     pub log_json: bool,
@@ -85,7 +97,13 @@ pub fn run(args: RunArgs) -> Result<()> {
             rtt_file: args.rtt_file,
             metrics_addr: Some(args.metrics_addr),
             instance: std::env::var("POD_NAME").or_else(|_| std::env::var("HOSTNAME")).unwrap_or_else(|_| "mck8s".into()),
-            timing: Timing { burst_retry: Duration::from_secs(args.burst_retry_seconds), ..Timing::default() },
+            timing: Timing {
+                burst_retry: Duration::from_secs(args.burst_retry_seconds),
+                failover_grace: Duration::from_secs(args.failover_grace_seconds),
+                drain_timeout: Duration::from_secs(args.drain_timeout_seconds),
+                ..Timing::default()
+            },
+            move_limit: MoveLimit { rate: args.failover_rate, burst: args.failover_burst },
             leader_election: args.leader_elect,
         };
         mck8s_controller::run(client, config).await

@@ -6,11 +6,11 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::DeleteParams;
 use kube::{Api, Client};
-use mck8s_api::MultiClusterDeployment;
+use mck8s_api::{MultiClusterDeployment, MultiClusterJob, MultiClusterService};
 use mck8s_controller::Config;
 use mck8s_controller::context::Timing;
 use mck8s_testenv::{TestEnv, TestNamespace};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -27,8 +27,10 @@ pub fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Controller logs in test output when RUST_LOG is set (e.g. RUST_LOG=mck8s_controller=debug).
 fn tracing_subscriber_init() -> Option<()> {
-    None
+    std::env::var_os("RUST_LOG")?;
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_test_writer().try_init().ok()
 }
 
 pub fn repo() -> PathBuf {
@@ -83,6 +85,11 @@ impl Harness {
     /// With a static RTT map (YAML, as `--rtt-file`) instead of serf's loopback RTTs, for
     /// assertions about proximity.
     pub async fn start_with(env: Arc<TestEnv>, ns: TestNamespace, clusters: &[&str], rtt: Option<&str>) -> Harness {
+        Self::start_tuned(env, ns, clusters, rtt, |_| {}).await
+    }
+
+    /// With the controller's configuration adjusted by `tune` (timings, metrics address).
+    pub async fn start_tuned(env: Arc<TestEnv>, ns: TestNamespace, clusters: &[&str], rtt: Option<&str>, tune: impl FnOnce(&mut Config)) -> Harness {
         install_crds(&env).await;
         let rtt_file = rtt.map(|text| {
             let path = std::env::temp_dir().join(format!("mck8s-rtt-{}.yaml", ns.name));
@@ -106,15 +113,63 @@ impl Harness {
             rtt_file,
             metrics_addr: None,
             instance: format!("test-{}", ns.name),
-            timing: Timing { burst_retry: Duration::from_secs(2), error_retry: Duration::from_secs(2), resync: Duration::from_secs(60) },
+            timing: Timing { burst_retry: Duration::from_secs(2), error_retry: Duration::from_secs(2), resync: Duration::from_secs(60), ..Timing::default() },
+            move_limit: Default::default(),
             leader_election: false,
         };
+        let mut config = config;
+        tune(&mut config);
         let task = tokio::spawn(mck8s_controller::run(mgmt.clone(), config));
         Harness { env, ns, mgmt, task }
     }
 
     pub fn mcds(&self) -> Api<MultiClusterDeployment> {
         Api::namespaced(self.mgmt.clone(), &self.ns.name)
+    }
+
+    pub fn mcss(&self) -> Api<MultiClusterService> {
+        Api::namespaced(self.mgmt.clone(), &self.ns.name)
+    }
+
+    pub fn mcjs(&self) -> Api<MultiClusterJob> {
+        Api::namespaced(self.mgmt.clone(), &self.ns.name)
+    }
+
+    /// A client for `kind` objects in the test namespace of a workload cluster.
+    pub async fn api_in<K>(&self, cluster: &str) -> Api<K>
+    where
+        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+    {
+        Api::namespaced(self.env.client(cluster).await.unwrap(), &self.ns.name)
+    }
+
+    /// The clusters (of `among`) holding a live `name` of kind `K`.
+    pub async fn present<K>(&self, name: &str, among: &[&str]) -> BTreeSet<String>
+    where
+        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let mut out = BTreeSet::new();
+        for c in among {
+            let api: Api<K> = self.api_in(c).await;
+            if let Some(o) = api.get_opt(name).await.unwrap() {
+                if o.meta().deletion_timestamp.is_none() {
+                    out.insert(c.to_string());
+                }
+            }
+        }
+        out
+    }
+
+    pub async fn wait_present<K>(&self, name: &str, among: &[&str], want: &[&str])
+    where
+        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let want: BTreeSet<String> = want.iter().map(|c| c.to_string()).collect();
+        self.eventually(&format!("{} {name} in {want:?}", K::kind(&())), || async {
+            let got = self.present::<K>(name, among).await;
+            if got == want { Ok(()) } else { Err(format!("got {got:?}")) }
+        })
+        .await;
     }
 
     pub fn kubectl(&self) -> std::process::Command {
@@ -140,8 +195,13 @@ impl Harness {
 
     /// Child Deployment replicas per cluster for `name` (absent clusters omitted).
     pub async fn children(&self, name: &str) -> BTreeMap<String, i32> {
+        self.children_in(name, &ALL).await
+    }
+
+    /// The same, looking only at `among` (a stopped cluster cannot be asked).
+    pub async fn children_in(&self, name: &str, among: &[&str]) -> BTreeMap<String, i32> {
         let mut out = BTreeMap::new();
-        for c in ALL {
+        for c in among.iter().copied() {
             let client = self.env.client(c).await.unwrap();
             let api: Api<Deployment> = Api::namespaced(client, &self.ns.name);
             if let Some(d) = api.get_opt(name).await.unwrap() {
@@ -171,9 +231,13 @@ impl Harness {
     }
 
     pub async fn wait_children(&self, name: &str, want: &[(&str, i32)]) {
+        self.wait_children_in(name, &ALL, want).await
+    }
+
+    pub async fn wait_children_in(&self, name: &str, among: &[&str], want: &[(&str, i32)]) {
         let want: BTreeMap<String, i32> = want.iter().map(|(c, r)| (c.to_string(), *r)).collect();
         self.eventually(&format!("children of {name}"), || async {
-            let got = self.children(name).await;
+            let got = self.children_in(name, among).await;
             if got == want { Ok(()) } else { Err(format!("got {got:?}, want {want:?}")) }
         })
         .await;
@@ -196,9 +260,42 @@ impl Harness {
         mck8s_api::conditions::get(&s.conditions, type_).cloned().expect("seen above")
     }
 
+    /// Waits until the object's condition `type_` has `status` (any kind with status.conditions).
+    pub async fn wait_condition_of<K>(&self, api: &Api<K>, name: &str, type_: &str, status: &str) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+    {
+        let get = || async {
+            let o = api.get(name).await.map_err(|e| e.to_string())?;
+            let v = serde_json::to_value(&o).map_err(|e| e.to_string())?;
+            let conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> =
+                serde_json::from_value(v["status"]["conditions"].clone()).unwrap_or_default();
+            mck8s_api::conditions::get(&conditions, type_).cloned().ok_or_else(|| format!("no {type_} condition yet"))
+        };
+        self.eventually(&format!("{name} condition {type_}={status}"), || async {
+            match get().await {
+                Ok(c) if c.status == status => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+        get().await.expect("seen above")
+    }
+
     /// Deletes the MCDs (the finalizer removes the children), stops the controller and
     /// removes the namespaces it made in the workload clusters.
     pub async fn finish(self) {
+        // Services and Jobs first (their finalizers need the controller), then the MCDs.
+        for s in self.mcss().list(&Default::default()).await.unwrap().items {
+            let n = s.metadata.name.clone().unwrap();
+            self.mcss().delete(&n, &DeleteParams::default()).await.unwrap();
+            self.eventually(&format!("MCS {n} deleted"), || async { if self.mcss().get_opt(&n).await.unwrap().is_none() { Ok(()) } else { Err("still there".into()) } }).await;
+        }
+        for j in self.mcjs().list(&Default::default()).await.unwrap().items {
+            let n = j.metadata.name.clone().unwrap();
+            self.mcjs().delete(&n, &DeleteParams::default()).await.unwrap();
+            self.eventually(&format!("MCJ {n} deleted"), || async { if self.mcjs().get_opt(&n).await.unwrap().is_none() { Ok(()) } else { Err("still there".into()) } }).await;
+        }
         let names: Vec<String> = self.mcds().list(&Default::default()).await.unwrap().items.iter().map(|m| m.metadata.name.clone().unwrap()).collect();
         for n in &names {
             self.mcds().delete(n, &DeleteParams::default()).await.unwrap();
@@ -256,4 +353,23 @@ spec:
           requests: {{cpu: '1', memory: 1Gi}}
 "
     )
+}
+
+/// GET /metrics from an in-process controller.
+pub async fn metrics(port: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The value of one sample line of /metrics (`name{labels}`), 0 when absent.
+pub fn sample(metrics: &str, series: &str) -> f64 {
+    metrics.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok())).unwrap_or(0.0)
 }

@@ -1,0 +1,223 @@
+//! The MultiClusterService controller (§7.1): the Service, same name and namespace, in every
+//! cluster where the MultiClusterDeployment of the same name runs, or in `spec.locations`.
+//!
+//! It follows the MCD both ways (mck8s's add path never worked and the Service did not
+//! follow the scheduler at all): a change of the MCD's placement re-reconciles the MCS,
+//! clusters where the app drains keep their Service until the app's child is gone there, and
+//! Services in clusters no longer targeted are removed. Existing Services are re-applied
+//! with the current spec (mck8s never patched them), and edits or deletes by hand are
+//! repaired.
+
+use crate::children::{self, Outcome};
+use crate::context::Context;
+use crate::render::{self, Owner};
+use crate::shared;
+use crate::spec;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ServiceSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+use mck8s_api::conditions::{self, DEGRADED, INVALID_SPEC, READY};
+use mck8s_api::{MultiClusterDeployment, MultiClusterService, MultiClusterServiceStatus};
+use mck8s_policy::input::HealthDoc;
+use mck8s_scheduler::OwnerKey;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use tracing::Instrument;
+
+pub const KIND: &str = "MultiClusterService";
+pub const FINALIZER: &str = "fogguru.eu/children";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+    #[error(transparent)]
+    Child(#[from] children::ChildError),
+}
+
+pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
+    let api: Api<MultiClusterService> = shared::scoped_api(&ctx.client, &watch_namespace);
+    let mcds: Api<MultiClusterDeployment> = shared::scoped_api(&ctx.client, &watch_namespace);
+    let triggers = shared::owner_triggers(&ctx, KIND, watch_namespace);
+    let cluster_changes = shared::cluster_changes(&ctx);
+    Controller::new(api, watcher::Config::default())
+        // The MCD of the same name moved (or appeared, or went): the Service follows.
+        .watches(mcds, watcher::Config::default(), |mcd| Some(ObjectRef::new(&mcd.name_any()).within(&mcd.namespace().unwrap_or_default())))
+        .reconcile_on(triggers)
+        .reconcile_all_on(cluster_changes)
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "reconcile");
+            }
+        })
+        .await;
+}
+
+fn error_policy(_mcs: Arc<MultiClusterService>, error: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(%error, "reconcile failed");
+    Action::requeue(ctx.timing.error_retry)
+}
+
+fn owner_key(mcs: &MultiClusterService) -> OwnerKey {
+    OwnerKey { kind: KIND.into(), namespace: mcs.namespace().unwrap_or_default(), name: mcs.name_any() }
+}
+
+async fn reconcile(mcs: Arc<MultiClusterService>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = mcs.namespace().unwrap_or_else(|| "default".into());
+    let span = tracing::info_span!("reconcile", kind = KIND, namespace = %ns, name = %mcs.name_any());
+    let api: Api<MultiClusterService> = Api::namespaced(ctx.client.clone(), &ns);
+    let result = finalizer(&api, FINALIZER, mcs, |event| async {
+        match event {
+            Finalizer::Apply(mcs) => apply(mcs, ctx.clone()).await,
+            Finalizer::Cleanup(mcs) => cleanup(mcs, ctx.clone()).await,
+        }
+    })
+    .instrument(span)
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    });
+    let label = if result.is_ok() { "ok" } else { "error" };
+    ctx.metrics.reconciles.get_or_create(&crate::metrics::KindResult { kind: KIND.into(), result: label.into() }).inc();
+    result
+}
+
+/// Where the Service should be: `spec.locations`, else where the MCD of the same name has
+/// replicas or drains. `Err` is an InvalidSpec message.
+async fn targets(mcs: &MultiClusterService, ctx: &Context) -> Result<(BTreeSet<String>, String), String> {
+    if let Some(v) = &mcs.spec.locations {
+        let list = spec::cluster_list(v, "locations").map_err(|e| e.0)?;
+        if list.is_empty() {
+            return Err("spec.locations is empty".into());
+        }
+        return Ok((list.into_iter().collect(), "spec.locations".into()));
+    }
+    let mcds: Api<MultiClusterDeployment> = Api::namespaced(ctx.client.clone(), &mcs.namespace().unwrap_or_default());
+    let Ok(Some(mcd)) = mcds.get_opt(&mcs.name_any()).await else {
+        return Ok((BTreeSet::new(), format!("no MultiClusterDeployment {} yet; the Service follows it when it is placed", mcs.name_any())));
+    };
+    let status = mcd.status.unwrap_or_default();
+    let mut out: BTreeSet<String> = status.placement.iter().filter(|p| p.replicas > 0).map(|p| p.cluster.clone()).collect();
+    out.extend(status.draining.iter().map(|d| d.cluster.clone()));
+    Ok((out, format!("where MultiClusterDeployment {} runs", mcs.name_any())))
+}
+
+async fn apply(mcs: Arc<MultiClusterService>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let owner = owner_key(&mcs);
+    let status = mcs.status.clone().unwrap_or_default();
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let g = mcs.metadata.generation;
+
+    let body = serde_json::Value::Object(mcs.spec.service.clone().into_iter().collect());
+    let invalid = match serde_json::from_value::<ServiceSpec>(body.clone()) {
+        Err(e) => Some(format!("spec is not a valid ServiceSpec: {e}")),
+        Ok(_) => None,
+    };
+    let (targets, from) = match (invalid, targets(&mcs, &ctx).await) {
+        (Some(msg), _) | (None, Err(msg)) => return reject(&mcs, &ctx, status, &msg, now).await,
+        (None, Ok(t)) => t,
+    };
+
+    tracing::debug!(?targets, %from, "service targets");
+    let uid = mcs.uid().unwrap_or_default();
+    let o = Owner { kind: KIND, namespace: &owner.namespace, name: &owner.name, uid: &uid };
+    let child = match render::service(&o, mcs.metadata.annotations.as_ref(), &body) {
+        Ok(c) => c,
+        Err(e) => return reject(&mcs, &ctx, status, &format!("cannot render the Service: {e}"), now).await,
+    };
+    let mut errors = Vec::new();
+    let mut placed = Vec::new();
+    for cluster in &targets {
+        let Some(member) = ctx.clusters.get(cluster) else {
+            errors.push(format!("cluster {cluster}: not registered"));
+            continue;
+        };
+        if member.health() == HealthDoc::Unreachable {
+            errors.push(format!("cluster {cluster}: unreachable"));
+            continue;
+        }
+        let live = member.services_of(&owner).into_iter().find(|s| s.metadata.name.as_deref() == Some(&owner.name));
+        let outcome = children::apply(&ctx.applied, &member, &child, live.as_deref()).await;
+        crate::mcd::count_apply(&ctx, "Service", &outcome);
+        match outcome {
+            Ok(Outcome::Applied) if live.is_none() => {
+                tracing::info!(%cluster, "service created");
+                placed.push(cluster.clone());
+            }
+            Ok(_) => placed.push(cluster.clone()),
+            Err(e) if e.is_invalid() => return reject(&mcs, &ctx, status, &e.to_string(), now).await,
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    let mut removed = Vec::new();
+    for member in ctx.clusters.members() {
+        if targets.contains(&member.name) {
+            continue;
+        }
+        let services = member.services_of(&owner);
+        if services.is_empty() {
+            continue;
+        }
+        if member.health() == HealthDoc::Unreachable {
+            errors.push(format!("cluster {}: unreachable; its Service is removed when it is back", member.name));
+            continue;
+        }
+        match children::delete_all(&ctx.applied, &member, &services).await {
+            Ok(()) => removed.push(member.name.clone()),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+
+    let mut new = status.clone();
+    new.observed_generation = g;
+    new.clusters = placed.clone();
+    new.summary = Some(placed.join(","));
+    conditions::set(&mut new.conditions, INVALID_SPEC, false, "Valid", "", g, &now);
+    if errors.is_empty() {
+        conditions::set(&mut new.conditions, DEGRADED, false, "AllClustersReached", "", g, &now);
+    } else {
+        conditions::set(&mut new.conditions, DEGRADED, true, "ClusterError", errors.join("; "), g, &now);
+    }
+    let ready = !targets.is_empty() && placed.len() == targets.len();
+    let reason = if ready { "Propagated" } else if targets.is_empty() { "NoClusters" } else { "Pending" };
+    conditions::set(&mut new.conditions, READY, ready, reason, format!("{}/{} clusters, {from}", placed.len(), targets.len()), g, &now);
+    if status.clusters != new.clusters || !removed.is_empty() {
+        let note = format!("Service in [{}] ({from}){}", placed.join(", "), if removed.is_empty() { String::new() } else { format!("; removed from [{}]", removed.join(", ")) });
+        shared::publish(&ctx, mcs.as_ref(), EventType::Normal, "Propagated", "Propagate", &note).await;
+    }
+    shared::write_status(&ctx, mcs.as_ref(), &status, &new, mcs.status.is_some()).await?;
+    Ok(Action::requeue(if errors.is_empty() { ctx.timing.resync } else { ctx.timing.error_retry }))
+}
+
+/// InvalidSpec: say why, and touch nothing in any workload cluster.
+async fn reject(mcs: &MultiClusterService, ctx: &Context, status: MultiClusterServiceStatus, msg: &str, now: Time) -> Result<Action, Error> {
+    let mut new = status.clone();
+    let g = mcs.metadata.generation;
+    conditions::set(&mut new.conditions, INVALID_SPEC, true, "InvalidSpec", msg, g, &now);
+    if status.observed_generation != g || status.conditions.iter().all(|c| c.type_ != INVALID_SPEC || c.status != "True" || c.message != msg) {
+        shared::publish(ctx, mcs, EventType::Warning, "InvalidSpec", "Propagate", msg).await;
+    }
+    new.observed_generation = g;
+    shared::write_status(ctx, mcs, &status, &new, mcs.status.is_some()).await?;
+    Ok(Action::await_change())
+}
+
+async fn cleanup(mcs: Arc<MultiClusterService>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let owner = owner_key(&mcs);
+    for member in ctx.clusters.members() {
+        children::delete_all(&ctx.applied, &member, &member.services_of(&owner)).await?;
+    }
+    shared::publish(&ctx, mcs.as_ref(), EventType::Normal, "Deleted", "Propagate", "Services deleted in every cluster").await;
+    Ok(Action::await_change())
+}

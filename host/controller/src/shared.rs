@@ -1,0 +1,144 @@
+//! What the three reconcilers (MCD, MCS, MCJ) do alike: events, status patches, the owner
+//! triggers from the workload clusters' watches.
+
+use crate::context::Context;
+use futures::StreamExt;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+
+/// Records an Event about `obj` (best effort: an event that cannot be written is logged).
+pub async fn publish<K: Resource<DynamicType = ()>>(ctx: &Context, obj: &K, type_: EventType, reason: &str, action: &str, note: &str) {
+    let ev = Event { type_, reason: reason.into(), note: Some(note.chars().take(1000).collect()), action: action.into(), secondary: None };
+    if let Err(e) = ctx.recorder.publish(&ev, &obj.object_ref(&())).await {
+        tracing::debug!(error = %e, "publishing an event");
+    }
+}
+
+/// Merge-patches `status` when it changed.
+pub async fn write_status<K, S>(ctx: &Context, obj: &K, old: &S, new: &S, had_status: bool) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+    S: Serialize + PartialEq,
+{
+    if old == new && had_status {
+        return Ok(());
+    }
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let patch = serde_json::json!({ "status": status_patch(old, new) });
+    api.patch_status(&obj.name_any(), &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await?;
+    Ok(())
+}
+
+/// The status each object was last given, so a reconcile that runs on a cached object from
+/// before that write (the watch has not delivered it yet) starts from what was written, not
+/// from the stale copy: otherwise it would decide again, count the same move twice, or place
+/// a Job a second time. Keyed by uid; the entry applies while the object's resourceVersion is
+/// still the one the write was based on.
+pub struct StatusMemo<S> {
+    entries: std::sync::Mutex<std::collections::HashMap<String, (String, S)>>,
+}
+
+impl<S> Default for StatusMemo<S> {
+    fn default() -> Self {
+        StatusMemo { entries: Default::default() }
+    }
+}
+
+impl<S: Clone> StatusMemo<S> {
+    /// The freshest status known for `obj`: the one written from this very version of it, or
+    /// the object's own.
+    pub fn current<K: Resource>(&self, obj: &K, own: S) -> S {
+        let (Some(uid), Some(rv)) = (obj.meta().uid.as_ref(), obj.meta().resource_version.as_ref()) else { return own };
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        match entries.get(uid) {
+            Some((base, written)) if base == rv => written.clone(),
+            _ => own,
+        }
+    }
+
+    pub fn remember<K: Resource>(&self, obj: &K, status: S) {
+        if let (Some(uid), Some(rv)) = (obj.meta().uid.clone(), obj.meta().resource_version.clone()) {
+            self.entries.lock().unwrap_or_else(|p| p.into_inner()).insert(uid, (rv, status));
+        }
+    }
+
+    pub fn forget<K: Resource>(&self, obj: &K) {
+        if let Some(uid) = obj.meta().uid.as_ref() {
+            self.entries.lock().unwrap_or_else(|p| p.into_inner()).remove(uid);
+        }
+    }
+}
+
+/// A merge patch from `old` to `new`: fields serialisation leaves out (an empty `draining`,
+/// a `None`) must be sent as null, or the merge would keep their old values.
+fn status_patch<S: Serialize>(old: &S, new: &S) -> serde_json::Value {
+    let mut patch = serde_json::to_value(new).unwrap_or_default();
+    if let (Some(p), serde_json::Value::Object(o)) = (patch.as_object_mut(), serde_json::to_value(old).unwrap_or_default()) {
+        for key in o.keys() {
+            p.entry(key.clone()).or_insert(serde_json::Value::Null);
+        }
+    }
+    patch
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_written_status_stands_in_for_the_stale_object_it_was_based_on() {
+        let memo = super::StatusMemo::<u32>::default();
+        let mut obj = mck8s_api::MultiClusterDeployment::new("a", Default::default());
+        obj.metadata.uid = Some("u".into());
+        obj.metadata.resource_version = Some("10".into());
+        assert_eq!(memo.current(&obj, 1), 1);
+        memo.remember(&obj, 2);
+        assert_eq!(memo.current(&obj, 1), 2, "the same version: the write is not in it yet");
+        obj.metadata.resource_version = Some("11".into());
+        assert_eq!(memo.current(&obj, 3), 3, "a later version carries its own status");
+        obj.metadata.resource_version = Some("10".into());
+        memo.forget(&obj);
+        assert_eq!(memo.current(&obj, 1), 1);
+    }
+
+    #[test]
+    fn fields_that_went_away_are_nulled() {
+        let old = mck8s_api::MultiClusterDeploymentStatus { failed_over: vec!["c3".into()], policy: Some("a".into()), summary: Some("a".into()), ..Default::default() };
+        let new = mck8s_api::MultiClusterDeploymentStatus { summary: Some("b".into()), ..Default::default() };
+        let p = super::status_patch(&old, &new);
+        assert!(p.as_object().unwrap().contains_key("policy") && p["policy"].is_null());
+        assert_eq!(p["summary"], "b");
+        assert_eq!(p["failedOver"], serde_json::json!([]), "lists are always written, so they can be emptied");
+    }
+}
+
+/// Objects of `kind` whose children (or their pods) changed in some workload cluster.
+pub fn owner_triggers<K: Resource<DynamicType = ()>>(ctx: &Context, kind: &'static str, watch_namespace: Option<String>) -> impl futures::Stream<Item = ObjectRef<K>> + Send + use<K> {
+    let owners = ctx.clusters.subscribe_owners();
+    tokio_stream(owners).filter_map(move |o| {
+        let keep = o.kind == kind && watch_namespace.as_ref().is_none_or(|ns| *ns == o.namespace);
+        async move { keep.then(|| ObjectRef::new(&o.name).within(&o.namespace)) }
+    })
+}
+
+/// A cluster added, removed, lost or back.
+pub fn cluster_changes(ctx: &Context) -> impl futures::Stream<Item = ()> + Send + use<> {
+    tokio_stream(ctx.clusters.subscribe_health()).map(|_| ())
+}
+
+pub fn tokio_stream<T: Send + 'static>(mut rx: tokio::sync::mpsc::UnboundedReceiver<T>) -> impl futures::Stream<Item = T> + Send {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// The `Api` for `K` in the watched namespace, or in all of them.
+pub fn scoped_api<K>(client: &kube::Client, watch_namespace: &Option<String>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match watch_namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
