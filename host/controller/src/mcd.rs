@@ -14,12 +14,10 @@ use crate::failover::{self, Drain};
 use crate::render::{self, Owner};
 use crate::shared;
 use crate::spec::{self, ParsedSpec};
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use mck8s_api::conditions::{self, BURSTING, DEGRADED, INVALID_SPEC, PLACED, READY};
@@ -31,10 +29,9 @@ use mck8s_scheduler::{OwnerKey, PlacementRequest, ScheduleError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::Instrument;
 
 pub const KIND: &str = "MultiClusterDeployment";
-pub const FINALIZER: &str = "fogguru.eu/children";
+pub const FINALIZER: &str = shared::FINALIZER;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -70,28 +67,19 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
     // A cluster added, removed, lost or back: re-check every object (placements using a
     // cluster that left are decided again).
     let cluster_changes = shared::cluster_changes(&ctx);
-    Controller::new(api, watcher::Config::default())
+    let results = Controller::new(api, watcher::Config::default())
         .reconcile_on(triggers)
         .reconcile_all_on(policy_changes)
         .reconcile_all_on(cluster_changes)
         .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "reconcile");
-            }
-        })
-        .await;
+        .run(reconcile, shared::error_policy, ctx);
+    shared::drive(results).await;
 }
 
 fn digests(registry: &mck8s_policy::PolicyRegistry) -> Vec<(String, String)> {
     registry.list().iter().map(|p| (p.name.clone(), p.digest.clone())).collect()
 }
 
-fn error_policy(_mcd: Arc<MultiClusterDeployment>, error: &Error, ctx: Arc<Context>) -> Action {
-    tracing::warn!(%error, "reconcile failed");
-    Action::requeue(ctx.timing.error_retry)
-}
 
 fn object_label(o: &OwnerKey) -> crate::metrics::ObjectLabel {
     crate::metrics::ObjectLabel { kind: o.kind.clone(), namespace: o.namespace.clone(), name: o.name.clone() }
@@ -101,25 +89,8 @@ fn owner_key(mcd: &MultiClusterDeployment) -> OwnerKey {
     OwnerKey { kind: KIND.into(), namespace: mcd.namespace().unwrap_or_default(), name: mcd.name_any() }
 }
 
-async fn reconcile(mcd: Arc<MultiClusterDeployment>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let ns = mcd.namespace().unwrap_or_else(|| "default".into());
-    let span = tracing::info_span!("reconcile", kind = KIND, namespace = %ns, name = %mcd.name_any());
-    let api: Api<MultiClusterDeployment> = Api::namespaced(ctx.client.clone(), &ns);
-    let result = finalizer(&api, FINALIZER, mcd, |event| async {
-        match event {
-            Finalizer::Apply(mcd) => apply(mcd, ctx.clone()).await,
-            Finalizer::Cleanup(mcd) => cleanup(mcd, ctx.clone()).await,
-        }
-    })
-    .instrument(span)
-    .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
-    });
-    let label = if result.is_ok() { "ok" } else { "error" };
-    ctx.metrics.reconciles.get_or_create(&crate::metrics::KindResult { kind: KIND.into(), result: label.into() }).inc();
-    result
+async fn reconcile(obj: Arc<MultiClusterDeployment>, ctx: Arc<Context>) -> Result<Action, Error> {
+    shared::reconcile(&ctx, KIND, obj, apply, cleanup, Error::Finalizer).await
 }
 
 /// The placement recorded in status, as cluster → replicas.

@@ -14,12 +14,10 @@ use crate::context::Context;
 use crate::render::{self, Owner};
 use crate::shared;
 use crate::spec::{self, ParsedJob};
-use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use mck8s_api::conditions::{self, BURSTING, COMPLETE, DEGRADED, FAILED, INVALID_SPEC, PLACED};
@@ -29,10 +27,9 @@ use mck8s_policy::input::HealthDoc;
 use mck8s_scheduler::{OwnerKey, PlacementRequest, ScheduleError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tracing::Instrument;
 
 pub const KIND: &str = "MultiClusterJob";
-pub const FINALIZER: &str = "fogguru.eu/children";
+pub const FINALIZER: &str = shared::FINALIZER;
 
 pub const PENDING: &str = "Pending";
 pub const RUNNING: &str = "Running";
@@ -53,47 +50,21 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
     let api: Api<MultiClusterJob> = shared::scoped_api(&ctx.client, &watch_namespace);
     let triggers = shared::owner_triggers(&ctx, KIND, watch_namespace);
     let cluster_changes = shared::cluster_changes(&ctx);
-    Controller::new(api, watcher::Config::default())
+    let results = Controller::new(api, watcher::Config::default())
         .reconcile_on(triggers)
         .reconcile_all_on(cluster_changes)
         .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "reconcile");
-            }
-        })
-        .await;
+        .run(reconcile, shared::error_policy, ctx);
+    shared::drive(results).await;
 }
 
-fn error_policy(_mcj: Arc<MultiClusterJob>, error: &Error, ctx: Arc<Context>) -> Action {
-    tracing::warn!(%error, "reconcile failed");
-    Action::requeue(ctx.timing.error_retry)
-}
 
 fn owner_key(mcj: &MultiClusterJob) -> OwnerKey {
     OwnerKey { kind: KIND.into(), namespace: mcj.namespace().unwrap_or_default(), name: mcj.name_any() }
 }
 
-async fn reconcile(mcj: Arc<MultiClusterJob>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let ns = mcj.namespace().unwrap_or_else(|| "default".into());
-    let span = tracing::info_span!("reconcile", kind = KIND, namespace = %ns, name = %mcj.name_any());
-    let api: Api<MultiClusterJob> = Api::namespaced(ctx.client.clone(), &ns);
-    let result = finalizer(&api, FINALIZER, mcj, |event| async {
-        match event {
-            Finalizer::Apply(mcj) => apply(mcj, ctx.clone()).await,
-            Finalizer::Cleanup(mcj) => cleanup(mcj, ctx.clone()).await,
-        }
-    })
-    .instrument(span)
-    .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
-    });
-    let label = if result.is_ok() { "ok" } else { "error" };
-    ctx.metrics.reconciles.get_or_create(&crate::metrics::KindResult { kind: KIND.into(), result: label.into() }).inc();
-    result
+async fn reconcile(obj: Arc<MultiClusterJob>, ctx: Arc<Context>) -> Result<Action, Error> {
+    shared::reconcile(&ctx, KIND, obj, apply, cleanup, Error::Finalizer).await
 }
 
 /// A Job's state from its conditions and counts.

@@ -13,12 +13,10 @@ use crate::context::Context;
 use crate::render::{self, Owner};
 use crate::shared;
 use crate::spec;
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::ServiceSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
@@ -28,10 +26,9 @@ use mck8s_policy::input::HealthDoc;
 use mck8s_scheduler::OwnerKey;
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use tracing::Instrument;
 
 pub const KIND: &str = "MultiClusterService";
-pub const FINALIZER: &str = "fogguru.eu/children";
+pub const FINALIZER: &str = shared::FINALIZER;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -48,49 +45,23 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
     let mcds: Api<MultiClusterDeployment> = shared::scoped_api(&ctx.client, &watch_namespace);
     let triggers = shared::owner_triggers(&ctx, KIND, watch_namespace);
     let cluster_changes = shared::cluster_changes(&ctx);
-    Controller::new(api, watcher::Config::default())
+    let results = Controller::new(api, watcher::Config::default())
         // The MCD of the same name moved (or appeared, or went): the Service follows.
         .watches(mcds, watcher::Config::default(), |mcd| Some(ObjectRef::new(&mcd.name_any()).within(&mcd.namespace().unwrap_or_default())))
         .reconcile_on(triggers)
         .reconcile_all_on(cluster_changes)
         .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "reconcile");
-            }
-        })
-        .await;
+        .run(reconcile, shared::error_policy, ctx);
+    shared::drive(results).await;
 }
 
-fn error_policy(_mcs: Arc<MultiClusterService>, error: &Error, ctx: Arc<Context>) -> Action {
-    tracing::warn!(%error, "reconcile failed");
-    Action::requeue(ctx.timing.error_retry)
-}
 
 fn owner_key(mcs: &MultiClusterService) -> OwnerKey {
     OwnerKey { kind: KIND.into(), namespace: mcs.namespace().unwrap_or_default(), name: mcs.name_any() }
 }
 
-async fn reconcile(mcs: Arc<MultiClusterService>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let ns = mcs.namespace().unwrap_or_else(|| "default".into());
-    let span = tracing::info_span!("reconcile", kind = KIND, namespace = %ns, name = %mcs.name_any());
-    let api: Api<MultiClusterService> = Api::namespaced(ctx.client.clone(), &ns);
-    let result = finalizer(&api, FINALIZER, mcs, |event| async {
-        match event {
-            Finalizer::Apply(mcs) => apply(mcs, ctx.clone()).await,
-            Finalizer::Cleanup(mcs) => cleanup(mcs, ctx.clone()).await,
-        }
-    })
-    .instrument(span)
-    .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
-    });
-    let label = if result.is_ok() { "ok" } else { "error" };
-    ctx.metrics.reconciles.get_or_create(&crate::metrics::KindResult { kind: KIND.into(), result: label.into() }).inc();
-    result
+async fn reconcile(obj: Arc<MultiClusterService>, ctx: Arc<Context>) -> Result<Action, Error> {
+    shared::reconcile(&ctx, KIND, obj, apply, cleanup, Error::Finalizer).await
 }
 
 /// Where the Service should be: `spec.locations`, else where the MCD of the same name has

@@ -3,12 +3,71 @@
 
 use crate::context::Context;
 use futures::StreamExt;
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{Error as FinalizerError, Event as FinalizerEvent, finalizer};
+use std::future::Future;
+use std::sync::Arc;
+use tracing::Instrument;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
+
+/// One reconcile of a multi-cluster object: behind the finalizer `fogguru.eu/children` (so
+/// its children are removed from every cluster before it goes), in a span, counted in
+/// `mck8s_reconciles_total`. `apply` and `cleanup` do the kind's work; `finalizer_error`
+/// wraps a failure of the finalizer machinery itself.
+pub async fn reconcile<K, E, A, AF, C, CF>(ctx: &Arc<Context>, kind: &'static str, obj: Arc<K>, apply: A, cleanup: C, finalizer_error: fn(String) -> E) -> Result<Action, E>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + Serialize + Debug + Send + Sync + 'static,
+    E: std::error::Error + Send + 'static,
+    A: FnOnce(Arc<K>, Arc<Context>) -> AF,
+    AF: Future<Output = Result<Action, E>>,
+    C: FnOnce(Arc<K>, Arc<Context>) -> CF,
+    CF: Future<Output = Result<Action, E>>,
+{
+    let ns = obj.namespace().unwrap_or_else(|| "default".into());
+    let span = tracing::info_span!("reconcile", kind, namespace = %ns, name = %obj.name_any());
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
+    let result = finalizer(&api, FINALIZER, obj, |event| async move {
+        match event {
+            FinalizerEvent::Apply(o) => apply(o, ctx.clone()).await,
+            FinalizerEvent::Cleanup(o) => cleanup(o, ctx.clone()).await,
+        }
+    })
+    .instrument(span)
+    .await
+    .map_err(|e| match e {
+        FinalizerError::ApplyFailed(e) | FinalizerError::CleanupFailed(e) => e,
+        other => finalizer_error(other.to_string()),
+    });
+    let label = if result.is_ok() { "ok" } else { "error" };
+    ctx.metrics.reconciles.get_or_create(&crate::metrics::KindResult { kind: kind.into(), result: label.into() }).inc();
+    result
+}
+
+/// A failed reconcile is retried after `error_retry`.
+pub fn error_policy<K, E: std::fmt::Display>(_obj: Arc<K>, error: &E, ctx: Arc<Context>) -> Action {
+    tracing::warn!(%error, "reconcile failed");
+    Action::requeue(ctx.timing.error_retry)
+}
+
+/// Drives a controller's result stream (results are logged at debug; errors were logged by
+/// [`error_policy`]).
+pub async fn drive<T, E: std::fmt::Display>(results: impl futures::Stream<Item = Result<T, E>>) {
+    results
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "reconcile");
+            }
+        })
+        .await
+}
+
+/// The finalizer every multi-cluster kind carries.
+pub const FINALIZER: &str = "fogguru.eu/children";
 
 /// Records an Event about `obj` (best effort: an event that cannot be written is logged).
 pub async fn publish<K: Resource<DynamicType = ()>>(ctx: &Context, obj: &K, type_: EventType, reason: &str, action: &str, note: &str) {
