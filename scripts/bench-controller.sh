@@ -3,8 +3,9 @@
 # (tests/testenv/fleet.bench.yaml: ports 28xxx, state dir /tmp/mck8s-bench, so it runs beside
 # another environment), runs host/cli/benches/controller_scale.rs against it, tears it down.
 #
-#   bash scripts/bench-controller.sh                 # 1,000 MCDs, then the direct baseline
+#   bash scripts/bench-controller.sh                 # 1,000 Deployments directly, then 1,000 MCDs
 #   bash scripts/bench-controller.sh --count 50      # a quick check
+#   bash scripts/bench-controller.sh --rate 10       # paced: 10 creates/s instead of a burst
 #   bash scripts/bench-controller.sh --phases mck8s --concurrency 16
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -6,7 +6,8 @@
 //! number of plain Deployments created directly into the workload clusters (the floor the
 //! environment sets). Prints Markdown tables; compare the ratios, not absolute times.
 //!
-//! `bash scripts/bench-controller.sh [--count N] [--concurrency C] [--phases direct,mck8s]`
+//! `bash scripts/bench-controller.sh [--count N] [--concurrency C] [--rate R] [--phases direct,mck8s]`
+//! (`--rate`: creates per second, paced; default a burst limited only by `--concurrency`)
 //! starts its own environment (state dir /tmp/mck8s-bench, ports 28xxx) and runs this. Against
 //! an environment already running the bench fleet:
 //! `MCK8S_TESTENV_DIR=... cargo bench -p mck8s-cli --bench controller_scale -- --count 50`.
@@ -46,6 +47,8 @@ enum Phase {
 struct Opts {
     count: usize,
     concurrency: usize,
+    /// Creates per second (paced); None: as fast as `concurrency` allows (a burst).
+    rate: Option<f64>,
     phases: Vec<Phase>,
 }
 
@@ -53,6 +56,7 @@ fn opts() -> Result<Opts> {
     let mut o = Opts {
         count: std::env::var("MCK8S_BENCH_COUNT").ok().and_then(|v| v.parse().ok()).unwrap_or(1000),
         concurrency: 32,
+        rate: None,
         phases: vec![Phase::Direct, Phase::Mck8s],
     };
     let mut args = std::env::args().skip(1);
@@ -65,6 +69,7 @@ fn opts() -> Result<Opts> {
         match key.as_str() {
             "--count" => o.count = value()?.parse().context("--count")?,
             "--concurrency" => o.concurrency = value()?.parse().context("--concurrency")?,
+            "--rate" => o.rate = Some(value()?.parse().context("--rate")?).filter(|r: &f64| *r > 0.0),
             "--phases" => {
                 o.phases = value()?
                     .split(',')
@@ -135,7 +140,8 @@ async fn run(o: Opts) -> Result<()> {
         clients.push((c.clone(), env.client(c).await?));
     }
     let f = Fleet { env, sd, mgmt, workload, clients };
-    log(format!("{} MCDs into {:?}, {} concurrent creators, phases {:?}; load average {}", o.count, f.workload, o.concurrency, o.phases, loadavg()));
+    let pace = o.rate.map(|r| format!(", paced at {r}/s")).unwrap_or_default();
+    log(format!("{} MCDs into {:?}, {} concurrent creators{pace}, phases {:?}; load average {}", o.count, f.workload, o.concurrency, o.phases, loadavg()));
 
     install_crds(&f)?;
     // Leftovers of an interrupted run.
@@ -272,16 +278,21 @@ async fn watch_children(f: &Fleet, ns: &str, manager: &str) -> Result<(mpsc::Unb
     Ok((rx, tasks))
 }
 
-/// Calls `create(i)` for i in 0..n, `concurrency` at a time, retrying a failed call (up to 10
-/// attempts); records when each call returned.
-async fn create_all<F, Fut>(n: usize, concurrency: usize, create: F) -> Result<Vec<Created>>
+/// Calls `create(i)` for i in 0..n, `concurrency` at a time (and, with `rate`, call i not
+/// before i/rate seconds), retrying a failed call (up to 10 attempts); records when each call
+/// returned.
+async fn create_all<F, Fut>(n: usize, concurrency: usize, rate: Option<f64>, create: F) -> Result<Vec<Created>>
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = Result<(), kube::Error>>,
 {
     let create = &create;
+    let t0 = tokio::time::Instant::now();
     let results: Vec<Result<Created>> = futures::stream::iter(0..n)
         .map(|i| async move {
+            if let Some(r) = rate {
+                tokio::time::sleep_until(t0 + Duration::from_secs_f64(i as f64 / r)).await;
+            }
             let started = Instant::now();
             let mut attempts = 0;
             loop {
@@ -779,7 +790,7 @@ async fn direct_phase(f: &Fleet, o: &Opts) -> Result<PhaseResult> {
     let apis = &apis;
     let objects = &objects;
     let sampler = LoadSampler::start();
-    let creating = create_all(o.count, o.concurrency, |i| async move {
+    let creating = create_all(o.count, o.concurrency, o.rate, |i| async move {
         apis[i % apis.len()].create(&PostParams::default(), &objects[i]).await.map(|_| ())
     });
     let (created, collected) = tokio::join!(creating, collect(&mut rx, o.count, 1));
@@ -834,7 +845,7 @@ async fn mck8s_phase(f: &Fleet, o: &Opts) -> Result<PhaseResult> {
 
     let (api_ref, objects_ref) = (&api, &objects);
     let sampler = LoadSampler::start();
-    let creating = create_all(o.count, o.concurrency, |i| async move { api_ref.create(&PostParams::default(), &objects_ref[i]).await.map(|_| ()) });
+    let creating = create_all(o.count, o.concurrency, o.rate, |i| async move { api_ref.create(&PostParams::default(), &objects_ref[i]).await.map(|_| ()) });
     let (created, collected) = tokio::join!(creating, collect(&mut rx, o.count, 1));
     let created = created?;
     let (env1, bench1, load_after) = (env_cpu(&f.sd), cpu_seconds(std::process::id() as i32).unwrap_or(0.0), loadavg());
@@ -997,7 +1008,8 @@ fn ratio(a: f64, b: f64) -> String {
 fn report(f: &Fleet, o: &Opts, results: &[PhaseResult]) {
     let nodes: u32 = f.workload.iter().filter_map(|c| f.env.fleet().cluster(c)).map(|c| c.nodes).sum();
     println!();
-    println!("### controller_scale: {} objects into {} workload clusters ({nodes} nodes), {} concurrent creators", o.count, f.workload.len(), o.concurrency);
+    let pace = o.rate.map(|r| format!(", paced at {r} creates/s")).unwrap_or_else(|| ", as fast as they go (a burst)".into());
+    println!("### controller_scale: {} objects into {} workload clusters ({nodes} nodes), {} concurrent creators{pace}", o.count, f.workload.len(), o.concurrency);
     println!();
     println!("Latency per object: from its create call returning (and, in brackets, from the call being sent) to its Deployment being seen by a watch in a workload cluster.");
     println!();
