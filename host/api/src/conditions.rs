@@ -12,6 +12,16 @@ pub const INVALID_SPEC: &str = "InvalidSpec";
 pub const COMPLETE: &str = "Complete";
 /// MultiClusterJob: some cluster's Job failed.
 pub const FAILED: &str = "Failed";
+/// MultiClusterHorizontalPodAutoscaler (the names of the Kubernetes HPA's conditions): the
+/// target was read and its metrics are there.
+pub const SCALING_ACTIVE: &str = "ScalingActive";
+/// MultiClusterHorizontalPodAutoscaler: the last decision could be written to the target.
+pub const ABLE_TO_SCALE: &str = "AbleToScale";
+/// MultiClusterHorizontalPodAutoscaler: the policy wanted more than maxReplicas or fewer
+/// than minReplicas.
+pub const SCALING_LIMITED: &str = "ScalingLimited";
+/// AppRescheduler: its last pass ran.
+pub const ACTIVE: &str = "Active";
 
 /// Sets (or replaces) the condition `type_` in `conditions`.
 pub fn set(conditions: &mut Vec<Condition>, type_: &str, status: bool, reason: &str, message: impl Into<String>, generation: Option<i64>, now: &Time) {

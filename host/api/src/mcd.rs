@@ -122,11 +122,16 @@ pub struct ClusterPlacement {
     pub reason: String,
 }
 
-/// A child kept in a cluster that is no longer chosen.
+/// A child kept in a cluster that is no longer chosen, or kept at more replicas than its
+/// cluster is now given (a move to other clusters, such as a reschedule from the cloud).
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct DrainingChild {
     pub cluster: String,
+    /// Replicas kept beyond the placement (all of the child's when its cluster is no longer
+    /// chosen).
+    #[serde(default)]
+    pub replicas: i32,
     /// Ready replicas it still serves (as last seen).
     #[serde(default)]
     pub ready_replicas: i32,

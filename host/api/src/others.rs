@@ -162,7 +162,13 @@ pub struct ClusterJob {
     status = "MultiClusterHorizontalPodAutoscalerStatus",
     derive = "Default",
     derive = "PartialEq",
-    doc = "A horizontal pod autoscaler for a MultiClusterDeployment."
+    doc = "A horizontal pod autoscaler for a MultiClusterDeployment.",
+    printcolumn(name = "Target", type_ = "string", json_path = ".spec.scaleTargetRef.name"),
+    printcolumn(name = "Min", type_ = "integer", json_path = ".spec.minReplicas"),
+    printcolumn(name = "Max", type_ = "integer", json_path = ".spec.maxReplicas"),
+    printcolumn(name = "Current", type_ = "integer", json_path = ".status.currentReplicas"),
+    printcolumn(name = "Desired", type_ = "integer", json_path = ".status.desiredReplicas"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(transform = crate::schema::open_object)]
@@ -214,17 +220,49 @@ pub struct ScaleTargetRef {
 pub struct MultiClusterHorizontalPodAutoscalerStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// Replicas of the target when last measured (placed and unplaced).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_replicas: Option<i32>,
+    /// The total the scaling policy last asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub desired_replicas: Option<i32>,
+    /// The scaling policy that decided, and its sha256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_digest: Option<String>,
     /// The scaling policy's opaque state, base64; survives restarts and reloads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_state: Option<String>,
+    /// The policy's reason for its last decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Per cluster: replicas and the CPU utilisation measured last time.
+    // Always written: a merge patch must be able to empty it.
+    #[serde(default)]
+    pub clusters: Vec<ClusterLoad>,
+    /// When the replica count last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scale_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    /// When the policy was last asked (the stabilisation window is measured between these).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_evaluation_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+/// One cluster's share of an autoscaled MultiClusterDeployment, as measured.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterLoad {
+    pub cluster: String,
+    pub replicas: i32,
+    /// Average CPU use of its pods in percent of their requests; absent when the metric is
+    /// missing (see `source`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utilization: Option<i32>,
+    /// `metrics.k8s.io`, `prometheus`, or why there is no metric.
+    pub source: String,
 }
 
 /// Provisions a cloud cluster when applications burst (§2.5). Every field of the original
@@ -252,7 +290,10 @@ pub struct CloudProvisionerSpec {
     pub rest: BTreeMap<String, serde_json::Value>,
 }
 
-/// Its presence enables rescheduling from cloud back to fog (§2.6).
+/// Its presence enables rescheduling from cloud back to fog (§2.6): every `periodSeconds`
+/// each MultiClusterDeployment with replicas in a cloud cluster is placed again by its
+/// policy as if new; where that puts fewer replicas in the cloud, they move to the fog,
+/// new fog replicas first and cloud replicas removed only once those are ready.
 #[derive(CustomResource, Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[kube(
     group = "fogguru.eu",
@@ -262,16 +303,51 @@ pub struct CloudProvisionerSpec {
     singular = "apprescheduler",
     shortname = "appresch",
     shortname = "appres",
-    status = "OpenStatus",
+    status = "AppReschedulerStatus",
     derive = "Default",
     derive = "PartialEq",
-    doc = "Enables moving replicas from cloud clusters back to fog clusters."
+    doc = "Enables moving replicas from cloud clusters back to fog clusters.",
+    printcolumn(name = "Moving", type_ = "integer", json_path = ".status.moving"),
+    printcolumn(name = "Moved", type_ = "integer", json_path = ".status.movedReplicas"),
+    printcolumn(name = "Last", type_ = "date", json_path = ".status.lastRunTime")
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(transform = crate::schema::open_object)]
 pub struct AppReschedulerSpec {
+    /// Seconds between passes (default 120; mck8s waited 31 minutes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub period_seconds: Option<i32>,
+    /// Replicas one application moves per pass at most (default: all it can).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_replicas_per_step: Option<i32>,
+    /// Only these namespaces (default: all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
     #[serde(flatten)]
     pub rest: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AppReschedulerStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    /// Applications with a move started in the last pass.
+    #[serde(default)]
+    pub moving: i32,
+    /// Replicas moved from cloud to fog since this object was created.
+    #[serde(default)]
+    pub moved_replicas: i64,
+    /// What the last pass did, per application (`ns/name: cloud1=2 → cluster1=+2`).
+    // Always written: a merge patch must be able to empty it.
+    #[serde(default)]
+    pub last_moves: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
 }
 
 /// A status the controller of that kind will shape; free-form until then.

@@ -159,6 +159,15 @@ impl Member {
         Some(s.unhealthy_since.map(|t| t.elapsed()).unwrap_or_default())
     }
 
+    /// A cloud cluster: its role says so or, without a role, its name contains `cloud` (the
+    /// mck8s convention). The rescheduler moves replicas from these back to the fog.
+    pub fn is_cloud(&self) -> bool {
+        match &self.role {
+            Some(r) => matches!(r, RoleDoc::Cloud),
+            None => self.name.contains("cloud"),
+        }
+    }
+
     /// Both watches have listed once: capacity is known.
     pub fn synced(&self) -> bool {
         let s = self.state.lock().unwrap_or_else(|p| p.into_inner());

@@ -25,6 +25,11 @@ pub struct Context {
     /// Statuses written, for reconciles that run on a cached object from before the write.
     pub mcd_status: crate::shared::StatusMemo<mck8s_api::MultiClusterDeploymentStatus>,
     pub mcj_status: crate::shared::StatusMemo<mck8s_api::MultiClusterJobStatus>,
+    pub mchpa_status: crate::shared::StatusMemo<mck8s_api::MultiClusterHorizontalPodAutoscalerStatus>,
+    /// Which clusters serve `metrics.k8s.io`.
+    pub metrics_api: crate::cpu_load::MetricsApiProbe,
+    /// Moves from cloud to fog the rescheduler proposed, for the MCD controller to carry out.
+    pub reschedule: crate::rescheduler::Proposals,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -41,6 +46,8 @@ pub struct Timing {
     /// How long a child in a cluster no longer chosen is kept at most while the new
     /// placement is not ready (a move that cannot finish must not pin capacity forever).
     pub drain_timeout: Duration,
+    /// The window each pod's CPU rate is taken over in Prometheus (at least two scrapes).
+    pub cpu_window: Duration,
 }
 
 impl Default for Timing {
@@ -51,6 +58,7 @@ impl Default for Timing {
             resync: Duration::from_secs(300),
             failover_grace: Duration::from_secs(60),
             drain_timeout: Duration::from_secs(600),
+            cpu_window: Duration::from_secs(60),
         }
     }
 }

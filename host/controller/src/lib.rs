@@ -1,18 +1,22 @@
 //! The mck8s controllers and their wiring. [`run`] starts everything for one management
 //! cluster: the workload-cluster sources, the policy sources, the signal refreshers, the
-//! MultiClusterDeployment, MultiClusterService and MultiClusterJob controllers and the
-//! metrics/health endpoints.
+//! MultiClusterDeployment, MultiClusterService, MultiClusterJob and
+//! MultiClusterHorizontalPodAutoscaler controllers, the rescheduler and the metrics/health
+//! endpoints.
 
 pub mod children;
 pub mod context;
+pub mod cpu_load;
 pub mod failover;
 pub mod leader;
 pub mod mcd;
+pub mod mchpa;
 pub mod mcj;
 pub mod mcs;
 pub mod metrics;
 pub mod policy_configmaps;
 pub mod render;
+pub mod rescheduler;
 pub mod shared;
 pub mod signals;
 pub mod spec;
@@ -124,6 +128,9 @@ pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
         moves: failover::RateLimiter::new(config.move_limit.rate, config.move_limit.burst),
         mcd_status: Default::default(),
         mcj_status: Default::default(),
+        mchpa_status: Default::default(),
+        metrics_api: Default::default(),
+        reschedule: Default::default(),
     });
     if !config.leader_election {
         controllers(ctx, config.watch_namespace.clone()).await;
@@ -145,7 +152,19 @@ pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The three reconcilers; they stop together (on SIGTERM/SIGINT each controller shuts down).
+/// The reconcilers and the rescheduler. The reconcilers stop together (on SIGTERM/SIGINT
+/// each controller shuts down); the rescheduler's loop stops with them.
 async fn controllers(ctx: Arc<Context>, watch_namespace: Option<String>) {
-    tokio::join!(mcd::run(ctx.clone(), watch_namespace.clone()), mcs::run(ctx.clone(), watch_namespace.clone()), mcj::run(ctx, watch_namespace));
+    let reconcilers = async {
+        tokio::join!(
+            mcd::run(ctx.clone(), watch_namespace.clone()),
+            mcs::run(ctx.clone(), watch_namespace.clone()),
+            mcj::run(ctx.clone(), watch_namespace.clone()),
+            mchpa::run(ctx.clone(), watch_namespace.clone()),
+        )
+    };
+    tokio::select! {
+        _ = reconcilers => {}
+        () = rescheduler::run(ctx.clone(), watch_namespace.clone()) => {}
+    }
 }

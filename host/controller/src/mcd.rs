@@ -18,7 +18,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
+use futures::StreamExt;
 use kube::{Api, ResourceExt};
 use mck8s_api::conditions::{self, BURSTING, DEGRADED, INVALID_SPEC, PLACED, READY};
 use mck8s_api::mcd::LegacyMessage;
@@ -67,8 +69,12 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
     // A cluster added, removed, lost or back: re-check every object (placements using a
     // cluster that left are decided again).
     let cluster_changes = shared::cluster_changes(&ctx);
+    // The rescheduler proposed a move from the cloud.
+    let reschedules = ctx.reschedule.triggers().map(shared::tokio_stream);
+    let reschedules = futures::stream::iter(reschedules).flatten().map(|o: OwnerKey| ObjectRef::new(&o.name).within(&o.namespace));
     let results = Controller::new(api, watcher::Config::default())
         .reconcile_on(triggers)
+        .reconcile_on(reschedules)
         .reconcile_all_on(policy_changes)
         .reconcile_all_on(cluster_changes)
         .shutdown_on_signal()
@@ -131,6 +137,20 @@ async fn apply(mcd: Arc<MultiClusterDeployment>, ctx: Arc<Context>) -> Result<Ac
     }
     let mut decision_error = None;
     let mut decision: Option<Decision> = None;
+    // A rescheduler step is adopted only for the spec it was computed for, and only when
+    // nothing else calls for a decision (which would supersede it).
+    let proposal = ctx.reschedule.take(&owner);
+    let mut rescheduled = None;
+    if let Some(p) = proposal {
+        let label = if !must_decide && p.generation == generation { "adopted" } else { "discarded" };
+        ctx.metrics.reschedules.get_or_create(&crate::metrics::ResultLabel { result: label.into() }).inc();
+        if label == "adopted" {
+            ctx.scheduler.remember(&owner, &parsed.request, &p.placement);
+            let placements = p.placement.iter().map(|(c, r)| mck8s_policy::session::ClusterReplicas { cluster: c.clone(), replicas: *r, reason: format!("rescheduled from the cloud ({})", p.note) }).collect();
+            decision = Some(Decision { policy: parsed.policy.clone(), digest: status.policy_digest.clone().unwrap_or_default(), placements, unplaced: 0, summary: format!("rescheduled: {}", p.note) });
+            rescheduled = Some(p);
+        }
+    }
     if must_decide {
         let app_traffic = app_traffic(&ctx, &owner, &parsed, &current).await;
         match decide(&ctx, &owner, &parsed, &current, app_traffic) {
@@ -145,7 +165,7 @@ async fn apply(mcd: Arc<MultiClusterDeployment>, ctx: Arc<Context>) -> Result<Ac
                 decision_error = Some(e.to_string());
             }
         }
-    } else {
+    } else if rescheduled.is_none() {
         // Keep the recorded placement deducted until its pods are bound (after a restart
         // the ledger starts empty).
         ctx.scheduler.remember(&owner, &parsed.request, &current);
@@ -165,16 +185,6 @@ async fn apply(mcd: Arc<MultiClusterDeployment>, ctx: Arc<Context>) -> Result<Ac
         None => status.failed_over.clone(),
     };
 
-    // Propagate where chosen.
-    let uid = mcd.uid().unwrap_or_default();
-    let o = Owner { kind: KIND, namespace: &owner.namespace, name: &owner.name, uid: &uid };
-    let mut cluster_errors = Vec::new();
-    for (cluster, replicas) in &desired {
-        if let Err(e) = apply_child(&ctx, cluster, &o, &parsed, *replicas).await {
-            cluster_errors.push(e.to_string());
-        }
-    }
-
     // Ready replicas of the new placement, as the child watches see them.
     let mut placement = Vec::new();
     let mut ready_total = 0u32;
@@ -190,9 +200,35 @@ async fn apply(mcd: Arc<MultiClusterDeployment>, ctx: Arc<Context>) -> Result<Ac
     }
     let placed: u32 = desired.values().sum();
 
+    // Propagate where chosen. A cluster given fewer replicas than its child runs keeps them
+    // while the rest of the new placement is not ready (a move, not a scale-in, would
+    // otherwise dip below the desired count), as a cluster no longer chosen does below.
+    let uid = mcd.uid().unwrap_or_default();
+    let o = Owner { kind: KIND, namespace: &owner.namespace, name: &owner.name, uid: &uid };
+    let mut cluster_errors = Vec::new();
+    let mut draining = Vec::new();
+    for (cluster, replicas) in &desired {
+        let mut apply = *replicas;
+        if let Some(member) = ctx.clusters.get(cluster) {
+            let running = spec_replicas_of(&member.children_of(&owner));
+            if running > *replicas {
+                let since = status.draining.iter().find(|d| d.cluster == *cluster).map(|d| d.since.clone()).unwrap_or_else(|| now.clone());
+                let draining_for = Duration::from_millis(now.0.duration_since(since.0).as_millis().max(0) as u64);
+                let reachable = member.health() != HealthDoc::Unreachable;
+                if let Drain::Keep(reason) = failover::drain(reachable, ready_total, placed, unplaced, draining_for, ctx.timing.drain_timeout) {
+                    apply = running;
+                    let ready = ready_of(&member.children_of(&owner)).saturating_sub(*replicas);
+                    draining.push(DrainingChild { cluster: cluster.clone(), replicas: (running - replicas) as i32, ready_replicas: ready as i32, since, reason: reason.into() });
+                }
+            }
+        }
+        if let Err(e) = apply_child(&ctx, cluster, &o, &parsed, apply).await {
+            cluster_errors.push(e.to_string());
+        }
+    }
+
     // Children elsewhere drain: removed once the new placement is ready, never while their
     // cluster is unreachable.
-    let mut draining = Vec::new();
     for member in ctx.clusters.members() {
         if desired.contains_key(&member.name) {
             continue;
@@ -214,7 +250,7 @@ async fn apply(mcd: Arc<MultiClusterDeployment>, ctx: Arc<Context>) -> Result<Ac
                 }
                 Err(e) => cluster_errors.push(e.to_string()),
             },
-            Drain::Keep(reason) => draining.push(DrainingChild { cluster: member.name.clone(), ready_replicas: ready_of(&children) as i32, since, reason: reason.into() }),
+            Drain::Keep(reason) => draining.push(DrainingChild { cluster: member.name.clone(), replicas: spec_replicas_of(&children) as i32, ready_replicas: ready_of(&children) as i32, since, reason: reason.into() }),
         }
     }
 
@@ -261,7 +297,10 @@ async fn apply(mcd: Arc<MultiClusterDeployment>, ctx: Arc<Context>) -> Result<Ac
         && recorded(Some(&new)) != current
     {
         let summary = new.summary.clone().unwrap_or_default();
-        if !moves.failed.is_empty() {
+        if let Some(p) = &rescheduled {
+            count_moves(&ctx, "rescheduled", p.moved as usize);
+            publish(&ctx, &mcd, EventType::Normal, "Rescheduled", &format!("{} replicas back to the fog: {}; now {summary}", p.moved, p.note)).await;
+        } else if !moves.failed.is_empty() {
             let why: Vec<String> = moves.failed.iter().map(|(c, h, down)| format!("{c} {h:?} for {}s", down.as_secs())).collect();
             count_moves(&ctx, "failover", moves.failed.len());
             publish(&ctx, &mcd, EventType::Warning, "FailedOver", &format!("{}: placed again by {}: {summary}; {} unplaced", why.join(", "), parsed.policy, d.unplaced)).await;
@@ -294,6 +333,11 @@ async fn apply(mcd: Arc<MultiClusterDeployment>, ctx: Arc<Context>) -> Result<Ac
 
 fn count_moves(ctx: &Context, reason: &str, n: usize) {
     ctx.metrics.moves.get_or_create(&crate::metrics::MoveLabel { kind: KIND.into(), reason: reason.into() }).inc_by(n as u64);
+}
+
+/// Replicas a cluster's children are set to, as last seen.
+fn spec_replicas_of(children: &[Arc<Deployment>]) -> u32 {
+    children.iter().map(|d| d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0) as u32).sum()
 }
 
 /// Ready replicas of a cluster's children, as last seen.

@@ -63,6 +63,15 @@ pub struct Metrics {
     pub moves: Family<MoveLabel, Counter>,
     pub moves_throttled: Counter,
     pub child_applies: Family<KindResult, Counter>,
+    /// Autoscaler evaluations by result (scaled_out, scaled_in, steady, held, error).
+    pub scaling: Family<ResultLabel, Counter>,
+    /// Rescheduler proposals by result (proposed, adopted, discarded).
+    pub reschedules: Family<ResultLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: String,
 }
 
 impl Default for Metrics {
@@ -79,6 +88,10 @@ impl Default for Metrics {
         let moves = Family::<MoveLabel, Counter>::default();
         let moves_throttled = Counter::default();
         let child_applies = Family::<KindResult, Counter>::default();
+        let scaling = Family::<ResultLabel, Counter>::default();
+        let reschedules = Family::<ResultLabel, Counter>::default();
+        registry.register("autoscaler_evaluations", "MultiClusterHorizontalPodAutoscaler evaluations by result (scaled_out, scaled_in, steady, held, error)", scaling.clone());
+        registry.register("reschedules", "Rescheduler moves from cloud to fog by result (proposed, adopted, discarded)", reschedules.clone());
         registry.register("reconciles", "Reconciles by kind and result", reconciles.clone());
         registry.register("placement_decisions", "Placement decisions by policy", decisions.clone());
         registry.register("placement_decision_seconds", "Time to decide one placement (capacity, policy call, validation)", decision_seconds.clone());
@@ -90,7 +103,7 @@ impl Default for Metrics {
         registry.register("moves", "Placements moved between clusters, by kind and reason (failover, failback, drained)", moves.clone());
         registry.register("moves_throttled", "Failover or failback moves postponed by the fleet-wide rate limit", moves_throttled.clone());
         registry.register("child_applies", "Server-side applies of children by kind and result (unchanged: skipped, the cached child is what the last apply produced)", child_applies.clone());
-        Metrics { registry, reconciles, decisions, decision_seconds, policy_errors, unplaced, cluster_allocatable, cluster_free, cluster_ready, moves, moves_throttled, child_applies }
+        Metrics { registry, reconciles, decisions, decision_seconds, policy_errors, unplaced, cluster_allocatable, cluster_free, cluster_ready, moves, moves_throttled, child_applies, scaling, reschedules }
     }
 }
 

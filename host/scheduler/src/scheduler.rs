@@ -51,7 +51,18 @@ impl Scheduler {
     /// Decides and records. The decision's `current` should be the owner's current placement
     /// (`workload.current`) so policies can prefer stability.
     pub fn place(&self, cycle: &Arc<FleetCycle>, req: &PlacementRequest) -> Result<Decision, ScheduleError> {
-        let _span = tracing::debug_span!("schedule", owner = %req.owner, policy = %req.policy).entered();
+        self.decide(cycle, req, true)
+    }
+
+    /// What the policy would decide now, without recording it: the rescheduler's question
+    /// ("where would this go if it were new?"). The owner's own pods count as free, as in
+    /// [`Scheduler::place`].
+    pub fn preview(&self, cycle: &Arc<FleetCycle>, req: &PlacementRequest) -> Result<Decision, ScheduleError> {
+        self.decide(cycle, req, false)
+    }
+
+    fn decide(&self, cycle: &Arc<FleetCycle>, req: &PlacementRequest, record: bool) -> Result<Decision, ScheduleError> {
+        let _span = tracing::debug_span!("schedule", owner = %req.owner, policy = %req.policy, record).entered();
         let request = requests_of(&req.workload)?;
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let own = &req.owner;
@@ -72,7 +83,9 @@ impl Scheduler {
             session.place(&workload)?
         };
         let desired: BTreeMap<String, u32> = decision.placements.iter().map(|p| (p.cluster.clone(), p.replicas)).collect();
-        inner.ledger.record(own, &request, &desired);
+        if record {
+            inner.ledger.record(own, &request, &desired);
+        }
         Ok(decision)
     }
 

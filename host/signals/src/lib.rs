@@ -10,6 +10,6 @@ pub mod promql;
 pub mod rtt_file;
 pub mod serf;
 
-pub use prometheus::{PromError, Prometheus, Sample};
+pub use prometheus::{AppCpu, PromError, Prometheus, Sample};
 pub use rtt_file::{RttFileError, load_rtt_file};
 pub use serf::{Coordinate, Member, SerfClient, SerfError, estimated_rtt, rtt_matrix};

@@ -45,6 +45,15 @@ pub struct Sample {
     pub value: f64,
 }
 
+/// CPU use of one application in one cluster.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AppCpu {
+    /// Cores used, summed over its pods.
+    pub cores: f64,
+    /// Pods that reported.
+    pub pods: u32,
+}
+
 /// A Prometheus HTTP API endpoint. Cheap to clone (the HTTP client is shared).
 #[derive(Debug, Clone)]
 pub struct Prometheus {
@@ -195,6 +204,30 @@ impl Prometheus {
     pub async fn app_cpu_cores(&self, namespace: &str, app: &str) -> Result<HashMap<String, f64>, PromError> {
         let selector = app_selector(namespace, app)?;
         self.by_cluster(&format!("sum by ({CLUSTER_LABEL}) (rate({CPU_METRIC}{{{selector},container!=\"\",container!=\"POD\"}}[1m]))")).await
+    }
+
+    /// CPU use of the pods of Deployment `app` in `namespace`, per cluster: cores summed over
+    /// its pods and how many pods reported, each pod's rate taken over `window` (at least
+    /// two scrape intervals). One query, per pod, so an autoscaler divides by the pods that
+    /// were measured rather than by a replica count the metrics may not have caught up with.
+    pub async fn app_cpu(&self, namespace: &str, app: &str, window: Duration) -> Result<HashMap<String, AppCpu>, PromError> {
+        let selector = app_selector(namespace, app)?;
+        let secs = window.as_secs().max(1);
+        let samples = self
+            .query(&format!("sum by ({CLUSTER_LABEL}, pod) (rate({CPU_METRIC}{{{selector},container!=\"\",container!=\"POD\"}}[{secs}s]))"))
+            .await?;
+        let mut out: HashMap<String, AppCpu> = HashMap::new();
+        for s in samples {
+            match s.labels.get(CLUSTER_LABEL) {
+                Some(c) if !c.is_empty() && s.value.is_finite() => {
+                    let e = out.entry(c.clone()).or_default();
+                    e.cores += s.value;
+                    e.pods += 1;
+                }
+                _ => tracing::debug!(labels = ?s.labels, "series without {CLUSTER_LABEL} ignored"),
+            }
+        }
+        Ok(out)
     }
 
     /// Runs `promql` and keys the values by `cluster_name`; series without it are dropped (they

@@ -107,6 +107,12 @@ async fn app_traffic_and_cpu_count_only_the_apps_pods_on_their_cluster() {
         assert!(app[&a] * 2.0 < total[&a], "{what}: {APP} {} vs namespace {} on {a}", app[&a], total[&a]);
     }
 
+    // Per pod: the app's two pods on A, the same cores as the per-cluster sum, nothing on B.
+    let per_pod = prom.app_cpu(&n, APP, std::time::Duration::from_secs(60)).await.unwrap();
+    assert_eq!(per_pod.get(&a).map(|c| c.pods), Some(2), "{per_pod:?}");
+    assert!(!per_pod.contains_key(&b), "{per_pod:?}");
+    assert!((per_pod[&a].cores - cores[&a]).abs() < 0.05 * cores[&a].max(0.01), "{per_pod:?} vs {cores:?}");
+
     delete_namespace(&ns_b.client, &n).await;
     ns_a.delete().await.unwrap();
     ns_b.delete().await.unwrap();

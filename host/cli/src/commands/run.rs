@@ -71,6 +71,9 @@ pub struct RunArgs {
     /// Longest a child in a cluster no longer chosen is kept while the new placement is not ready.
     #[arg(long, env = "MCK8S_DRAIN_TIMEOUT_SECONDS", default_value_t = 600)]
     pub drain_timeout_seconds: u64,
+    /// Window (seconds) of each pod's CPU rate in Prometheus, for the autoscaler.
+    #[arg(long, env = "MCK8S_CPU_WINDOW_SECONDS", default_value_t = 60)]
+    pub cpu_window_seconds: u64,
     /// Log as JSON lines.
     #[arg(long, env = "MCK8S_LOG_JSON")]
     pub log_json: bool,
@@ -101,6 +104,7 @@ pub fn run(args: RunArgs) -> Result<()> {
                 burst_retry: Duration::from_secs(args.burst_retry_seconds),
                 failover_grace: Duration::from_secs(args.failover_grace_seconds),
                 drain_timeout: Duration::from_secs(args.drain_timeout_seconds),
+                cpu_window: Duration::from_secs(args.cpu_window_seconds.max(1)),
                 ..Timing::default()
             },
             move_limit: MoveLimit { rate: args.failover_rate, burst: args.failover_burst },
