@@ -217,12 +217,16 @@ async fn helm_install_upgrade_uninstall_on_the_management_cluster() {
     let want: BTreeSet<String> = [
         "fogguru.eu/multiclusterdeployments get,list,patch,watch",
         "fogguru.eu/multiclusterservices,multiclusterjobs list,patch,watch",
-        "fogguru.eu/multiclusterdeployments/status,multiclusterservices/status,multiclusterjobs/status patch",
+        "fogguru.eu/multiclusterhorizontalpodautoscalers list,watch",
+        "fogguru.eu/multiclusterdeployments/status,multiclusterservices/status,multiclusterjobs/status,multiclusterhorizontalpodautoscalers/status patch",
         "events.k8s.io/events create,patch",
     ]
         .map(String::from)
         .into();
     assert_eq!(rules(&cr.rules.unwrap_or_default()), want);
+    let resched = Api::<ClusterRole>::all(admin.clone()).get(&format!("{cluster_name}-rescheduler")).await.unwrap();
+    let want: BTreeSet<String> = ["fogguru.eu/appreschedulers list", "fogguru.eu/appreschedulers/status patch"].map(String::from).into();
+    assert_eq!(rules(&resched.rules.unwrap_or_default()), want);
     let role = ns.api::<Role>().get(RELEASE).await.unwrap();
     let want: BTreeSet<String> = ["/configmaps,secrets list,watch", "coordination.k8s.io/leases[mck8s-leader] get,update", "coordination.k8s.io/leases create"].map(String::from).into();
     assert_eq!(rules(&role.rules.unwrap_or_default()), want);
@@ -270,6 +274,7 @@ async fn helm_install_upgrade_uninstall_on_the_management_cluster() {
     c.args(["uninstall", RELEASE, "-n", &ns.name, "--wait", "--timeout", "2m"]);
     ok(c);
     assert!(Api::<ClusterRole>::all(admin.clone()).get_opt(&cluster_name).await.unwrap().is_none());
+    assert!(Api::<ClusterRole>::all(admin.clone()).get_opt(&format!("{cluster_name}-rescheduler")).await.unwrap().is_none());
     assert!(Api::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>::all(admin.clone()).get_opt(&cluster_name).await.unwrap().is_none());
     assert!(ns.api::<Role>().get_opt(RELEASE).await.unwrap().is_none());
     assert!(ns.api::<ServiceAccount>().get_opt(RELEASE).await.unwrap().is_none());

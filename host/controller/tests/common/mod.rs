@@ -66,6 +66,7 @@ pub struct Harness {
     pub env: Arc<TestEnv>,
     pub ns: TestNamespace,
     pub mgmt: Client,
+    config: Config,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
@@ -119,8 +120,16 @@ impl Harness {
         };
         let mut config = config;
         tune(&mut config);
-        let task = tokio::spawn(mck8s_controller::run(mgmt.clone(), config));
-        Harness { env, ns, mgmt, task }
+        let task = tokio::spawn(mck8s_controller::run(mgmt.clone(), config.clone()));
+        Harness { env, ns, mgmt, config, task }
+    }
+
+    /// Stops the controller (as a crash would: no shutdown) and starts a fresh one with the
+    /// same configuration: nothing survives but what is in the API servers.
+    pub async fn restart_controller(&mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+        self.task = tokio::spawn(mck8s_controller::run(self.mgmt.clone(), self.config.clone()));
     }
 
     pub fn mcds(&self) -> Api<MultiClusterDeployment> {
