@@ -191,6 +191,7 @@ async fn scales_out_under_load_and_in_after_the_window_within_min_and_max() {
     h.apply_yaml(&loaded_mcd("web", "200m", "0.2", "  placementPolicy: worst-fit\n  replicas: 1"));
     h.wait_condition("web", "Ready", "True").await;
     let history = History::start(&h, "web", "web");
+    let started = std::time::Instant::now();
     h.apply_yaml(&mchpa("web", "web", 2, 5, 50, "  periodSeconds: 2\n  scalingParams: {scaleDownStabilizationSeconds: '12'}\n"));
 
     // Out, to max and no further.
@@ -199,6 +200,7 @@ async fn scales_out_under_load_and_in_after_the_window_within_min_and_max() {
         if r == 5 && s.desired_replicas == Some(5) { Ok(()) } else { Err(format!("replicas {r}, status {s:?}")) }
     })
     .await;
+    eprintln!("MCHPA created → MCD at maxReplicas 5: {:?}", started.elapsed());
     h.wait_condition_of(&hpas(&h), "web", "ScalingLimited", "True").await;
     h.eventually("5 ready replicas", || async {
         let s = h.status("web").await;
@@ -220,11 +222,13 @@ async fn scales_out_under_load_and_in_after_the_window_within_min_and_max() {
     // The load drops to 10 %: in to min, after the window.
     let patched = set_load(&h, "web", &FOG, "0.02").await;
     assert_eq!(patched, 5);
+    let dropped = std::time::Instant::now();
     h.eventually("scaled in to minReplicas 2", || async {
         let r = spec_replicas(&h, "web").await;
         if r == 2 { Ok(()) } else { Err(format!("replicas {r}, {:?}", hpa_status(&h, "web").await.reason)) }
     })
     .await;
+    eprintln!("load dropped → scaled in (12 s window, 6 s rate window, 2 s period): {:?}", dropped.elapsed());
     let seen = history.finish().await;
     let at_max = seen.iter().position(|(r, _)| *r == 5).expect("reached max");
     let first_in = seen[at_max..].iter().position(|(r, _)| *r < 5).map_or(seen.len(), |i| at_max + i);
@@ -265,8 +269,10 @@ spec:
 ",
     );
     h.wait_condition("burst", "Ready", "True").await;
+    let started = std::time::Instant::now();
     h.apply_yaml(&mchpa("burst", "burst", 2, 6, 50, "  periodSeconds: 2\n  scalingParams: {scaleDownStabilizationSeconds: '6'}\n"));
     h.wait_children("burst", &[("cluster1", 4), ("cloud1", 2)]).await;
+    eprintln!("MCHPA created → burst to cluster1=4, cloud1=2: {:?}", started.elapsed());
     h.wait_present::<Service>("burst", &ALL, &["cluster1", "cloud1"]).await;
     let s = h.status("burst").await;
     assert_eq!(s.unplaced, 0);
@@ -278,7 +284,9 @@ spec:
 
     let monitor = ReadyMonitor::start(&h, "burst", &["cluster1", "cloud1"]).await;
     set_load(&h, "burst", &["cluster1", "cloud1"], "0.1").await;
+    let dropped = std::time::Instant::now();
     h.wait_children("burst", &[("cluster1", 2)]).await;
+    eprintln!("load dropped → back in the fog, cloud child gone: {:?}", dropped.elapsed());
     h.wait_present::<Service>("burst", &ALL, &["cluster1"]).await;
     let (lowest, samples) = monitor.finish().await;
     assert!(samples > 10, "{samples} samples");
@@ -314,7 +322,9 @@ async fn the_rescheduler_brings_cloud_replicas_back_as_fog_capacity_frees_up() {
 
     let monitor = ReadyMonitor::start(&h, "app", &["cluster1", "cloud1"]).await;
     h.mcds().delete("filler", &DeleteParams::default()).await.unwrap();
+    let freed = std::time::Instant::now();
     h.wait_children("app", &[("cluster1", 3)]).await;
+    eprintln!("filler deleted → both cloud replicas back in two steps (period 2 s): {:?}", freed.elapsed());
     let (lowest, samples) = monitor.finish().await;
     assert!(samples > 10, "{samples} samples");
     assert!(lowest >= 3, "ready replicas fell to {lowest} during the move");
