@@ -152,4 +152,53 @@ fn main() {
         t.elapsed().as_secs_f64() * 1e3
     }).collect());
     println!("| registry swap with warm cache (load, link, info, self-check, swap) | {full:.2} ms |");
+
+    scaling(&engine);
+}
+
+/// One autoscaler decision as the controller makes it (a fresh instance per call: scaling
+/// calls come once per period per autoscaler, and the state travels in the request) against
+/// the same formula compiled natively.
+fn scaling(engine: &PolicyEngine) {
+    use mck8s_policies::scaling::{Flavour, Sample, ScaleInput, scale};
+    println!();
+    println!("| scaling policy | clusters | native µs | wasm µs (instantiate + scale) | wasm/native |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, flavour) in [("mchpa", Flavour::Classic), ("mchpa-traffic", Flavour::TrafficAware)] {
+        let policy = LoadedPolicy::load(engine, name, &common::builtin(name), "bench", Limits::default()).unwrap();
+        for n in [3usize, 30, 300] {
+            let samples: Vec<Sample> = (0..n)
+                .map(|i| Sample { cluster: format!("cluster{i}"), replicas: 2 + (i % 5) as u32, utilization: Some(20.0 + (i * 37 % 100) as f64), traffic: Some((i * 1000) as f64) })
+                .collect();
+            let state: Vec<u8> = (0..n).filter(|i| i % 2 == 0).map(|i| format!("cluster{i}=60\n")).collect::<String>().into_bytes();
+            let params = vec![("scaleDownStabilizationSeconds".to_string(), "330".to_string())];
+            let native_in = ScaleInput { samples: &samples, target_utilization: 50, min_replicas: 1, max_replicas: 10_000, elapsed_seconds: 30, params: &params, state: &state };
+            let request = mck8s_policy::bindings::wit_scaling::ScalingRequest {
+                name: "web".into(),
+                namespace: "default".into(),
+                samples: samples.iter().map(|s| mck8s_policy::bindings::wit_scaling::ClusterSample { cluster: s.cluster.clone(), replicas: s.replicas, utilization: s.utilization, traffic: s.traffic }).collect(),
+                target_utilization: 50,
+                min_replicas: 1,
+                max_replicas: 10_000,
+                elapsed_seconds: 30,
+                params: params.clone(),
+                state: state.clone(),
+            };
+            // Same answer both ways, or the comparison means nothing.
+            let native = scale(&native_in, flavour).unwrap();
+            let wasm = policy.scale(&request).unwrap();
+            assert_eq!((native.total, &native.desired, &native.state), (wasm.total, &wasm.desired, &wasm.state));
+            let (mut nat, mut was) = (Vec::new(), Vec::new());
+            for _ in 0..ROUNDS {
+                nat.extend(per_call_us(1, || {
+                    black_box(scale(black_box(&native_in), flavour).unwrap());
+                }));
+                was.extend(per_call_us(1, || {
+                    black_box(policy.scale(black_box(&request)).unwrap());
+                }));
+            }
+            let (nat, was) = (median(nat), median(was));
+            println!("| {name} | {n} | {nat:.2} | {was:.1} | {:.0}× |", was / nat);
+        }
+    }
 }
