@@ -65,7 +65,7 @@ pub struct Metrics {
     pub child_applies: Family<KindResult, Counter>,
     /// Autoscaler evaluations by result (scaled_out, scaled_in, steady, held, error).
     pub scaling: Family<ResultLabel, Counter>,
-    /// Rescheduler proposals by result (proposed, adopted, discarded).
+    /// Rescheduler proposals by result (proposed, adopted, discarded, throttled).
     pub reschedules: Family<ResultLabel, Counter>,
 }
 
@@ -91,7 +91,7 @@ impl Default for Metrics {
         let scaling = Family::<ResultLabel, Counter>::default();
         let reschedules = Family::<ResultLabel, Counter>::default();
         registry.register("autoscaler_evaluations", "MultiClusterHorizontalPodAutoscaler evaluations by result (scaled_out, scaled_in, steady, held, error)", scaling.clone());
-        registry.register("reschedules", "Rescheduler moves from cloud to fog by result (proposed, adopted, discarded)", reschedules.clone());
+        registry.register("reschedules", "Rescheduler moves from cloud to fog by result (proposed, adopted, discarded, throttled)", reschedules.clone());
         registry.register("reconciles", "Reconciles by kind and result", reconciles.clone());
         registry.register("placement_decisions", "Placement decisions by policy", decisions.clone());
         registry.register("placement_decision_seconds", "Time to decide one placement (capacity, policy call, validation)", decision_seconds.clone());

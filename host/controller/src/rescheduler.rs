@@ -244,6 +244,12 @@ async fn pass(ctx: &Context, settings: &Settings, watch_namespace: &Option<Strin
             }
         };
         let Some((next, moved)) = step(&current, &fresh, is_cloud, settings.max_step) else { continue };
+        // Moves share the fleet-wide budget with failover and failback: a pass over many
+        // applications does not start them all at once; the rest go in later passes.
+        if ctx.moves.try_take().is_err() {
+            ctx.metrics.reschedules.get_or_create(&crate::metrics::ResultLabel { result: "throttled".into() }).inc();
+            continue;
+        }
         let note = describe(&current, &next);
         tracing::info!(%owner, %note, moved, "rescheduling from the cloud");
         ctx.metrics.reschedules.get_or_create(&crate::metrics::ResultLabel { result: "proposed".into() }).inc();

@@ -216,7 +216,8 @@ async fn scales_out_under_load_and_in_after_the_window_within_min_and_max() {
     .await;
     assert_eq!(spec_replicas(&h, "web").await, 5, "maxReplicas holds under load");
     let s = hpa_status(&h, "web").await;
-    assert!(s.clusters.iter().all(|c| c.source == "prometheus" && c.utilization.is_some_and(|u| u >= 80)), "{:?}", s.clusters);
+    // cluster3 serves metrics.k8s.io, the others are measured through Prometheus.
+    assert!(s.clusters.iter().all(|c| ["prometheus", "metrics.k8s.io"].contains(&c.source.as_str()) && c.utilization.is_some_and(|u| u >= 80)), "{:?}", s.clusters);
     assert_eq!(mck8s_api::conditions::get(&s.conditions, "ScalingLimited").unwrap().reason, "TooManyReplicas");
 
     // The load drops to 10 %: in to min, after the window.
@@ -404,7 +405,8 @@ async fn missing_metrics_hold_the_replicas_with_a_clear_condition() {
     let _serial = serial();
     let env = mck8s_testenv::TestEnv::shared().await.unwrap();
     let ns = env.namespace("cluster0", "hpa-dark").await.unwrap();
-    let h = Harness::start_tuned(env, ns, &FOG, None, |cfg| {
+    // Not cluster3: it serves metrics.k8s.io.
+    let h = Harness::start_tuned(env, ns, &["cluster1", "cluster2"], None, |cfg| {
         tuned(cfg);
         cfg.prometheus_url = Some(format!("http://127.0.0.1:{}", free_port()));
     })
@@ -427,6 +429,49 @@ async fn missing_metrics_hold_the_replicas_with_a_clear_condition() {
     assert_eq!(s.desired_replicas, Some(3), "{s:?}");
     assert!(s.clusters.iter().all(|c| c.utilization.is_none() && c.source.starts_with("prometheus:")), "{:?}", s.clusters);
     assert!(reasons(&events_of(&h, "MultiClusterHorizontalPodAutoscaler", "dark").await).contains(&"MissingMetrics".to_string()));
+    h.finish().await;
+}
+
+/// cluster3's simulated kubelet plays metrics-server behind the real API server's aggregator.
+/// Without Prometheus, that is the autoscaler's only source: it reads the pods' CPU there and
+/// scales an MCD with `locations` through `replicaOverrides`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_k8s_io_is_read_where_a_cluster_serves_it() {
+    let _serial = serial();
+    let env = mck8s_testenv::TestEnv::shared().await.unwrap();
+    let ns = env.namespace("cluster0", "hpa-served").await.unwrap();
+    let h = Harness::start_tuned(env, ns, &FOG, None, |cfg| {
+        tuned(cfg);
+        cfg.prometheus_url = None;
+    })
+    .await;
+    // 0.15 cores on 200m requests: 75 % against a 50 % target.
+    h.apply_yaml(&loaded_mcd("served", "200m", "0.15", "  locations: cluster3\n  replicas: 2"));
+    h.wait_condition("served", "Ready", "True").await;
+    // The aggregated API answers through cluster3's API server, as kubectl sees it.
+    let raw = format!("/apis/metrics.k8s.io/v1beta1/namespaces/{}/pods?labelSelector=app%3Dserved", h.ns.name);
+    let out = h.env.kubectl("cluster3").args(["get", "--raw", &raw]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(2), "{list}");
+    assert_eq!(list["items"][0]["containers"][0]["usage"]["cpu"], "150000000n");
+
+    h.apply_yaml(&mchpa("served", "served", 1, 6, 50, "  periodSeconds: 2\n"));
+    h.eventually("measured through metrics.k8s.io", || async {
+        let s = hpa_status(&h, "served").await;
+        match s.clusters.first() {
+            Some(c) if c.source == "metrics.k8s.io" && c.utilization == Some(75) => Ok(()),
+            _ => Err(format!("{:?}", s.clusters)),
+        }
+    })
+    .await;
+    h.eventually("scaled to max through replicaOverrides", || async {
+        let m = h.mcds().get("served").await.unwrap();
+        let o = m.spec.replica_overrides.clone();
+        if o == Some(serde_json::json!("6")) { Ok(()) } else { Err(format!("{o:?}")) }
+    })
+    .await;
+    h.wait_children("served", &[("cluster3", 6)]).await;
     h.finish().await;
 }
 

@@ -291,8 +291,9 @@ pub async fn wait_apiserver(sd: &StateDir, cluster: &str, state: &State) -> Resu
     }
 }
 
-/// Usable = every simulated node Ready, and the `default` ServiceAccount has its token secret
-/// (without it the ServiceAccount admission plugin rejects pods).
+/// Usable = every simulated node Ready, the `default` ServiceAccount has its token secret
+/// (without it the ServiceAccount admission plugin rejects pods), and `metrics.k8s.io`
+/// answers where the cluster serves it.
 async fn wait_cluster_usable(sd: &StateDir, c: &ClusterSpec) -> Result<()> {
     use k8s_openapi::api::core::v1::{Node, ServiceAccount};
     use kube::runtime::wait::await_condition;
@@ -304,12 +305,22 @@ async fn wait_cluster_usable(sd: &StateDir, c: &ClusterSpec) -> Result<()> {
         .await
         .map_err(|_| timeout(format!("{} default ServiceAccount token", c.name)))?
         .map_err(|e| Error::State(e.to_string()))?;
-    let nodes: kube::Api<Node> = kube::Api::all(client);
+    let nodes: kube::Api<Node> = kube::Api::all(client.clone());
     for name in c.node_names() {
         tokio::time::timeout(READY_TIMEOUT, await_condition(nodes.clone(), &name, crate::kubelet::node_is_ready))
             .await
             .map_err(|_| timeout(format!("node {name} Ready")))?
             .map_err(|e| Error::State(e.to_string()))?;
+    }
+    if c.metrics_api {
+        // Served through the aggregator once the kubelet has registered it.
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while client.list_api_group_resources("metrics.k8s.io/v1beta1").await.is_err() {
+            if Instant::now() > deadline {
+                return Err(timeout(format!("{} metrics.k8s.io", c.name)));
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
     }
     Ok(())
 }

@@ -41,6 +41,10 @@ pub struct ClusterSpec {
     /// Load each Running pod generates unless its annotations say otherwise.
     #[serde(default)]
     pub load: Load,
+    /// Serve `metrics.k8s.io` (PodMetrics from the simulated load) through the cluster's API
+    /// server, as a metrics-server would.
+    #[serde(default)]
+    pub metrics_api: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -102,6 +106,8 @@ impl Fleet {
             capacity: Capacity { cpu: "2".into(), memory: "4Gi".into(), pods: "50".into() },
             labels: BTreeMap::new(),
             load: Load::default(),
+            // One fog cluster serves metrics.k8s.io, so both of the autoscaler's sources run.
+            metrics_api: n == 3,
         };
         Fleet {
             base_port: default_base_port(),
@@ -115,6 +121,7 @@ impl Fleet {
                     capacity: Capacity::default(),
                     labels: BTreeMap::new(),
                     load: Load::default(),
+                    metrics_api: false,
                 },
                 fog(1, "eu-west"),
                 fog(2, "eu-central"),
@@ -127,6 +134,7 @@ impl Fleet {
                     capacity: Capacity { cpu: "16".into(), memory: "64Gi".into(), pods: "110".into() },
                     labels: BTreeMap::new(),
                     load: Load::default(),
+                    metrics_api: false,
                 },
             ],
         }
@@ -197,6 +205,9 @@ impl Ports {
     }
     pub fn serf_rpc(&self, index: usize) -> u16 {
         self.base + 400 + index as u16
+    }
+    pub fn metrics_api(&self, index: usize) -> u16 {
+        self.base + 500 + index as u16
     }
 }
 

@@ -2,10 +2,13 @@
 //! nodes. It registers Nodes, keeps their Ready conditions and Leases fresh, runs bound pods
 //! (Running and Ready with a pod IP), completes Job pods after a configurable time, finishes
 //! graceful deletions, and serves per-pod load as Prometheus metrics plus a small control API
-//! for node loss (`POST /nodes/NAME/lose`, `POST /nodes/NAME/restore`).
+//! for node loss (`POST /nodes/NAME/lose`, `POST /nodes/NAME/restore`). In a cluster with
+//! `metrics_api: true` it also plays metrics-server: `metrics.k8s.io/v1beta1` PodMetrics,
+//! aggregated by the cluster's real API server.
 
 mod http;
 mod metrics;
+mod metrics_api;
 mod nodes;
 mod pods;
 
@@ -53,6 +56,8 @@ struct PodSim {
     cpu_seconds: f64,
     rx_bytes: f64,
     containers: Vec<String>,
+    /// For label selectors of the metrics API.
+    labels: BTreeMap<String, String>,
 }
 
 /// What the kubelet knows; shared by the pod watcher, heartbeats, metrics and control API.
@@ -108,8 +113,13 @@ pub async fn run(sd: &StateDir, cluster: &str) -> Result<()> {
     let beats = tokio::spawn(nodes::heartbeat_loop(kubelet.clone()));
     let meter = tokio::spawn(metrics::integrate_loop(kubelet.clone()));
     let pods = tokio::spawn(pods::run(kubelet.clone()));
+    let metrics_api = match kubelet.spec.metrics_api {
+        true => tokio::spawn(metrics_api::run(kubelet.clone(), sd.pki(), state.fleet.ports().metrics_api(cluster_index))),
+        false => tokio::spawn(std::future::pending()),
+    };
     // Each task loops forever; if one ends, that is a bug worth dying for.
     tokio::select! {
+        r = metrics_api => tracing::error!(?r, "metrics API ended"),
         r = server => tracing::error!(?r, "metrics server ended"),
         r = beats => tracing::error!(?r, "heartbeats ended"),
         r = meter => tracing::error!(?r, "metrics integration ended"),

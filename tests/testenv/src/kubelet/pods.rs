@@ -103,8 +103,11 @@ fn track(k: &Kubelet, pod: &Pod, node: &str, ip: String, cpu: f64, rx: f64, cont
         cpu_seconds: 0.0,
         rx_bytes: 0.0,
         containers,
+        labels: Default::default(),
     });
-    // Annotations may change while the pod runs; the counters keep their accumulated values.
+    // Annotations and labels may change while the pod runs; the counters keep their
+    // accumulated values.
+    entry.labels = pod.metadata.labels.clone().unwrap_or_default();
     entry.cpu_cores = cpu;
     entry.rx_bytes_per_second = rx;
 }
