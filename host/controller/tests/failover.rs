@@ -7,61 +7,12 @@
 mod common;
 
 use common::*;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Pod, Service};
 use kube::Api;
 use kube::api::ListParams;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const GRACE: Duration = Duration::from_secs(4);
-
-/// Samples the ready replicas of `name`'s children summed over `clusters` every 100 ms;
-/// a sample where some cluster did not answer is dropped.
-struct ReadyMonitor {
-    stop: Arc<AtomicBool>,
-    samples: Arc<Mutex<Vec<u32>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl ReadyMonitor {
-    async fn start(h: &Harness, name: &str, clusters: &[&str]) -> Self {
-        let mut apis: Vec<Api<Deployment>> = Vec::new();
-        for c in clusters {
-            apis.push(h.api_in(c).await);
-        }
-        let (stop, samples) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(Vec::new())));
-        let (s, out, name) = (stop.clone(), samples.clone(), name.to_string());
-        let task = tokio::spawn(async move {
-            while !s.load(Ordering::Relaxed) {
-                let mut sum = Some(0u32);
-                for api in &apis {
-                    match tokio::time::timeout(Duration::from_secs(2), api.get_opt(&name)).await {
-                        Ok(Ok(d)) => {
-                            let ready = d.and_then(|d| d.status).and_then(|s| s.ready_replicas).unwrap_or(0).max(0) as u32;
-                            sum = sum.map(|x| x + ready);
-                        }
-                        _ => sum = None,
-                    }
-                }
-                if let Some(v) = sum {
-                    out.lock().unwrap().push(v);
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        });
-        ReadyMonitor { stop, samples, task }
-    }
-
-    /// The lowest sum seen, and how many samples there were.
-    async fn finish(self) -> (u32, usize) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.task.await.unwrap();
-        let s = self.samples.lock().unwrap();
-        (s.iter().copied().min().unwrap_or(0), s.len())
-    }
-}
 
 async fn events(h: &Harness, reason: &str) -> Vec<Event> {
     let api: Api<Event> = Api::namespaced(h.mgmt.clone(), &h.ns.name);

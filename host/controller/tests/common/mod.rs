@@ -342,6 +342,13 @@ pub fn example(file: &str) -> String {
 
 /// A small MCD: pods of 1 CPU / 1 GiB (four fit a fog cluster of the default fleet).
 pub fn mcd(name: &str, extra: &str) -> String {
+    mcd_shaped(name, extra, "{cpu: '1', memory: 1Gi}", "")
+}
+
+/// An MCD with `extra` spec lines, pod `requests` and pod template `annotations` (YAML flow
+/// maps; annotations may be empty).
+pub fn mcd_shaped(name: &str, extra: &str, requests: &str, annotations: &str) -> String {
+    let annotations = if annotations.is_empty() { String::new() } else { format!("\n      annotations: {annotations}") };
     format!(
         "apiVersion: fogguru.eu/v1
 kind: MultiClusterDeployment
@@ -353,13 +360,13 @@ spec:
     matchLabels: {{app: {name}}}
   template:
     metadata:
-      labels: {{app: {name}}}
+      labels: {{app: {name}}}{annotations}
     spec:
       containers:
       - name: {name}
         image: registry.example/{name}:1
         resources:
-          requests: {{cpu: '1', memory: 1Gi}}
+          requests: {requests}
 "
     )
 }
@@ -381,4 +388,50 @@ pub fn free_port() -> u16 {
 /// The value of one sample line of /metrics (`name{labels}`), 0 when absent.
 pub fn sample(metrics: &str, series: &str) -> f64 {
     metrics.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok())).unwrap_or(0.0)
+}
+
+/// Samples the ready replicas of `name`'s children summed over `clusters` every 100 ms;
+/// a sample where some cluster did not answer is dropped.
+pub struct ReadyMonitor {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    samples: Arc<Mutex<Vec<u32>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ReadyMonitor {
+    pub async fn start(h: &Harness, name: &str, clusters: &[&str]) -> Self {
+        let mut apis: Vec<Api<Deployment>> = Vec::new();
+        for c in clusters {
+            apis.push(h.api_in(c).await);
+        }
+        let (stop, samples) = (Arc::new(std::sync::atomic::AtomicBool::new(false)), Arc::new(Mutex::new(Vec::new())));
+        let (s, out, name) = (stop.clone(), samples.clone(), name.to_string());
+        let task = tokio::spawn(async move {
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut sum = Some(0u32);
+                for api in &apis {
+                    match tokio::time::timeout(Duration::from_secs(2), api.get_opt(&name)).await {
+                        Ok(Ok(d)) => {
+                            let ready = d.and_then(|d| d.status).and_then(|s| s.ready_replicas).unwrap_or(0).max(0) as u32;
+                            sum = sum.map(|x| x + ready);
+                        }
+                        _ => sum = None,
+                    }
+                }
+                if let Some(v) = sum {
+                    out.lock().unwrap().push(v);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        ReadyMonitor { stop, samples, task }
+    }
+
+    /// The lowest sum seen, and how many samples there were.
+    pub async fn finish(self) -> (u32, usize) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.task.await.unwrap();
+        let s = self.samples.lock().unwrap();
+        (s.iter().copied().min().unwrap_or(0), s.len())
+    }
 }

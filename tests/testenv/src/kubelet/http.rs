@@ -19,11 +19,12 @@ pub(super) async fn serve(k: Kubelet) -> std::io::Result<()> {
     }
 }
 
-async fn handle(k: Kubelet, mut stream: TcpStream) -> std::io::Result<()> {
+/// Method and target of a request; requests carry no body we care about, so this reads
+/// only up to the end of the headers.
+pub(super) async fn request_line<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> std::io::Result<(String, String)> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
-    // Requests carry no body we care about; read until the end of the headers.
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 * 1024 {
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 32 * 1024 {
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
             break;
@@ -32,10 +33,14 @@ async fn handle(k: Kubelet, mut stream: TcpStream) -> std::io::Result<()> {
     }
     let head = String::from_utf8_lossy(&buf);
     let mut parts = head.lines().next().unwrap_or_default().split_whitespace();
-    let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-    let path = path.split('?').next().unwrap_or_default();
+    Ok((parts.next().unwrap_or_default().to_string(), parts.next().unwrap_or_default().to_string()))
+}
+
+async fn handle(k: Kubelet, mut stream: TcpStream) -> std::io::Result<()> {
+    let (method, target) = request_line(&mut stream).await?;
+    let path = target.split('?').next().unwrap_or_default();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let (code, body) = match (method, segments.as_slice()) {
+    let (code, body) = match (method.as_str(), segments.as_slice()) {
         ("GET", ["metrics"]) => (200, super::metrics::render(&k)),
         ("GET", ["healthz"]) => (200, "ok\n".to_string()),
         ("POST", ["nodes", node, verb @ ("lose" | "restore")]) => match super::nodes::set_lost(&k, node, *verb == "lose").await {

@@ -17,7 +17,7 @@ use kube::Api;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::json;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -114,19 +114,8 @@ where
 }
 
 async fn handle<S: AsyncRead + AsyncWrite + Unpin>(k: &Kubelet, mut stream: S) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(2048);
-    let mut chunk = [0u8; 2048];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 32 * 1024 {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let head = String::from_utf8_lossy(&buf);
-    let mut parts = head.lines().next().unwrap_or_default().split_whitespace();
-    let (method, target) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-    let (code, body) = if method == "GET" { respond(k, target) } else { (405, status(405, "MethodNotAllowed", "only GET")) };
+    let (method, target) = super::http::request_line(&mut stream).await?;
+    let (code, body) = if method == "GET" { respond(k, &target) } else { (405, status(405, "MethodNotAllowed", "only GET")) };
     let reason = match code {
         200 => "OK",
         400 => "Bad Request",
