@@ -21,6 +21,9 @@ pub const CLUSTER_SECRET: &str = "fogguru.eu/cluster";
 pub const CLUSTER_ROLE: &str = "fogguru.eu/role";
 /// Region of a registered cluster, on its Secret.
 pub const CLUSTER_REGION: &str = "topology.kubernetes.io/region";
+/// On a cluster Secret: `true` while the cluster takes no new placements (a cloud cluster
+/// draining before it is removed). The registry reports it NotReady.
+pub const CLUSTER_CORDONED: &str = "fogguru.eu/cordoned";
 /// ConfigMaps holding policies (`binaryData` keys `<name>.wasm`).
 pub const POLICY_CONFIGMAP: &str = "fogguru.eu/policy";
 

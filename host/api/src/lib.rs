@@ -4,6 +4,7 @@
 //! validate what mck8s reads; status gains conditions, `observedGeneration` and a
 //! per-cluster placement.
 
+pub mod cloud_provisioner;
 pub mod conditions;
 pub mod crds;
 pub mod labels;
@@ -12,6 +13,7 @@ pub mod others;
 pub mod schema;
 
 pub use mcd::{ClusterPlacement, DrainingChild, MultiClusterDeployment, MultiClusterDeploymentSpec, MultiClusterDeploymentStatus};
+pub use cloud_provisioner::*;
 pub use others::*;
 
 pub const GROUP: &str = "fogguru.eu";

@@ -1,6 +1,5 @@
-//! The other five kinds of mck8s. Their controllers come in later work (services and jobs,
-//! the autoscaler, the rescheduler, the cloud provisioner); the CRDs are here so every
-//! manifest of the original applies today.
+//! MultiClusterService, MultiClusterJob, MultiClusterHorizontalPodAutoscaler and
+//! AppRescheduler (the CloudProvisioner has its own file).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
@@ -265,31 +264,6 @@ pub struct ClusterLoad {
     pub source: String,
 }
 
-/// Provisions a cloud cluster when applications burst (§2.5). Every field of the original
-/// is optional here; the original's example omits `influxDBIP` and crashed it.
-#[derive(CustomResource, Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
-#[kube(
-    group = "fogguru.eu",
-    version = "v1",
-    kind = "CloudProvisioner",
-    plural = "cloudprovisioners",
-    singular = "cloudprovisioner",
-    shortname = "cpro",
-    shortname = "cp",
-    status = "OpenStatus",
-    derive = "Default",
-    derive = "PartialEq",
-    doc = "Provisions and removes a cloud cluster as applications burst."
-)]
-#[serde(rename_all = "camelCase")]
-#[schemars(transform = crate::schema::open_object)]
-pub struct CloudProvisionerSpec {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cloud_cluster_name: Option<String>,
-    #[serde(flatten)]
-    pub rest: BTreeMap<String, serde_json::Value>,
-}
-
 /// Its presence enables rescheduling from cloud back to fog (§2.6): every `periodSeconds`
 /// each MultiClusterDeployment with replicas in a cloud cluster is placed again by its
 /// policy as if new; where that puts fewer replicas in the cloud, they move to the fog,
@@ -348,12 +322,4 @@ pub struct AppReschedulerStatus {
     pub last_moves: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
-}
-
-/// A status the controller of that kind will shape; free-form until then.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
-#[schemars(transform = crate::schema::open_object)]
-pub struct OpenStatus {
-    #[serde(flatten)]
-    pub fields: BTreeMap<String, serde_json::Value>,
 }

@@ -146,14 +146,22 @@ impl Member {
     /// Ready: the API server answers and at least one node is Ready. NotReady: it answers
     /// but no node is. Unreachable: it does not answer.
     pub fn health(&self) -> HealthDoc {
+        if self.cordoned() {
+            return HealthDoc::NotReady;
+        }
         self.state.lock().unwrap_or_else(|p| p.into_inner()).current_health()
+    }
+
+    /// Its Secret says it takes no new placements (a cloud cluster about to be removed).
+    pub fn cordoned(&self) -> bool {
+        self.labels.get(labels::CLUSTER_CORDONED).is_some_and(|v| v == "true")
     }
 
     /// How long the cluster has not been Ready (None when it is Ready): failover waits for
     /// this to pass a grace period.
     pub fn unhealthy_for(&self) -> Option<Duration> {
         let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if s.current_health() == HealthDoc::Ready {
+        if s.current_health() == HealthDoc::Ready && !self.cordoned() {
             return None;
         }
         Some(s.unhealthy_since.map(|t| t.elapsed()).unwrap_or_default())

@@ -97,7 +97,8 @@ fn contexts_of(kubeconfig: &Kubeconfig, source: &str, exclude: &[String], labels
 /// A cluster Secret: label `fogguru.eu/cluster` (value `true`, or the cluster name), data key
 /// `kubeconfig` (or `value`, as Cluster API names it). The cluster's name is the label value,
 /// else the Secret's name; the kubeconfig's current context (or its only one) is used.
-/// Labels `fogguru.eu/role` and `topology.kubernetes.io/region` give role and region.
+/// Labels `fogguru.eu/role` and `topology.kubernetes.io/region` give role and region;
+/// `fogguru.eu/cordoned: "true"` keeps new placements off it (it reports NotReady).
 pub fn from_secret(secret: &k8s_openapi::api::core::v1::Secret) -> Result<ClusterSpec, SourceError> {
     let meta = &secret.metadata;
     let id = format!("{}/{}", meta.namespace.as_deref().unwrap_or(""), meta.name.as_deref().unwrap_or(""));
@@ -117,8 +118,10 @@ pub fn from_secret(secret: &k8s_openapi::api::core::v1::Secret) -> Result<Cluste
         .or_else(|| (kubeconfig.contexts.len() == 1).then(|| kubeconfig.contexts[0].name.clone()))
         .ok_or_else(|| bad("kubeconfig has no current-context and more than one context".into()))?;
     let mut cluster_labels = BTreeMap::new();
-    if let Some(region) = l.get(labels::CLUSTER_REGION) {
-        cluster_labels.insert(labels::CLUSTER_REGION.to_string(), region.clone());
+    for key in [labels::CLUSTER_REGION, labels::CLUSTER_CORDONED] {
+        if let Some(v) = l.get(key) {
+            cluster_labels.insert(key.to_string(), v.clone());
+        }
     }
     let role = role_from(l.get(labels::CLUSTER_ROLE).map(String::as_str));
     let fp = fingerprint(&kubeconfig, &context, &cluster_labels, &role);

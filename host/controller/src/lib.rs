@@ -5,6 +5,7 @@
 //! endpoints.
 
 pub mod children;
+pub mod cloud;
 pub mod context;
 pub mod cpu_load;
 pub mod failover;
@@ -63,6 +64,13 @@ pub struct Config {
     /// Reconcile only while holding the Lease `mck8s-leader` in `namespace` (see [`leader`]);
     /// the watches run on standbys too.
     pub leader_election: bool,
+    /// Run the CloudProvisioner controller (Cluster API in the management cluster); its
+    /// registry Secrets go to `namespace`, which `cluster_secrets` must watch.
+    pub cloud_provisioning: bool,
+    /// Cloud clusters being provisioned at once, fleet-wide.
+    pub max_concurrent_provisions: usize,
+    /// How often each CloudProvisioner is re-examined (machines booting, windows passing).
+    pub cloud_poll: Duration,
 }
 
 /// Runs until the MultiClusterDeployment controller stops (SIGTERM/SIGINT).
@@ -133,7 +141,7 @@ pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
         reschedule: Default::default(),
     });
     if !config.leader_election {
-        controllers(ctx, config.watch_namespace.clone()).await;
+        controllers(ctx, &config).await;
         drop(dir_sources);
         return Ok(());
     }
@@ -141,7 +149,7 @@ pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
         return Ok(());
     };
     let lost = tokio::select! {
-        () = controllers(ctx, config.watch_namespace.clone()) => None,
+        () = controllers(ctx, &config) => None,
         lost = leadership.hold() => Some(lost),
     };
     match lost {
@@ -154,13 +162,26 @@ pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
 
 /// The reconcilers and the rescheduler. The reconcilers stop together (on SIGTERM/SIGINT
 /// each controller shuts down); the rescheduler's loop stops with them.
-async fn controllers(ctx: Arc<Context>, watch_namespace: Option<String>) {
+async fn controllers(ctx: Arc<Context>, config: &Config) {
+    let watch_namespace = config.watch_namespace.clone();
+    let cloud = cloud::CloudConfig {
+        registry_namespace: config.namespace.clone(),
+        watch_namespace: watch_namespace.clone(),
+        max_concurrent_provisions: config.max_concurrent_provisions.max(1),
+        poll: config.cloud_poll,
+    };
+    let provisioner = async {
+        if config.cloud_provisioning {
+            cloud::run(ctx.clone(), cloud).await
+        }
+    };
     let reconcilers = async {
         tokio::join!(
             mcd::run(ctx.clone(), watch_namespace.clone()),
             mcs::run(ctx.clone(), watch_namespace.clone()),
             mcj::run(ctx.clone(), watch_namespace.clone()),
             mchpa::run(ctx.clone(), watch_namespace.clone()),
+            provisioner,
         )
     };
     tokio::select! {

@@ -67,6 +67,9 @@ pub struct Metrics {
     pub scaling: Family<ResultLabel, Counter>,
     /// Rescheduler proposals by result (proposed, adopted, discarded, throttled).
     pub reschedules: Family<ResultLabel, Counter>,
+    /// CloudProvisioner transitions and steps by event reason (Provisioning, Joined,
+    /// ScaledOut, ScaledIn, PartialCapacity, Deprovisioned, ProvisioningTimeout, Failed, ...).
+    pub cloud: Family<ResultLabel, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -90,6 +93,8 @@ impl Default for Metrics {
         let child_applies = Family::<KindResult, Counter>::default();
         let scaling = Family::<ResultLabel, Counter>::default();
         let reschedules = Family::<ResultLabel, Counter>::default();
+        let cloud = Family::<ResultLabel, Counter>::default();
+        registry.register("cloud_provisioner_events", "CloudProvisioner transitions and steps by reason (Provisioning, Joined, ScaledOut, ScaledIn, PartialCapacity, Deprovisioned, failures)", cloud.clone());
         registry.register("autoscaler_evaluations", "MultiClusterHorizontalPodAutoscaler evaluations by result (scaled_out, scaled_in, steady, held, error)", scaling.clone());
         registry.register("reschedules", "Rescheduler moves from cloud to fog by result (proposed, adopted, discarded, throttled)", reschedules.clone());
         registry.register("reconciles", "Reconciles by kind and result", reconciles.clone());
@@ -103,7 +108,7 @@ impl Default for Metrics {
         registry.register("moves", "Placements moved between clusters, by kind and reason (failover, failback, drained)", moves.clone());
         registry.register("moves_throttled", "Failover or failback moves postponed by the fleet-wide rate limit", moves_throttled.clone());
         registry.register("child_applies", "Server-side applies of children by kind and result (unchanged: skipped, the cached child is what the last apply produced)", child_applies.clone());
-        Metrics { registry, reconciles, decisions, decision_seconds, policy_errors, unplaced, cluster_allocatable, cluster_free, cluster_ready, moves, moves_throttled, child_applies, scaling, reschedules }
+        Metrics { registry, reconciles, decisions, decision_seconds, policy_errors, unplaced, cluster_allocatable, cluster_free, cluster_ready, moves, moves_throttled, child_applies, scaling, reschedules, cloud }
     }
 }
 

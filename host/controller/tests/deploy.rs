@@ -227,6 +227,17 @@ async fn helm_install_upgrade_uninstall_on_the_management_cluster() {
     let resched = Api::<ClusterRole>::all(admin.clone()).get(&format!("{cluster_name}-rescheduler")).await.unwrap();
     let want: BTreeSet<String> = ["fogguru.eu/appreschedulers list", "fogguru.eu/appreschedulers/status patch"].map(String::from).into();
     assert_eq!(rules(&resched.rules.unwrap_or_default()), want);
+    let cloud = Api::<ClusterRole>::all(admin.clone()).get(&format!("{cluster_name}-cloud")).await.unwrap();
+    let want: BTreeSet<String> = [
+        "fogguru.eu/cloudprovisioners list,patch,watch",
+        "fogguru.eu/cloudprovisioners/status patch",
+        "cluster.x-k8s.io/clusters delete,get,patch",
+        "cluster.x-k8s.io/machines list,patch",
+        "/namespaces,secrets delete,get,patch",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(rules(&cloud.rules.unwrap_or_default()), want);
     let role = ns.api::<Role>().get(RELEASE).await.unwrap();
     let want: BTreeSet<String> = ["/configmaps,secrets list,watch", "coordination.k8s.io/leases[mck8s-leader] get,update", "coordination.k8s.io/leases create"].map(String::from).into();
     assert_eq!(rules(&role.rules.unwrap_or_default()), want);
@@ -275,6 +286,7 @@ async fn helm_install_upgrade_uninstall_on_the_management_cluster() {
     ok(c);
     assert!(Api::<ClusterRole>::all(admin.clone()).get_opt(&cluster_name).await.unwrap().is_none());
     assert!(Api::<ClusterRole>::all(admin.clone()).get_opt(&format!("{cluster_name}-rescheduler")).await.unwrap().is_none());
+    assert!(Api::<ClusterRole>::all(admin.clone()).get_opt(&format!("{cluster_name}-cloud")).await.unwrap().is_none());
     assert!(Api::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>::all(admin.clone()).get_opt(&cluster_name).await.unwrap().is_none());
     assert!(ns.api::<Role>().get_opt(RELEASE).await.unwrap().is_none());
     assert!(ns.api::<ServiceAccount>().get_opt(RELEASE).await.unwrap().is_none());
@@ -350,6 +362,10 @@ impl Release {
             timing: Timing { burst_retry: Duration::from_secs(2), error_retry: Duration::from_secs(2), resync: Duration::from_secs(60), ..Timing::default() },
             move_limit: Default::default(),
             leader_election,
+            // With the chart's ClusterRole `-cloud`: the CloudProvisioner watch runs as the pod would.
+            cloud_provisioning: true,
+            max_concurrent_provisions: 1,
+            cloud_poll: Duration::from_secs(1),
         };
         tokio::spawn(mck8s_controller::run(self.sa.clone(), config))
     }

@@ -80,6 +80,15 @@ pub struct RunArgs {
     /// Reconcile only while holding the Lease mck8s-leader in --namespace (several replicas).
     #[arg(long, env = "MCK8S_LEADER_ELECT")]
     pub leader_elect: bool,
+    /// Do not run the CloudProvisioner controller (no Cluster API in the management cluster).
+    #[arg(long, env = "MCK8S_NO_CLOUD_PROVISIONING")]
+    pub no_cloud_provisioning: bool,
+    /// Cloud clusters provisioned at once, fleet-wide.
+    #[arg(long, env = "MCK8S_MAX_CONCURRENT_PROVISIONS", default_value_t = 1)]
+    pub max_concurrent_provisions: usize,
+    /// Seconds between re-examinations of each CloudProvisioner.
+    #[arg(long, env = "MCK8S_CLOUD_POLL_SECONDS", default_value_t = 10)]
+    pub cloud_poll_seconds: u64,
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
@@ -109,6 +118,9 @@ pub fn run(args: RunArgs) -> Result<()> {
             },
             move_limit: MoveLimit { rate: args.failover_rate, burst: args.failover_burst },
             leader_election: args.leader_elect,
+            cloud_provisioning: !args.no_cloud_provisioning,
+            max_concurrent_provisions: args.max_concurrent_provisions,
+            cloud_poll: Duration::from_secs(args.cloud_poll_seconds.max(1)),
         };
         mck8s_controller::run(client, config).await
     })

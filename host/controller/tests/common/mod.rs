@@ -117,6 +117,9 @@ impl Harness {
             timing: Timing { burst_retry: Duration::from_secs(2), error_retry: Duration::from_secs(2), resync: Duration::from_secs(60), ..Timing::default() },
             move_limit: Default::default(),
             leader_election: false,
+            cloud_provisioning: false,
+            max_concurrent_provisions: 1,
+            cloud_poll: Duration::from_secs(1),
         };
         let mut config = config;
         tune(&mut config);

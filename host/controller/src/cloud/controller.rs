@@ -1,0 +1,200 @@
+//! The CloudProvisioner reconciler: observe, plan, act, write status. Reconciles are
+//! periodic (`poll`) as well as on change, because most of what it waits for (machines
+//! booting, windows passing, demand elsewhere) does not touch the CloudProvisioner.
+
+use super::act::{self, CORDONED, Target};
+use super::observe;
+use super::plan::{self, Claim, Observed, Plan};
+use super::settings::{Settings, resolve};
+use crate::context::Context;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::EventType;
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use mck8s_api::{CloudProvisioner, CloudProvisionerStatus, conditions};
+use mck8s_policy::input::HealthDoc;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::Instrument;
+
+pub const FINALIZER: &str = "fogguru.eu/cloudprovisioner";
+const RETRY_ANNOTATION: &str = "fogguru.eu/retry";
+
+#[derive(Clone, Debug)]
+pub struct CloudConfig {
+    /// Where registry Secrets are written (the controller's namespace, whose cluster
+    /// Secrets the registry watches).
+    pub registry_namespace: String,
+    /// Demand is read from MultiClusterDeployments and Jobs here (default: everywhere).
+    pub watch_namespace: Option<String>,
+    /// Clusters being provisioned at once, fleet-wide.
+    pub max_concurrent_provisions: usize,
+    pub poll: Duration,
+}
+
+impl Default for CloudConfig {
+    fn default() -> Self {
+        CloudConfig { registry_namespace: "mck8s-system".into(), watch_namespace: None, max_concurrent_provisions: 1, poll: Duration::from_secs(10) }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Act(#[from] act::ActError),
+}
+
+struct Shared {
+    ctx: Arc<Context>,
+    cfg: CloudConfig,
+}
+
+pub async fn run(ctx: Arc<Context>, cfg: CloudConfig) {
+    let api: Api<CloudProvisioner> = Api::all(ctx.client.clone());
+    let shared = Arc::new(Shared { ctx, cfg });
+    crate::shared::drive(Controller::new(api, watcher::Config::default()).shutdown_on_signal().run(reconcile, error_policy, shared)).await;
+}
+
+fn error_policy(cp: Arc<CloudProvisioner>, error: &Error, shared: Arc<Shared>) -> Action {
+    tracing::warn!(name = %cp.name_any(), %error, "cloud provisioner reconcile failed");
+    Action::requeue(shared.ctx.timing.error_retry)
+}
+
+async fn reconcile(cp: Arc<CloudProvisioner>, shared: Arc<Shared>) -> Result<Action, Error> {
+    let span = tracing::info_span!("reconcile", kind = "CloudProvisioner", name = %cp.name_any());
+    let result = reconcile_inner(&cp, &shared).instrument(span).await;
+    let label = if result.is_ok() { "ok" } else { "error" };
+    shared.ctx.metrics.reconciles.get_or_create(&crate::metrics::KindResult { kind: "CloudProvisioner".into(), result: label.into() }).inc();
+    result
+}
+
+async fn reconcile_inner(cp: &CloudProvisioner, shared: &Shared) -> Result<Action, Error> {
+    let (ctx, cfg) = (&shared.ctx, &shared.cfg);
+    let api: Api<CloudProvisioner> = Api::all(ctx.client.clone());
+    let deleting = cp.metadata.deletion_timestamp.is_some();
+    let settings = match resolve(cp) {
+        Ok(s) => s,
+        Err(e) => {
+            let mut st = cp.status.clone().unwrap_or_default();
+            let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
+            conditions::set(&mut st.conditions, conditions::INVALID_SPEC, true, "InvalidSpec", e.clone(), cp.metadata.generation, &now);
+            write_status(&api, cp, &st).await?;
+            if deleting && st.cluster.is_none() {
+                release(&api, cp).await?;
+            }
+            return Ok(Action::requeue(cfg.poll * 6));
+        }
+    };
+    if !deleting && !cp.finalizers().iter().any(|f| f == FINALIZER) {
+        let mut fins = cp.finalizers().to_vec();
+        fins.push(FINALIZER.into());
+        api.patch(&cp.name_any(), &PatchParams::default(), &Patch::Merge(serde_json::json!({"metadata": {"finalizers": fins}}))).await?;
+    }
+    let observed = observe_all(cp, &settings, shared).await?;
+    let plan = plan::plan(&settings, cp.status.as_ref(), &observed);
+    carry_out(cp, &settings, &plan, shared).await?;
+    let mut status = plan.status.clone();
+    conditions::set(&mut status.conditions, conditions::INVALID_SPEC, false, "Valid", "the spec is valid", cp.metadata.generation, &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(observed.now));
+    if cp.status.as_ref() != Some(&status) {
+        write_status(&api, cp, &status).await?;
+    }
+    if plan.release {
+        release(&api, cp).await?;
+        return Ok(Action::await_change());
+    }
+    Ok(Action::requeue(cfg.poll))
+}
+
+async fn observe_all(cp: &CloudProvisioner, s: &Settings, shared: &Shared) -> Result<Observed, Error> {
+    let (ctx, cfg) = (&shared.ctx, &shared.cfg);
+    let client = &ctx.client;
+    let all = Api::<CloudProvisioner>::all(client.clone()).list(&ListParams::default()).await?.items;
+    let provisioning = all
+        .iter()
+        .filter(|o| o.uid() != cp.uid())
+        .filter(|o| matches!(o.status.as_ref().and_then(|s| s.phase.as_deref()), Some(plan::PROVISIONING) | Some(plan::JOINING)))
+        .count();
+    let uid = cp.uid().unwrap_or_default();
+    let (cluster, mut claim) = observe::cluster(client, s, &uid).await?;
+    if let Some(other) = observe::older_claim(cp, &all, s) {
+        claim = Claim::OlderProvisioner(other);
+    }
+    let machines = if cluster.is_some() { observe::machines(client, s).await? } else { Vec::new() };
+    let kubeconfig = if cluster.is_some() { observe::kubeconfig_secret(client, s).await? } else { None };
+    let registry: Api<Secret> = Api::namespaced(client.clone(), &cfg.registry_namespace);
+    let registered = registry
+        .get_opt(&format!("mck8s-cloud-{}", s.cluster))
+        .await?
+        .map(|sec| sec.labels().get(CORDONED).is_some_and(|v| v == "true"));
+    let member_ready = ctx.clusters.get(&s.cluster).is_some_and(|m| m.health() == HealthDoc::Ready);
+    let phase = cp.status.as_ref().and_then(|st| st.phase.clone()).unwrap_or_default();
+    let workload = match (&kubeconfig, phase.as_str()) {
+        (Some(secret), plan::JOINING | plan::READY | plan::DRAINING) => Some(probe(secret).await),
+        _ => None,
+    };
+    Ok(Observed {
+        now: k8s_openapi::jiff::Timestamp::now(),
+        generation: cp.metadata.generation,
+        deleting: cp.metadata.deletion_timestamp.is_some(),
+        retry_annotation: cp.annotations().get(RETRY_ANNOTATION).cloned(),
+        claim,
+        demand: observe::demand(client, &cfg.watch_namespace).await?,
+        cluster,
+        machines,
+        kubeconfig_version: kubeconfig.as_ref().and_then(|k| k.metadata.resource_version.clone()),
+        registered,
+        member_ready,
+        workload,
+        provision_slot_free: provisioning < cfg.max_concurrent_provisions,
+    })
+}
+
+async fn probe(secret: &Secret) -> Result<plan::Workload, String> {
+    let text = observe::kubeconfig_text(secret)?;
+    let client = observe::workload_client(&text).await?;
+    observe::workload(&client).await
+}
+
+async fn carry_out(cp: &CloudProvisioner, s: &Settings, plan: &Plan, shared: &Shared) -> Result<(), Error> {
+    let ctx = &shared.ctx;
+    let owner = cp.name_any();
+    let uid = cp.uid().unwrap_or_default();
+    let flavor = plan.status.flavor.clone().unwrap_or_else(|| "k8s.large".into());
+    let target = Target { client: &ctx.client, settings: s, owner: &owner, owner_uid: &uid, registry_namespace: &shared.cfg.registry_namespace, flavor: &flavor };
+    for step in &plan.steps {
+        tracing::info!(?step, cluster = %s.cluster, "cloud provisioner step");
+        if let Err(e) = act::run(&target, step).await {
+            crate::shared::publish(ctx, cp, EventType::Warning, "StepFailed", "Provision", &e.to_string()).await;
+            return Err(e.into());
+        }
+    }
+    for ev in &plan.events {
+        ctx.metrics.cloud.get_or_create(&crate::metrics::ResultLabel { result: ev.reason.into() }).inc();
+        let type_ = if ev.warning { EventType::Warning } else { EventType::Normal };
+        tracing::info!(reason = ev.reason, note = %ev.note, "cloud provisioner");
+        crate::shared::publish(ctx, cp, type_, ev.reason, "Provision", &ev.note).await;
+    }
+    Ok(())
+}
+
+async fn write_status(api: &Api<CloudProvisioner>, cp: &CloudProvisioner, status: &CloudProvisionerStatus) -> Result<(), kube::Error> {
+    // Server-side apply: fields dropped from the status (an emptied map) are removed.
+    let body = serde_json::json!({
+        "apiVersion": CloudProvisioner::api_version(&()),
+        "kind": CloudProvisioner::kind(&()),
+        "metadata": {"name": cp.name_any()},
+        "status": status,
+    });
+    api.patch_status(&cp.name_any(), &PatchParams::apply("mck8s-cloudprovisioner").force(), &Patch::Apply(&body)).await?;
+    Ok(())
+}
+
+async fn release(api: &Api<CloudProvisioner>, cp: &CloudProvisioner) -> Result<(), kube::Error> {
+    let fins: Vec<String> = cp.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
+    api.patch(&cp.name_any(), &PatchParams::default(), &Patch::Merge(serde_json::json!({"metadata": {"finalizers": fins}}))).await?;
+    Ok(())
+}

@@ -1,0 +1,19 @@
+//! Cloud clusters on demand: the CloudProvisioner controller. When the fog is full it
+//! provisions a cloud cluster through Cluster API (`cluster.x-k8s.io/v1beta2`, a Cluster with
+//! a ClusterClass topology), joins it to the registry once it is really usable, scales its
+//! workers with the pending pods, and removes it once it has been idle.
+//!
+//! `plan` is the algorithm (pure); `observe` and `act` are the I/O around it; `controller`
+//! runs the loop. `sizing` and `node_scaling` are the arithmetic, `settings` the spec with
+//! its defaults, `capi` the Cluster API objects.
+
+pub mod act;
+pub mod capi;
+pub mod controller;
+pub mod node_scaling;
+pub mod observe;
+pub mod plan;
+pub mod settings;
+pub mod sizing;
+
+pub use controller::{CloudConfig, run};
