@@ -16,6 +16,8 @@ pub enum Event {
     Recover(usize),
     /// Nodes being provisioned in cluster `i` may be ready.
     NodeReady(usize),
+    /// On-demand cluster `i` has been provisioned and joins the fleet.
+    ClusterJoins(usize),
     /// The periodic loop: autoscaler, retries, node autoscaler, sampling.
     Tick,
 }

@@ -9,14 +9,19 @@
 //! The tick (every `periodSeconds`, mck8s's 30 s) runs the scaling policy of each
 //! autoscaled workload on utilisation computed from its load curve, sets its replicas and
 //! re-places it (scale the target, placement distributes), retries workloads with unplaced
-//! replicas or Pending pods (mck8s's `TemporaryError(delay=30)`), runs the node autoscalers
-//! and records a sample.
+//! replicas or Pending pods (mck8s's `TemporaryError(delay=30)`), runs the node autoscalers,
+//! removes idle on-demand clusters and records a sample.
+//!
+//! On-demand clusters follow mck8s's CloudProvisioner: when decisions leave replicas
+//! unplaced, every absent one starts provisioning, sized for those replicas; it joins the
+//! fleet after its delay (the unplaced replicas are then retried at once), and is removed
+//! after an idle window with no pod on it and nothing unplaced.
 
 use crate::SimError;
 use crate::baseline;
 use crate::clock::{Clock, Event};
-use crate::fleet::{Fleet, OwnerId};
-use crate::report::{RunResult, Sample};
+use crate::fleet::{Fleet, OwnerId, Presence};
+use crate::report::{Lifecycle, RunResult, Sample};
 use crate::scenario::{EVEN_SPLIT, Scenario, WorkloadSpec};
 use mck8s_capacity::Resources;
 use mck8s_policy::input::{SampleDoc, ScalingInput, WorkloadDoc, requests_of};
@@ -165,7 +170,7 @@ impl<'a> Driver<'a> {
                     Event::Fail(f) => {
                         let spec = &scenario.failures[f];
                         let c = self.fleet.index_of(&spec.cluster).expect("validated");
-                        for owner in self.fleet.fail(c, spec.health.clone()) {
+                        for owner in self.fleet.fail(c, spec.health) {
                             dirty.push(owner as usize);
                         }
                         // Workloads placed there with no pod left still need a new home.
@@ -174,9 +179,14 @@ impl<'a> Driver<'a> {
                     Event::Recover(f) => {
                         let c = self.fleet.index_of(&scenario.failures[f].cluster).expect("validated");
                         self.fleet.recover(c);
-                        dirty.extend(self.live.iter().enumerate().filter(|(_, w)| w.active && w.unplaced > 0).map(|(i, _)| i));
+                        dirty.extend(self.unplaced_workloads());
                     }
                     Event::NodeReady(c) => self.fleet.nodes_ready(c, now),
+                    Event::ClusterJoins(c) => {
+                        if self.join(c, now) {
+                            dirty.extend(self.unplaced_workloads());
+                        }
+                    }
                     Event::Tick => {
                         tick = true;
                         self.autoscale(now, &mut dirty);
@@ -189,12 +199,15 @@ impl<'a> Driver<'a> {
             dirty.retain(|&i| self.live[i].active);
             if !dirty.is_empty() {
                 self.decide(&dirty)?;
+                // Only decisions change what is unplaced, so only they can call for a cluster.
+                self.provision_on_demand(now);
             }
             self.fleet.schedule();
             if tick {
                 for (c, ready) in self.fleet.autoscale_nodes(now) {
                     self.clock.at(ready, Event::NodeReady(c));
                 }
+                self.deprovision_idle(now);
                 self.sample(now);
                 if now + self.scenario.period_seconds <= end {
                     self.clock.at(now + self.scenario.period_seconds, Event::Tick);
@@ -205,6 +218,70 @@ impl<'a> Driver<'a> {
         self.result.wall_seconds = started.elapsed().as_secs_f64();
         self.result.finish(self.scenario.period_seconds);
         Ok(self.result)
+    }
+
+    /// Active workloads with replicas no cluster took.
+    fn unplaced_workloads(&self) -> Vec<usize> {
+        self.live.iter().enumerate().filter(|(_, w)| w.active && w.unplaced > 0).map(|(i, _)| i).collect()
+    }
+
+    /// The requests of every unplaced replica (mck8s's Σ of `to_cloud` replicas × requests):
+    /// what an on-demand cluster is sized for.
+    fn unplaced_demand(&self) -> Resources {
+        let mut demand = Resources::default();
+        for w in self.live.iter().filter(|w| w.active && w.unplaced > 0) {
+            let n = u64::from(w.unplaced);
+            demand.cpu_millis += w.request.cpu_millis * n;
+            demand.memory_bytes += w.request.memory_bytes * n;
+            demand.pods += w.request.pods.max(1) * n;
+        }
+        demand
+    }
+
+    /// Unplaced replicas start every absent on-demand cluster; one being provisioned is
+    /// left alone (the fleet never starts it twice).
+    fn provision_on_demand(&mut self, now: u64) {
+        // Most scenarios have no on-demand cluster: spare large fleets the workload scan.
+        if !self.fleet.clusters.iter().any(|c| c.presence == Presence::Absent) {
+            return;
+        }
+        let demand = self.unplaced_demand();
+        if demand.pods == 0 {
+            return;
+        }
+        for (c, joins_at) in self.fleet.provision_on_demand(&demand, now) {
+            self.clock.at(joins_at, Event::ClusterJoins(c));
+            let cluster = &self.fleet.clusters[c];
+            let nodes = match cluster.presence {
+                Presence::Provisioning { nodes, .. } => nodes,
+                _ => 0,
+            };
+            self.result.lifecycle(now, &cluster.name, Lifecycle::Provisioning, nodes);
+        }
+    }
+
+    /// A provisioned cluster joins; returns whether it did.
+    fn join(&mut self, c: usize, now: u64) -> bool {
+        if !self.fleet.join(c) {
+            return false;
+        }
+        let cluster = &self.fleet.clusters[c];
+        self.result.lifecycle(now, &cluster.name, Lifecycle::Joined, cluster.usage().nodes);
+        true
+    }
+
+    /// Removes on-demand clusters idle for their window.
+    fn deprovision_idle(&mut self, now: u64) {
+        let waiting = self.live.iter().any(|w| w.active && w.unplaced > 0);
+        for c in self.fleet.deprovision_idle(now, waiting) {
+            let name = self.fleet.clusters[c].name.clone();
+            // It held no pod, but placements may still name it with 0 replicas, and a
+            // decision must not name a cluster the fleet no longer has.
+            for w in &mut self.live {
+                w.placement.remove(&name);
+            }
+            self.result.lifecycle(now, &name, Lifecycle::Removed, 0);
+        }
     }
 
     fn depart(&mut self, i: usize) -> Result<(), SimError> {

@@ -1,14 +1,16 @@
 //! Virtual clusters. Each has nodes and pods; inside a cluster pods are bound to nodes the
 //! way kube-scheduler does it (filter the nodes the pod fits, score least-allocated, take
 //! the best) and stay Pending when nothing fits, to be retried when capacity frees. A
-//! cluster may autoscale its nodes (a cloud's cluster autoscaler).
+//! cluster may autoscale its nodes (a cloud's cluster autoscaler), and a cloud cluster may
+//! exist only on demand: absent until replicas are left unplaced, provisioned for a while,
+//! then present until it has been idle long enough to be removed ([`Presence`]).
 //!
 //! [`Fleet::cluster_states`] is what the shared decision code sees: the same
 //! [`ClusterState`] a controller builds from its watches (nodes with the requests of their
 //! bound pods, each owner's bound pods per node).
 
 use crate::SimError;
-use crate::scenario::{ClusterSpec, NodeAutoscaling};
+use crate::scenario::{ClusterSpec, InitialNodes, NodeAutoscaling, OnDemand};
 use mck8s_capacity::{NodeCapacity, Resources, parse_bytes, parse_cpu_millis};
 use mck8s_policy::input::{HealthDoc, NodeDoc, RoleDoc};
 use mck8s_scheduler::{ClusterState, FleetCycle, OwnedPods, OwnerKey};
@@ -60,6 +62,21 @@ pub struct Usage {
     pub running: u32,
     pub pending: u32,
     pub nodes: u32,
+    /// Part of the fleet (an on-demand cluster is not while absent or being provisioned).
+    pub present: bool,
+}
+
+/// Whether a cluster is part of the fleet the policies see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Presence {
+    Present,
+    /// An on-demand cluster before it is needed, or after it was removed.
+    Absent,
+    /// An on-demand cluster being created: it joins at `joins_at` with `nodes` workers.
+    Provisioning {
+        joins_at: u64,
+        nodes: u32,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -80,6 +97,11 @@ pub struct VirtualCluster {
     /// Ready times of nodes being provisioned.
     provisioning: Vec<u64>,
     dirty: bool,
+    pub presence: Presence,
+    /// Created on demand and removed when idle.
+    on_demand: Option<OnDemand>,
+    /// Since when an on-demand cluster has had no pod while nothing was unplaced.
+    idle_since: Option<u64>,
 }
 
 fn lower_node(cluster: &str, n: &NodeDoc) -> Result<(Resources, Resources), SimError> {
@@ -105,18 +127,16 @@ impl VirtualCluster {
     pub fn from_spec(spec: &ClusterSpec) -> Result<Self, SimError> {
         let mut nodes = Vec::new();
         let mut template = None;
+        // An on-demand cluster starts with no node: its node entries only give the shape.
+        let present = spec.provisioning.is_none();
         for n in &spec.nodes {
             let (alloc, base) = lower_node(&spec.name, n)?;
             template.get_or_insert_with(|| (alloc.clone(), base.clone()));
-            for _ in 0..n.count {
+            for _ in 0..if present { n.count } else { 0 } {
                 nodes.push(Node { allocatable: alloc.clone(), requested: base.clone(), bound: 0, elastic: false, empty_since: None });
             }
         }
-        let cloud = match spec.role {
-            Some(RoleDoc::Cloud) => true,
-            Some(RoleDoc::Fog) => false,
-            None => spec.name.contains("cloud"),
-        };
+        let cloud = spec.is_cloud();
         let mut c = VirtualCluster {
             name: spec.name.clone(),
             role: spec.role.clone(),
@@ -131,8 +151,11 @@ impl VirtualCluster {
             template,
             provisioning: Vec::new(),
             dirty: false,
+            presence: if present { Presence::Present } else { Presence::Absent },
+            on_demand: spec.provisioning.clone(),
+            idle_since: None,
         };
-        if let Some(a) = &spec.autoscaling {
+        if let Some(a) = spec.autoscaling.as_ref().filter(|_| present) {
             while (c.nodes.len() as u32) < a.min_nodes {
                 c.add_node(true);
             }
@@ -142,6 +165,75 @@ impl VirtualCluster {
 
     pub fn is_ready(&self) -> bool {
         matches!(self.health, HealthDoc::Ready)
+    }
+
+    pub fn is_present(&self) -> bool {
+        self.presence == Presence::Present
+    }
+
+    /// Starts creating an absent on-demand cluster for `demand` (the requests of the
+    /// unplaced replicas); returns when it joins. `None` when it is not on demand or not
+    /// absent: a provision in flight is never started twice.
+    fn provision(&mut self, demand: &Resources, now: u64) -> Option<u64> {
+        let p = self.on_demand.as_ref()?;
+        if self.presence != Presence::Absent {
+            return None;
+        }
+        let joins_at = now + p.delay_seconds;
+        let nodes = self.initial_nodes(p.initial_nodes, demand);
+        self.presence = Presence::Provisioning { joins_at, nodes };
+        Some(joins_at)
+    }
+
+    /// mck8s's sizing (`getFlavor`): ⌈demand / node⌉ in the tightest dimension, at least one
+    /// node, within the node autoscaler's bounds.
+    fn initial_nodes(&self, how: InitialNodes, demand: &Resources) -> u32 {
+        let wanted = match how {
+            InitialNodes::Count(n) => n,
+            InitialNodes::FromDemand => {
+                let (alloc, base) = self.template.clone().expect("validated: on-demand clusters have a node shape");
+                nodes_for(demand, &alloc.saturating_sub(&base))
+            }
+        };
+        let (lo, hi) = self.autoscaling.as_ref().map_or((1, u32::MAX), |a| (a.min_nodes.max(1), a.max_nodes.max(1)));
+        wanted.clamp(lo, hi)
+    }
+
+    /// Provisioning is over: the cluster joins with its initial workers, which the node
+    /// autoscaler may later remove like any node it added. Returns whether it joined.
+    fn join(&mut self) -> bool {
+        let Presence::Provisioning { nodes, .. } = self.presence else { return false };
+        for _ in 0..nodes {
+            self.add_node(true);
+        }
+        self.presence = Presence::Present;
+        self.idle_since = None;
+        self.dirty = true;
+        true
+    }
+
+    /// Removes an on-demand cluster that has had no workload pod, while no replica was
+    /// unplaced anywhere (`demand_waiting`), for `deprovisionAfterIdleSeconds`: mck8s's
+    /// de-provisioning countdown, which any pod in the cluster resets. Returns whether it
+    /// was removed.
+    fn deprovision_if_idle(&mut self, now: u64, demand_waiting: bool) -> bool {
+        let Some(window) = self.on_demand.as_ref().map(|p| p.deprovision_after_idle_seconds) else { return false };
+        if !self.is_present() {
+            return false;
+        }
+        if !self.pods.is_empty() || demand_waiting {
+            self.idle_since = None;
+            return false;
+        }
+        let since = *self.idle_since.get_or_insert(now);
+        if now < since + window {
+            return false;
+        }
+        self.nodes.clear();
+        self.provisioning.clear();
+        self.presence = Presence::Absent;
+        self.idle_since = None;
+        true
     }
 
     fn add_node(&mut self, elastic: bool) {
@@ -252,7 +344,7 @@ impl VirtualCluster {
     /// `scaleDownSeconds`. Returns the ready times of nodes it started.
     fn autoscale(&mut self, now: u64) -> Vec<u64> {
         let Some(a) = self.autoscaling.clone() else { return Vec::new() };
-        if !self.is_ready() {
+        if !self.is_ready() || !self.is_present() {
             return Vec::new();
         }
         for n in &mut self.nodes {
@@ -319,6 +411,7 @@ impl VirtualCluster {
             u.allocatable_cpu_millis += n.allocatable.cpu_millis;
         }
         u.nodes = self.nodes.len() as u32;
+        u.present = self.is_present();
         for p in &self.pods {
             if p.node.is_some() {
                 u.running += 1;
@@ -355,7 +448,7 @@ impl VirtualCluster {
         ClusterState {
             name: self.name.clone(),
             role: self.role.clone(),
-            health: self.health.clone(),
+            health: self.health,
             labels: self.labels.clone(),
             nodes: self.nodes.iter().map(Node::capacity).collect(),
             owned,
@@ -363,6 +456,14 @@ impl VirtualCluster {
             cost: self.cost,
         }
     }
+}
+
+/// Nodes with `room` each that `demand` needs, by its tightest dimension (dimensions a node
+/// does not offer are left out: no number of such nodes would do), at least one.
+fn nodes_for(demand: &Resources, room: &Resources) -> u32 {
+    let per = |need: u64, have: u64| if have == 0 { 0 } else { need.div_ceil(have) };
+    let n = per(demand.cpu_millis, room.cpu_millis).max(per(demand.memory_bytes, room.memory_bytes)).max(per(demand.pods, room.pods));
+    n.clamp(1, u64::from(u32::MAX)) as u32
 }
 
 /// Whether `req` needs at least `small` in every dimension (so it cannot fit where `small`
@@ -480,9 +581,25 @@ impl Fleet {
         self.clusters[cluster].nodes_ready(now);
     }
 
-    /// The fleet as the controllers observe it.
+    /// Starts provisioning every absent on-demand cluster for `demand` (each is its own
+    /// CloudProvisioner, as in mck8s); returns `(cluster, join time)` of those started.
+    pub fn provision_on_demand(&mut self, demand: &Resources, now: u64) -> Vec<(usize, u64)> {
+        self.clusters.iter_mut().enumerate().filter_map(|(i, c)| c.provision(demand, now).map(|t| (i, t))).collect()
+    }
+
+    /// An on-demand cluster being provisioned joins the fleet; false if it was not.
+    pub fn join(&mut self, cluster: usize) -> bool {
+        self.clusters[cluster].join()
+    }
+
+    /// Removes the on-demand clusters idle for long enough; returns them.
+    pub fn deprovision_idle(&mut self, now: u64, demand_waiting: bool) -> Vec<usize> {
+        self.clusters.iter_mut().enumerate().filter_map(|(i, c)| c.deprovision_if_idle(now, demand_waiting).then_some(i)).collect()
+    }
+
+    /// The fleet as the controllers observe it: on-demand clusters only once they joined.
     pub fn cluster_states(&self) -> Vec<ClusterState> {
-        self.clusters.iter().map(|c| c.state(&self.owners)).collect()
+        self.clusters.iter().filter(|c| c.is_present()).map(|c| c.state(&self.owners)).collect()
     }
 
     /// One decision cycle's view, as the controller would build it.
@@ -533,7 +650,7 @@ mod tests {
         f.apply(a, &cpu(1000), &want("c", 1)).unwrap();
         f.schedule();
         assert_eq!(f.clusters[0].pods_of(b), (3, 0));
-        assert_eq!(f.clusters[0].usage(), Usage { requested_cpu_millis: 4000, allocatable_cpu_millis: 4000, running: 4, pending: 0, nodes: 2 });
+        assert_eq!(f.clusters[0].usage(), Usage { requested_cpu_millis: 4000, allocatable_cpu_millis: 4000, running: 4, pending: 0, nodes: 2, present: true });
     }
 
     #[test]
@@ -570,6 +687,51 @@ mod tests {
         f.autoscale_nodes(300);
         assert_eq!(f.clusters[0].usage().nodes, 1, "idle elastic nodes removed, one by one");
         assert_eq!(f.clusters[0].pods_of(a), (1, 0));
+    }
+
+    #[test]
+    fn an_on_demand_cluster_is_absent_until_provisioned_and_sized_from_demand() {
+        let (mut f, a, _) =
+            fleet("{name: cloud1, nodes: [{cpu: 4, memory: 4000Mi, usedCpu: 1000m}], provisioning: {delaySeconds: 100, deprovisionAfterIdleSeconds: 50}}");
+        assert!(f.cluster_states().is_empty(), "absent: the policies do not see it");
+        assert_eq!(f.clusters[0].usage(), Usage::default());
+        // 7 CPU over nodes with 3 CPU of room: 3 nodes.
+        let demand = Resources { cpu_millis: 7000, memory_bytes: 1 << 30, pods: 7, ..Default::default() };
+        assert_eq!(f.provision_on_demand(&demand, 10), vec![(0, 110)]);
+        assert_eq!(f.clusters[0].presence, Presence::Provisioning { joins_at: 110, nodes: 3 });
+        assert!(f.provision_on_demand(&demand, 40).is_empty(), "in flight: not started twice");
+        assert!(f.cluster_states().is_empty(), "still provisioning");
+        assert!(f.join(0));
+        assert!(!f.join(0), "joins once");
+        assert_eq!(f.cluster_states().len(), 1);
+        assert_eq!(f.clusters[0].usage().nodes, 3);
+        f.apply(a, &cpu(1000), &want("cloud1", 2)).unwrap();
+        f.schedule();
+        assert_eq!(f.clusters[0].pods_of(a), (2, 0));
+    }
+
+    #[test]
+    fn an_idle_on_demand_cluster_is_removed_after_its_window_and_can_come_back() {
+        let (mut f, a, _) =
+            fleet("{name: cloud1, nodes: [{cpu: 4, memory: 4000Mi}], provisioning: {delaySeconds: 100, deprovisionAfterIdleSeconds: 60, initialNodes: 2}}");
+        let demand = cpu(500);
+        f.provision_on_demand(&demand, 0);
+        f.join(0);
+        assert_eq!(f.clusters[0].usage().nodes, 2, "a fixed initial count");
+        f.apply(a, &cpu(1000), &want("cloud1", 1)).unwrap();
+        f.schedule();
+        assert!(f.deprovision_idle(100, false).is_empty());
+        assert!(f.deprovision_idle(200, false).is_empty(), "a pod: not idle");
+        f.apply(a, &cpu(1000), &BTreeMap::new()).unwrap();
+        assert!(f.deprovision_idle(230, false).is_empty(), "idle from now");
+        assert!(f.deprovision_idle(260, true).is_empty(), "demand waiting resets the countdown");
+        assert!(f.deprovision_idle(290, false).is_empty());
+        assert!(f.deprovision_idle(320, false).is_empty());
+        assert_eq!(f.deprovision_idle(350, false), vec![0], "60 s idle");
+        assert_eq!(f.clusters[0].presence, Presence::Absent);
+        assert!(f.cluster_states().is_empty());
+        assert_eq!(f.clusters[0].usage().nodes, 0);
+        assert_eq!(f.provision_on_demand(&demand, 400), vec![(0, 500)], "new demand provisions it again");
     }
 
     #[test]

@@ -26,6 +26,29 @@ pub struct ClusterSeries {
     pub pending: Vec<u32>,
     pub running: Vec<u32>,
     pub nodes: Vec<u32>,
+    /// Part of the fleet (false while an on-demand cluster is absent or being provisioned).
+    pub present: Vec<bool>,
+}
+
+/// A step in an on-demand cluster's life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Lifecycle {
+    /// Replicas were unplaced: it is being created (with `nodes` workers to come).
+    Provisioning,
+    /// It joined the fleet with `nodes` workers.
+    Joined,
+    /// It was idle for its window and was removed.
+    Removed,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterEvent {
+    pub t: u64,
+    pub cluster: String,
+    pub event: Lifecycle,
+    pub nodes: u32,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -42,6 +65,8 @@ pub struct Summary {
     pub cloud_replica_hours: f64,
     pub peak_pending: u32,
     pub peak_cloud_nodes: u32,
+    /// Time with at least one cloud cluster in the fleet.
+    pub cloud_present_hours: f64,
     /// Decisions per second of wall time spent deciding (fleet cycle build included).
     pub decisions_per_second: f64,
 }
@@ -66,6 +91,11 @@ pub struct RunResult {
     pub bursts: u64,
     /// Decisions that left replicas unplaced.
     pub unplaced_decisions: u64,
+    /// On-demand cloud clusters provisioned and removed.
+    pub cloud_provisions: u64,
+    pub cloud_deprovisions: u64,
+    /// Their life, in time order.
+    pub cluster_events: Vec<ClusterEvent>,
     pub errors: u64,
     pub first_errors: Vec<String>,
     pub summary: Summary,
@@ -92,6 +122,9 @@ impl RunResult {
             scaling_calls: 0,
             bursts: 0,
             unplaced_decisions: 0,
+            cloud_provisions: 0,
+            cloud_deprovisions: 0,
+            cluster_events: Vec::new(),
             errors: 0,
             first_errors: Vec::new(),
             summary: Summary::default(),
@@ -100,7 +133,15 @@ impl RunResult {
             clusters: fleet
                 .clusters
                 .iter()
-                .map(|c| ClusterSeries { name: c.name.clone(), cloud: c.cloud, utilisation: Vec::new(), pending: Vec::new(), running: Vec::new(), nodes: Vec::new() })
+                .map(|c| ClusterSeries {
+                    name: c.name.clone(),
+                    cloud: c.cloud,
+                    utilisation: Vec::new(),
+                    pending: Vec::new(),
+                    running: Vec::new(),
+                    nodes: Vec::new(),
+                    present: Vec::new(),
+                })
                 .collect(),
             fog_alloc: (0.0, 0.0),
         }
@@ -114,6 +155,17 @@ impl RunResult {
         }
     }
 
+    /// Records a step of an on-demand cluster's life.
+    pub(crate) fn lifecycle(&mut self, t: u64, cluster: &str, event: Lifecycle, nodes: u32) {
+        tracing::debug!(policy = %self.policy, t, cluster, ?event, nodes, "on-demand cluster");
+        match event {
+            Lifecycle::Provisioning => self.cloud_provisions += 1,
+            Lifecycle::Removed => self.cloud_deprovisions += 1,
+            Lifecycle::Joined => {}
+        }
+        self.cluster_events.push(ClusterEvent { t, cluster: cluster.to_string(), event, nodes });
+    }
+
     pub(crate) fn push(&mut self, s: Sample) {
         self.times.push(s.t);
         self.unplaced.push(s.unplaced);
@@ -123,6 +175,7 @@ impl RunResult {
             series.pending.push(u.pending);
             series.running.push(u.running);
             series.nodes.push(u.nodes);
+            series.present.push(u.present);
         }
         self.fog_alloc.0 += s.clusters.iter().zip(&self.clusters).filter(|(_, c)| !c.cloud).map(|(u, _)| u.requested_cpu_millis as f64).sum::<f64>();
         self.fog_alloc.1 += s.clusters.iter().zip(&self.clusters).filter(|(_, c)| !c.cloud).map(|(u, _)| u.allocatable_cpu_millis as f64).sum::<f64>();
@@ -142,7 +195,9 @@ impl RunResult {
     pub(crate) fn finish(&mut self, period: u64) {
         let n = self.times.len();
         let (mut pending, mut running, mut unplaced, mut cloud, mut peak_pending, mut peak_nodes) = (0u64, 0u64, 0u64, 0u64, 0u32, 0u32);
+        let mut cloud_present = 0u64;
         for k in 0..n {
+            cloud_present += u64::from(self.clusters.iter().any(|c| c.cloud && c.present[k]));
             let p: u32 = self.clusters.iter().map(|c| c.pending[k]).sum();
             pending += u64::from(p);
             running += self.clusters.iter().map(|c| u64::from(c.running[k])).sum::<u64>();
@@ -155,17 +210,27 @@ impl RunResult {
         self.summary = Summary {
             pending_fraction: ratio(pending, pending + running),
             not_running_fraction: ratio(pending + unplaced, pending + running + unplaced),
-            mean_utilisation: self
-                .clusters
-                .iter()
-                .map(|c| if n == 0 { 0.0 } else { c.utilisation.iter().map(|&u| f64::from(u)).sum::<f64>() / n as f64 })
-                .collect(),
+            mean_utilisation: self.clusters.iter().map(ClusterSeries::mean_utilisation).collect(),
             fog_utilisation: 100.0 * ratio_f(self.fog_alloc.0, self.fog_alloc.1),
             cloud_replica_hours: cloud as f64 * period as f64 / 3600.0,
             peak_pending,
             peak_cloud_nodes: peak_nodes,
+            cloud_present_hours: cloud_present as f64 * period as f64 / 3600.0,
             decisions_per_second: if self.decision_seconds > 0.0 { self.decisions as f64 / self.decision_seconds } else { 0.0 },
         };
+    }
+}
+
+impl ClusterSeries {
+    /// Over the samples it was in the fleet: an on-demand cluster is not "0 % used" while
+    /// it does not exist.
+    fn mean_utilisation(&self) -> f64 {
+        let (sum, n) = self.utilisation.iter().zip(&self.present).filter(|(_, p)| **p).fold((0.0, 0u32), |(s, n), (u, _)| (s + f64::from(*u), n + 1));
+        if n == 0 { 0.0 } else { sum / f64::from(n) }
+    }
+
+    fn ever_present(&self) -> bool {
+        self.present.iter().any(|&p| p)
     }
 }
 
@@ -176,13 +241,13 @@ fn ratio_f(a: f64, b: f64) -> f64 {
 /// The summary table, one row per policy, and the per-cluster utilisation table (Markdown).
 pub fn table(results: &[RunResult]) -> String {
     let mut out = String::new();
-    out.push_str("| policy | pending pods | demand not running | fog utilisation | bursts | cloud replica-hours | peak cloud nodes | decisions | decisions/s | errors |\n");
-    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("| policy | pending pods | demand not running | fog utilisation | bursts | cloud replica-hours | peak cloud nodes | cloud provisions | cloud de-provisions | cloud present | decisions | decisions/s | errors |\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in results {
         let s = &r.summary;
         let _ = writeln!(
             out,
-            "| {} | {:.1}% | {:.1}% | {:.1}% | {} | {:.1} | {} | {} | {:.0} | {} |",
+            "| {} | {:.1}% | {:.1}% | {:.1}% | {} | {:.1} | {} | {} | {} | {:.0} min | {} | {:.0} | {} |",
             r.policy,
             100.0 * s.pending_fraction,
             100.0 * s.not_running_fraction,
@@ -190,6 +255,9 @@ pub fn table(results: &[RunResult]) -> String {
             r.bursts,
             s.cloud_replica_hours,
             s.peak_cloud_nodes,
+            r.cloud_provisions,
+            r.cloud_deprovisions,
+            s.cloud_present_hours * 60.0,
             r.decisions,
             s.decisions_per_second,
             r.errors
@@ -197,7 +265,7 @@ pub fn table(results: &[RunResult]) -> String {
     }
     if let Some(first) = results.first()
         && first.clusters.len() <= 20 {
-            out.push_str("\nMean CPU utilisation (requests over allocatable) per cluster:\n\n| policy |");
+            out.push_str("\nMean CPU utilisation (requests over allocatable) per cluster, while it is in the fleet:\n\n| policy |");
             for c in &first.clusters {
                 let _ = write!(out, " {} |", c.name);
             }
@@ -206,8 +274,12 @@ pub fn table(results: &[RunResult]) -> String {
             out.push('\n');
             for r in results {
                 let _ = write!(out, "| {} |", r.policy);
-                for u in &r.summary.mean_utilisation {
-                    let _ = write!(out, " {u:.0}% |");
+                for (u, c) in r.summary.mean_utilisation.iter().zip(&r.clusters) {
+                    if c.ever_present() {
+                        let _ = write!(out, " {u:.0}% |");
+                    } else {
+                        out.push_str(" – |");
+                    }
                 }
                 out.push('\n');
             }

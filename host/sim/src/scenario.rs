@@ -54,6 +54,69 @@ pub struct ClusterSpec {
     /// Node autoscaling (a cloud cluster's cluster autoscaler).
     #[serde(default)]
     pub autoscaling: Option<NodeAutoscaling>,
+    /// Created on demand and removed when idle (a cloud cluster provisioned through Cluster
+    /// API, as mck8s's CloudProvisioner does); absent: the cluster exists from the start.
+    #[serde(default)]
+    pub provisioning: Option<OnDemand>,
+}
+
+/// A cluster that exists only while there is demand for it. It is absent from the fleet the
+/// policies see until a decision leaves replicas unplaced (mck8s's `to_cloud`), joins
+/// `delaySeconds` later (VM boot, kubeadm, CNI, federation join), and is removed once it has
+/// run no workload pod, with no replica unplaced anywhere, for `deprovisionAfterIdleSeconds`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OnDemand {
+    /// From the demand being seen to the cluster joining the fleet.
+    #[serde(default = "default_join_delay")]
+    pub delay_seconds: u64,
+    /// How long it must be idle before it is removed (mck8s: 21 cycles of its 30-s loop,
+    /// about 10.5 minutes).
+    #[serde(default = "default_deprovision")]
+    pub deprovision_after_idle_seconds: u64,
+    /// Worker nodes it joins with (its first node entry's shape; counts there are ignored).
+    #[serde(default)]
+    pub initial_nodes: InitialNodes,
+}
+
+/// `fromDemand` (mck8s's sizing: enough nodes for the unplaced replicas' requests) or a
+/// fixed count.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "InitialNodesDoc", into = "InitialNodesDoc")]
+pub enum InitialNodes {
+    #[default]
+    FromDemand,
+    Count(u32),
+}
+
+/// How [`InitialNodes`] is written: a number or the word `fromDemand`.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+enum InitialNodesDoc {
+    Count(u32),
+    Word(String),
+}
+
+impl TryFrom<InitialNodesDoc> for InitialNodes {
+    type Error = String;
+
+    fn try_from(doc: InitialNodesDoc) -> Result<Self, String> {
+        match doc {
+            InitialNodesDoc::Count(0) => Err("initialNodes must be at least 1".into()),
+            InitialNodesDoc::Count(n) => Ok(InitialNodes::Count(n)),
+            InitialNodesDoc::Word(w) if w == "fromDemand" => Ok(InitialNodes::FromDemand),
+            InitialNodesDoc::Word(w) => Err(format!("initialNodes is a node count or fromDemand, not {w:?}")),
+        }
+    }
+}
+
+impl From<InitialNodes> for InitialNodesDoc {
+    fn from(n: InitialNodes) -> Self {
+        match n {
+            InitialNodes::FromDemand => InitialNodesDoc::Word("fromDemand".into()),
+            InitialNodes::Count(n) => InitialNodesDoc::Count(n),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -154,6 +217,12 @@ fn default_provision() -> u64 {
 fn default_idle() -> u64 {
     600
 }
+fn default_join_delay() -> u64 {
+    300
+}
+fn default_deprovision() -> u64 {
+    630
+}
 fn default_namespace() -> String {
     "default".into()
 }
@@ -223,6 +292,9 @@ impl Scenario {
                     return bad(format!("cluster {:?}: autoscaling needs a node shape in nodes", c.name));
                 }
             }
+            if let Some(p) = &c.provisioning {
+                validate_on_demand(c, p)?;
+            }
         }
         let known = |n: &str, what: &str| {
             if names.contains(n) { Ok(()) } else { Err(SimError::Scenario(format!("{what} names unknown cluster {n:?}"))) }
@@ -231,8 +303,14 @@ impl Scenario {
             known(a, "rtt")?;
             known(b, "rtt")?;
         }
+        // An on-demand cluster is absent at times: nothing may depend on it being there.
+        let on_demand: BTreeSet<&str> = self.clusters.iter().filter(|c| c.provisioning.is_some()).map(|c| c.name.as_str()).collect();
+        let always_there = |n: &str, what: &str| {
+            if on_demand.contains(n) { Err(SimError::Scenario(format!("{what} names {n:?}, which is provisioned on demand"))) } else { Ok(()) }
+        };
         for f in &self.failures {
             known(&f.cluster, "a failure")?;
+            always_there(&f.cluster, "a failure")?;
             if f.until.is_some_and(|u| u <= f.at) {
                 return bad(format!("failure of {:?}: until must be after at", f.cluster));
             }
@@ -244,6 +322,10 @@ impl Scenario {
             }
             for c in w.traffic.keys() {
                 known(c, &format!("workload {:?} traffic", w.name))?;
+                always_there(c, &format!("workload {:?} traffic", w.name))?;
+            }
+            for c in w.locations.as_ref().map(|l| l.items()).unwrap_or_default() {
+                always_there(&c, &format!("workload {:?} locations", w.name))?;
             }
             if w.load.windows(2).any(|p| p[1].0 < p[0].0) {
                 return bad(format!("workload {:?}: load points must be in time order", w.name));
@@ -255,6 +337,38 @@ impl Scenario {
         }
         Ok(())
     }
+}
+
+impl ClusterSpec {
+    /// Its role: as given, else cloud when the name contains "cloud" (as mck8s).
+    pub fn is_cloud(&self) -> bool {
+        match self.role {
+            Some(RoleDoc::Cloud) => true,
+            Some(RoleDoc::Fog) => false,
+            None => self.name.contains("cloud"),
+        }
+    }
+}
+
+/// Cluster API provisions cloud clusters, from a node shape, within the node autoscaler's
+/// bounds.
+fn validate_on_demand(c: &ClusterSpec, p: &OnDemand) -> Result<(), SimError> {
+    let bad = |what: &str| Err(SimError::Scenario(format!("cluster {:?}: provisioning {what}", c.name)));
+    if !c.is_cloud() {
+        return bad("is for cloud clusters (role: cloud, or a name containing \"cloud\")");
+    }
+    if c.nodes.is_empty() {
+        return bad("needs a node shape in nodes");
+    }
+    if p.deprovision_after_idle_seconds == 0 {
+        return bad("needs deprovisionAfterIdleSeconds above 0");
+    }
+    if let (InitialNodes::Count(n), Some(a)) = (p.initial_nodes, &c.autoscaling)
+        && n > a.max_nodes
+    {
+        return bad("asks for more initialNodes than autoscaling.maxNodes");
+    }
+    Ok(())
 }
 
 impl WorkloadSpec {
@@ -295,6 +409,37 @@ mod tests {
         let dup = format!("{base}workloads: [{{name: w, replicas: 1}}, {{name: w, replicas: 2}}]");
         assert!(matches!(Scenario::parse(&dup), Err(SimError::Scenario(m)) if m.contains("twice")));
         assert!(Scenario::parse(&format!("{base}workloads: [{{name: w, replicas: 1}}]")).is_ok());
+    }
+
+    #[test]
+    fn on_demand_clusters_are_validated() {
+        let parse = |cloud: &str, rest: &str| {
+            Scenario::parse(&format!(
+                "name: t\ndurationSeconds: 60\nclusters: [{{name: fog, nodes: [{{cpu: 1, memory: 1Gi}}]}}, {cloud}]\nworkloads: [{rest}]\n"
+            ))
+        };
+        let ok = "{name: cloud1, nodes: [{cpu: 8, memory: 32Gi}], provisioning: {delaySeconds: 300, initialNodes: fromDemand}}";
+        let s = parse(ok, "").unwrap();
+        let p = s.clusters[1].provisioning.as_ref().unwrap();
+        assert_eq!((p.delay_seconds, p.deprovision_after_idle_seconds, p.initial_nodes), (300, 630, InitialNodes::FromDemand));
+        let n = parse("{name: cloud1, nodes: [{cpu: 8, memory: 32Gi}], provisioning: {initialNodes: 3}}", "").unwrap();
+        assert_eq!(n.clusters[1].provisioning.as_ref().unwrap().initial_nodes, InitialNodes::Count(3));
+        let rejected = [
+            ("{name: edge, nodes: [{cpu: 8, memory: 32Gi}], provisioning: {}}", "", "for cloud clusters"),
+            ("{name: cloud1, nodes: [], provisioning: {}}", "", "node shape"),
+            ("{name: cloud1, nodes: [{cpu: 8, memory: 32Gi}], provisioning: {deprovisionAfterIdleSeconds: 0}}", "", "above 0"),
+            ("{name: cloud1, nodes: [{cpu: 8, memory: 32Gi}], provisioning: {initialNodes: 0}}", "", "at least 1"),
+            ("{name: cloud1, nodes: [{cpu: 8, memory: 32Gi}], provisioning: {initialNodes: some}}", "", "fromDemand"),
+            ("{name: cloud1, nodes: [{cpu: 8, memory: 32Gi}], autoscaling: {maxNodes: 2}, provisioning: {initialNodes: 3}}", "", "maxNodes"),
+            (ok, "{name: w, replicas: 1, locations: [fog, cloud1]}", "on demand"),
+            (ok, "{name: w, replicas: 1, traffic: {cloud1: 1}}", "on demand"),
+        ];
+        for (cloud, workloads, why) in rejected {
+            let err = parse(cloud, workloads).unwrap_err().to_string();
+            assert!(err.contains(why), "{cloud} {workloads}: {err}");
+        }
+        let failing = Scenario::parse(&format!("name: t\ndurationSeconds: 60\nclusters: [{ok}]\nworkloads: []\nfailures: [{{cluster: cloud1, at: 1}}]\n"));
+        assert!(failing.unwrap_err().to_string().contains("on demand"));
     }
 
     #[test]

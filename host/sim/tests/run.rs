@@ -1,8 +1,10 @@
 //! Whole runs: capacity-aware placement with cloud bursting against the even split, the
-//! autoscaler loop, failures, determinism, and the embedded default scenario.
+//! autoscaler loop, failures, a cloud cluster provisioned on demand, determinism, and the
+//! embedded default scenario.
 
 mod common;
 
+use mck8s_sim::report::Lifecycle::{self, Joined, Provisioning, Removed};
 use mck8s_sim::{EVEN_SPLIT, RunResult, Scenario};
 
 /// Two small fog clusters (6 and 4 one-CPU slots after system pods) and an autoscaled cloud;
@@ -27,6 +29,27 @@ workloads:
     load: [[0, 1], [300, 5], [900, 5], [1000, 0.5]]
 failures:
   - {cluster: fog2, at: 1200, until: 1500}
+"#;
+
+/// One fog cluster of 4 one-CPU slots and a cloud created on demand (2 minutes to provision,
+/// removed after 5 idle minutes). `base` fits the fog; `burst` leaves 2 replicas unplaced at
+/// t=60, which starts the cloud; `more` arrives unplaced while it is being provisioned; both
+/// leave at t=600, so the cloud is idle from then; `again` needs it once more at t=1500.
+const ON_DEMAND: &str = r#"
+name: on-demand
+durationSeconds: 1800
+clusters:
+  - {name: fog1, nodes: [{count: 2, cpu: 2500m, memory: 8Gi, usedCpu: 500m}]}
+  - name: cloud1
+    nodes: [{cpu: 4, memory: 16Gi}]
+    autoscaling: {minNodes: 1, maxNodes: 4, provisionSeconds: 60, scaleDownSeconds: 120}
+    provisioning: {delaySeconds: 120, deprovisionAfterIdleSeconds: 300, initialNodes: fromDemand}
+rtt: [[fog1, cloud1, 30]]
+workloads:
+  - {name: base, replicas: 3, requests: {cpu: "1", memory: 1Gi}, lifetime: 900}
+  - {name: burst, at: 60, replicas: 3, requests: {cpu: "1", memory: 1Gi}, lifetime: 540}
+  - {name: more, at: 90, replicas: 2, requests: {cpu: "1", memory: 1Gi}, lifetime: 510}
+  - {name: again, at: 1500, replicas: 10, requests: {cpu: "1", memory: 1Gi}}
 "#;
 
 fn run(scenario: &Scenario, policy: &str) -> RunResult {
@@ -86,6 +109,59 @@ fn the_autoscaler_follows_the_load_and_a_failed_cluster_holds_nothing() {
     assert_eq!(running(at(1470)) + r.clusters.iter().map(|c| c.pending[at(1470)]).sum::<u32>(), 16 + 2);
 }
 
+fn lifecycle(r: &RunResult) -> Vec<(u64, Lifecycle, u32)> {
+    r.cluster_events.iter().map(|e| (e.t, e.event, e.nodes)).collect()
+}
+
+#[test]
+fn an_on_demand_cloud_is_absent_until_demand_then_joins_after_its_delay() {
+    let s = Scenario::parse(ON_DEMAND).unwrap();
+    let r = run(&s, "worst-fit");
+    let at = |t: u64| r.times.iter().position(|&x| x == t).unwrap();
+    let cloud = series(&r, "cloud1");
+    // Absent before the demand and while provisioning: no node, and the policy cannot use it,
+    // so the replicas it would take stay unplaced (2 of burst, then both of more).
+    for t in [0, 30, 60, 150] {
+        assert!(!cloud.present[at(t)] && cloud.nodes[at(t)] == 0, "t={t}");
+    }
+    assert_eq!(r.unplaced[at(150)], 4);
+    // Sized from the demand at t=60 (2 CPU on 4-CPU nodes: one), joined 120 s later, and the
+    // waiting replicas placed on it at once.
+    assert_eq!(lifecycle(&r)[..2], [(60, Provisioning, 1), (180, Joined, 1)]);
+    assert!(cloud.present[at(180)]);
+    assert_eq!((r.unplaced[at(180)], cloud.running[at(180)] + cloud.pending[at(180)]), (0, 4));
+    assert!(r.summary.not_running_fraction > r.summary.pending_fraction, "the unplaced wait counts");
+}
+
+#[test]
+fn a_provision_in_flight_is_not_started_again() {
+    let s = Scenario::parse(ON_DEMAND).unwrap();
+    let r = run(&s, "worst-fit");
+    // more's arrival and the retries every 30 s find replicas unplaced while it boots.
+    let before_join: Vec<_> = lifecycle(&r).into_iter().filter(|e| e.0 < 180).collect();
+    assert_eq!(before_join, [(60, Provisioning, 1)]);
+}
+
+#[test]
+fn an_idle_on_demand_cloud_is_removed_and_provisioned_again_on_new_demand() {
+    let s = Scenario::parse(ON_DEMAND).unwrap();
+    let r = run(&s, "worst-fit");
+    let at = |t: u64| r.times.iter().position(|&x| x == t).unwrap();
+    let cloud = series(&r, "cloud1");
+    // Its last pods leave at t=600; 300 idle seconds later it is gone.
+    assert_eq!(lifecycle(&r)[2], (900, Removed, 0));
+    assert!(cloud.present[at(870)] && !cloud.present[at(900)]);
+    assert!((900..1500).step_by(30).all(|t| !cloud.present[at(t)] && cloud.nodes[at(t)] == 0));
+    // again: 10 replicas, 4 fit the fog, 6 CPU of demand is 2 nodes.
+    assert_eq!(lifecycle(&r)[3..], [(1500, Provisioning, 2), (1620, Joined, 2)]);
+    assert_eq!((r.cloud_provisions, r.cloud_deprovisions), (2, 1));
+    assert!(r.summary.cloud_present_hours > 0.0 && r.summary.cloud_present_hours < 0.5);
+    // The even split never leaves a replica unplaced, so nothing calls for the cloud: KubeFed
+    // has no provisioner.
+    let even = run(&s, EVEN_SPLIT);
+    assert_eq!((even.cloud_provisions, even.summary.cloud_present_hours), (0, 0.0));
+}
+
 #[test]
 fn runs_are_deterministic() {
     let s = Scenario::parse(SMALL).unwrap();
@@ -110,6 +186,9 @@ fn the_default_scenario_runs_every_policy_without_errors() {
     // small fog clusters; mck8s's policies burst to cloud instead.
     assert!(worst.summary.pending_fraction < even.summary.pending_fraction);
     assert!(worst.bursts > 0);
+    // Its cloud is provisioned on demand, and only for mck8s.
+    assert!(worst.cloud_provisions > 0);
+    assert_eq!(even.cloud_provisions, 0);
     let table = mck8s_sim::table(&results);
     assert_eq!(table.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| policy")).count(), 2 * results.len());
     let charts = mck8s_sim::charts(&results);

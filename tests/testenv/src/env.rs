@@ -11,7 +11,7 @@ use crate::paths;
 use crate::pki::Pki;
 use crate::procs::{self, ProcRecord};
 use crate::state::{State, StateDir};
-use crate::{Error, Result, addons};
+use crate::{Error, Result, addons, capi};
 
 #[derive(Debug, Clone)]
 pub struct UpOptions {
@@ -73,7 +73,7 @@ pub async fn up(sd: &StateDir, opts: UpOptions) -> Result<State> {
         }
         Err(e) => {
             tracing::error!(error = %e, "up failed; stopping what was started (logs kept in {})", sd.dir.join("logs").display());
-            stop_all(&state).await;
+            stop_all(sd, &state).await;
             Err(e)
         }
     }
@@ -92,7 +92,7 @@ async fn start_all(sd: &StateDir, opts: &UpOptions, state: &mut State) -> Result
 
     let etcd_dir = etcd_data_dir(fleet);
     let _ = std::fs::remove_dir_all(&etcd_dir);
-    let etcd_url = format!("http://127.0.0.1:{}", ports.etcd_client());
+    let etcd_url = etcd_url(fleet);
     let peer_url = format!("http://127.0.0.1:{}", ports.etcd_peer());
     let args = vec![
         "--name=testenv".into(),
@@ -117,25 +117,17 @@ async fn start_all(sd: &StateDir, opts: &UpOptions, state: &mut State) -> Result
 
     let testenv = opts.testenv_bin.to_string_lossy().to_string();
     for c in &fleet.clusters {
-        let kc = sd.kubeconfig(&c.name).display().to_string();
-        let cm = vec![
-            format!("--kubeconfig={kc}"),
-            format!("--service-account-private-key-file={}", pki.join("sa.key").display()),
-            format!("--root-ca-file={}", pki.join("ca.crt").display()),
-            "--leader-elect=false".into(),
-            // nodeipam needs a cluster CIDR; nodelifecycle would evict from nodes whose
-            // heartbeats we deliberately stop (node loss is simulated by the kubelet instead).
-            "--controllers=*,-nodeipam,-nodelifecycle".into(),
-            "--port=0".into(),
-            "--secure-port=0".into(),
-            format!("--cluster-name={}", c.name),
-            "--v=1".into(),
-        ];
+        let kc = sd.kubeconfig(&c.name);
+        let cm = controller_manager_args(sd, &kc, &c.name);
         launch(sd, state, &format!("{}/kube-controller-manager", c.name), &paths::kube_bin("kube-controller-manager"), cm)?;
-        let sched = vec![format!("--kubeconfig={kc}"), "--leader-elect=false".into(), "--port=0".into(), "--secure-port=0".into(), "--v=1".into()];
-        launch(sd, state, &format!("{}/kube-scheduler", c.name), &paths::kube_bin("kube-scheduler"), sched)?;
+        launch(sd, state, &format!("{}/kube-scheduler", c.name), &paths::kube_bin("kube-scheduler"), scheduler_args(&kc))?;
         let kubelet = vec!["kubelet".into(), format!("--state-dir={}", sd.dir.display()), format!("--cluster={}", c.name)];
         launch(sd, state, &format!("{}/kubelet", c.name), &PathBuf::from(&testenv), kubelet)?;
+    }
+    if fleet.capi.is_some() {
+        // After the management apiserver is ready: the simulator installs its CRDs there.
+        let args = vec![capi::PROC_NAME.into(), format!("--state-dir={}", sd.dir.display())];
+        launch(sd, state, capi::PROC_NAME, &PathBuf::from(&testenv), args)?;
     }
     if opts.serf {
         for (name, program, args) in addons::serf_commands(fleet) {
@@ -148,6 +140,9 @@ async fn start_all(sd: &StateDir, opts: &UpOptions, state: &mut State) -> Result
     }
 
     try_join_all(fleet.clusters.iter().map(|c| wait_cluster_usable(sd, c))).await?;
+    if fleet.capi.is_some() {
+        wait_capi_ready(sd, state).await?;
+    }
     if opts.serf {
         addons::wait_serf(fleet, READY_TIMEOUT).await?;
     }
@@ -162,6 +157,9 @@ async fn start_all(sd: &StateDir, opts: &UpOptions, state: &mut State) -> Result
 fn preflight_ports(opts: &UpOptions) -> Result<()> {
     let ports = opts.fleet.ports();
     let mut all = vec![ports.etcd_client(), ports.etcd_peer()];
+    if opts.fleet.capi.is_some() {
+        all.extend((0..crate::fleet::CAPI_SLOTS).map(|slot| ports.capi_apiserver(slot)));
+    }
     for i in 0..opts.fleet.clusters.len() {
         all.extend([ports.apiserver(i), ports.kubelet(i)]);
         if opts.serf {
@@ -197,45 +195,95 @@ fn ensure_alive(state: &State, name: &str) -> Result<()> {
 }
 
 fn launch(sd: &StateDir, state: &mut State, name: &str, program: &std::path::Path, args: Vec<String>) -> Result<()> {
-    // The Go components' heaps are mostly garbage between collections; collecting earlier
-    // trades a little CPU for a smaller resident set (see docs/testing.md for the numbers).
-    let env: Vec<(String, String)> = match std::env::var("MCK8S_TESTENV_GOGC") {
-        Ok(v) if v.is_empty() => vec![],
-        Ok(v) => vec![("GOGC".into(), v)],
-        Err(_) if name.contains("/kube-") || name == "etcd" => vec![("GOGC".into(), GOGC.into())],
-        Err(_) => vec![],
-    };
-    let rec = procs::spawn(name, program, &args, &env, &procs::log_path(&sd.dir, name))?;
+    let rec = procs::spawn(name, program, &args, &go_env(name), &procs::log_path(&sd.dir, name))?;
     state.procs.push(rec);
     // Record every PID as soon as it exists, so `down` can stop a half-started environment.
     sd.write(state)
 }
 
+/// Environment for a process called `name`. The Go components' heaps are mostly garbage
+/// between collections; collecting earlier trades a little CPU for a smaller resident set
+/// (see docs/testing.md for the numbers).
+pub(crate) fn go_env(name: &str) -> Vec<(String, String)> {
+    match std::env::var("MCK8S_TESTENV_GOGC") {
+        Ok(v) if v.is_empty() => vec![],
+        Ok(v) => vec![("GOGC".into(), v)],
+        Err(_) if name.contains("/kube-") || name == "etcd" => vec![("GOGC".into(), GOGC.into())],
+        Err(_) => vec![],
+    }
+}
+
+pub(crate) fn etcd_url(fleet: &Fleet) -> String {
+    format!("http://127.0.0.1:{}", fleet.ports().etcd_client())
+}
+
 fn apiserver_args(sd: &StateDir, etcd_url: &str, cluster: &str, port: u16) -> Vec<String> {
+    let api = ApiserverArgs {
+        etcd_prefix: format!("/mck8s-testenv/{cluster}"),
+        port,
+        cert_dir: sd.sub(format!("apiserver/{cluster}")),
+        token_file: sd.pki().join("tokens.csv"),
+    };
+    api.args(sd, etcd_url)
+}
+
+/// What differs between the environment's apiservers (the fleet's and the simulated Cluster
+/// API's workload clusters); everything else is shared.
+pub(crate) struct ApiserverArgs {
+    pub etcd_prefix: String,
+    pub port: u16,
+    pub cert_dir: PathBuf,
+    pub token_file: PathBuf,
+}
+
+impl ApiserverArgs {
+    pub(crate) fn args(&self, sd: &StateDir, etcd_url: &str) -> Vec<String> {
+        let pki = sd.pki();
+        let p = |f: &str| pki.join(f).display().to_string();
+        vec![
+            format!("--etcd-servers={etcd_url}"),
+            format!("--etcd-prefix={}", self.etcd_prefix),
+            format!("--secure-port={}", self.port),
+            "--insecure-port=0".into(),
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
+            format!("--cert-dir={}", self.cert_dir.display()),
+            format!("--tls-cert-file={}", p("serving.crt")),
+            format!("--tls-private-key-file={}", p("serving.key")),
+            format!("--client-ca-file={}", p("ca.crt")),
+            format!("--token-auth-file={}", self.token_file.display()),
+            "--authorization-mode=RBAC".into(),
+            format!("--service-account-key-file={}", p("sa.pub")),
+            format!("--service-account-signing-key-file={}", p("sa.key")),
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+            "--api-audiences=https://kubernetes.default.svc.cluster.local".into(),
+            "--service-cluster-ip-range=10.96.0.0/16".into(),
+            "--allow-privileged=true".into(),
+            "--profiling=false".into(),
+            "--v=1".into(),
+        ]
+    }
+}
+
+pub(crate) fn controller_manager_args(sd: &StateDir, kubeconfig: &std::path::Path, cluster: &str) -> Vec<String> {
     let pki = sd.pki();
-    let p = |f: &str| pki.join(f).display().to_string();
     vec![
-        format!("--etcd-servers={etcd_url}"),
-        format!("--etcd-prefix=/mck8s-testenv/{cluster}"),
-        format!("--secure-port={port}"),
-        "--insecure-port=0".into(),
-        "--bind-address=127.0.0.1".into(),
-        "--advertise-address=127.0.0.1".into(),
-        format!("--cert-dir={}", sd.sub(format!("apiserver/{cluster}")).display()),
-        format!("--tls-cert-file={}", p("serving.crt")),
-        format!("--tls-private-key-file={}", p("serving.key")),
-        format!("--client-ca-file={}", p("ca.crt")),
-        format!("--token-auth-file={}", p("tokens.csv")),
-        "--authorization-mode=RBAC".into(),
-        format!("--service-account-key-file={}", p("sa.pub")),
-        format!("--service-account-signing-key-file={}", p("sa.key")),
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
-        "--api-audiences=https://kubernetes.default.svc.cluster.local".into(),
-        "--service-cluster-ip-range=10.96.0.0/16".into(),
-        "--allow-privileged=true".into(),
-        "--profiling=false".into(),
+        format!("--kubeconfig={}", kubeconfig.display()),
+        format!("--service-account-private-key-file={}", pki.join("sa.key").display()),
+        format!("--root-ca-file={}", pki.join("ca.crt").display()),
+        "--leader-elect=false".into(),
+        // nodeipam needs a cluster CIDR; nodelifecycle would evict from nodes whose
+        // heartbeats we deliberately stop (node loss is simulated by the kubelet instead).
+        "--controllers=*,-nodeipam,-nodelifecycle".into(),
+        "--port=0".into(),
+        "--secure-port=0".into(),
+        format!("--cluster-name={cluster}"),
         "--v=1".into(),
     ]
+}
+
+pub(crate) fn scheduler_args(kubeconfig: &std::path::Path) -> Vec<String> {
+    vec![format!("--kubeconfig={}", kubeconfig.display()), "--leader-elect=false".into(), "--port=0".into(), "--secure-port=0".into(), "--v=1".into()]
 }
 
 fn write_kubeconfigs(sd: &StateDir, state: &State) -> Result<()> {
@@ -291,6 +339,22 @@ pub async fn wait_apiserver(sd: &StateDir, cluster: &str, state: &State) -> Resu
     }
 }
 
+/// The simulator is ready once it has installed its CRDs and its ClusterClass.
+async fn wait_capi_ready(sd: &StateDir, state: &State) -> Result<()> {
+    let Some(mgmt) = state.fleet.management() else { return Ok(()) };
+    let client = kubeconfig::client(&sd.kubeconfig(&mgmt.name), &mgmt.name).await?;
+    let classes: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(client, capi::SIM_NAMESPACE, &capi::Kind::ClusterClass.resource());
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while !matches!(classes.get_opt(capi::CLASS_NAME).await, Ok(Some(_))) {
+        ensure_alive(state, capi::PROC_NAME)?;
+        if Instant::now() > deadline {
+            return Err(Error::Timeout { what: "capi-sim ClusterClass".into(), secs: READY_TIMEOUT.as_secs() });
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    Ok(())
+}
+
 /// Usable = every simulated node Ready, the `default` ServiceAccount has its token secret
 /// (without it the ServiceAccount admission plugin rejects pods), and `metrics.k8s.io`
 /// answers where the cluster serves it.
@@ -327,9 +391,17 @@ async fn wait_cluster_usable(sd: &StateDir, c: &ClusterSpec) -> Result<()> {
 
 /// Stops every recorded process in three waves, so no component outlives what it talks to
 /// for long: clients (kubelets, controllers, serf, Prometheus), then apiservers, then etcd.
-pub async fn stop_all(state: &State) {
+/// The simulated Cluster API goes first, under its record lock, so that it cannot start a
+/// workload cluster that the waves would miss; its workload clusters' processes join the waves.
+pub async fn stop_all(sd: &StateDir, state: &State) {
     let procs = state.procs.clone();
+    let dir = sd.dir.clone();
     let _ = tokio::task::spawn_blocking(move || {
+        let _lock = capi::record::lock(&dir).map_err(|e| tracing::warn!(error = %e, "capi record lock"));
+        let sim: Vec<ProcRecord> = procs.iter().filter(|p| p.name == capi::PROC_NAME).cloned().collect();
+        procs::stop_all(&sim, Duration::from_secs(5));
+        let mut procs = procs;
+        procs.extend(capi::record::all_procs(&dir));
         let wave = |pred: &dyn Fn(&ProcRecord) -> bool| procs.iter().filter(|p| pred(p)).cloned().collect::<Vec<_>>();
         let is_api = |p: &ProcRecord| p.name.ends_with("/kube-apiserver");
         let is_etcd = |p: &ProcRecord| p.name == "etcd";
@@ -342,7 +414,7 @@ pub async fn stop_all(state: &State) {
 
 fn remove_state(sd: &StateDir, state: &State) {
     let _ = std::fs::remove_dir_all(etcd_data_dir(&state.fleet));
-    for sub in ["state.json", "logs", "kubeconfig", "pki", "apiserver", "prometheus", "locks"] {
+    for sub in ["state.json", "logs", "kubeconfig", "pki", "apiserver", "prometheus", "locks", "capi", capi::record::FILE, capi::record::LOCK_FILE] {
         let p = sd.sub(sub);
         let _ = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
     }
@@ -352,7 +424,7 @@ fn remove_state(sd: &StateDir, state: &State) {
 pub async fn down(sd: &StateDir, keep_logs: bool) -> Result<bool> {
     let _lock = sd.lock()?;
     let Some(state) = sd.read()? else { return Ok(false) };
-    stop_all(&state).await;
+    stop_all(sd, &state).await;
     if keep_logs {
         let _ = std::fs::remove_file(sd.state_file());
         let _ = std::fs::remove_dir_all(etcd_data_dir(&state.fleet));
@@ -379,7 +451,8 @@ pub async fn stop_cluster(sd: &StateDir, cluster: &str) -> Result<()> {
 }
 
 /// Brings a stopped cluster back with the same flags, and any of its controllers that died
-/// meanwhile; returns once its apiserver is ready.
+/// meanwhile (for the management cluster, also the simulated Cluster API); returns once its
+/// apiserver is ready.
 pub async fn start_cluster(sd: &StateDir, cluster: &str) -> Result<()> {
     let _lock = sd.lock()?;
     let mut state = sd.read()?.ok_or_else(|| Error::NotRunning(sd.dir.clone()))?;
@@ -397,6 +470,15 @@ pub async fn start_cluster(sd: &StateDir, cluster: &str) -> Result<()> {
             wait_apiserver(sd, cluster, &state).await?;
         }
     }
+    // The simulated Cluster API lives in the management cluster; it re-adopts its workload
+    // clusters when restarted.
+    if state.fleet.capi.is_some()
+        && state.fleet.management().is_some_and(|m| m.name == cluster)
+        && let Some(rec) = state.proc(capi::PROC_NAME).filter(|r| !r.alive()).cloned()
+    {
+        state.replace_proc(rec.restart()?);
+        sd.write(&state)?;
+    }
     Ok(())
 }
 
@@ -409,7 +491,8 @@ pub fn status(sd: &StateDir) -> Result<(String, bool)> {
     let mut total = 0u64;
     let _ = writeln!(out, "state dir {}  (export {}={})", sd.dir.display(), paths::STATE_DIR_ENV, sd.dir.display());
     let _ = writeln!(out, "{:<34} {:>8} {:>7} {:>10}", "process", "pid", "state", "rss MiB");
-    for p in &state.procs {
+    let all: Vec<ProcRecord> = state.procs.iter().cloned().chain(capi::record::all_procs(&sd.dir)).collect();
+    for p in &all {
         let rss = p.rss_bytes();
         total += rss.unwrap_or(0);
         let _ = writeln!(
@@ -422,7 +505,7 @@ pub fn status(sd: &StateDir) -> Result<(String, bool)> {
         );
     }
     let _ = writeln!(out, "total RSS {:.0} MiB", total as f64 / 1048576.0);
-    Ok((out, state.procs.iter().all(ProcRecord::alive)))
+    Ok((out, all.iter().all(ProcRecord::alive)))
 }
 
 /// How to use a running environment, printed by `up`.
@@ -444,6 +527,15 @@ pub fn usage(sd: &StateDir, state: &State) -> String {
     }
     if state.prometheus {
         s += &format!("  prometheus: http://127.0.0.1:{}\n", ports.prometheus());
+    }
+    if let (Some(_), Some(m)) = (&state.fleet.capi, state.fleet.management()) {
+        s += &format!(
+            "  simulated Cluster API in {}: kubectl --context {} get clusters.cluster.x-k8s.io -A  (ClusterClass {}/{})\n",
+            m.name,
+            m.name,
+            capi::SIM_NAMESPACE,
+            capi::CLASS_NAME
+        );
     }
     s
 }

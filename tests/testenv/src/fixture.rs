@@ -178,6 +178,37 @@ impl TestEnv {
         env::start_cluster(&self.sd, &guard.cluster).await
     }
 
+    /// The management cluster (role `management`): where the simulated Cluster API lives.
+    pub fn management_cluster(&self) -> &str {
+        self.state.fleet.management().map(|c| c.name.as_str()).unwrap_or_default()
+    }
+
+    /// True when the fleet runs the simulated Cluster API (`capi` section; the default fleet does).
+    pub fn has_capi(&self) -> bool {
+        self.state.fleet.capi.is_some()
+    }
+
+    /// A client for the workload cluster of the simulated Cluster `ns/name`, from its
+    /// `<name>-kubeconfig` Secret in the management cluster (the Secret exists before the
+    /// workload API server answers; wait for `ControlPlaneInitialized` first).
+    pub async fn capi_workload_client(&self, ns: &str, name: &str) -> Result<kube::Client> {
+        let mgmt = self.client(self.management_cluster()).await?;
+        crate::capi::access::workload_client(&mgmt, ns, name).await
+    }
+
+    /// Injects faults for the simulated Cluster `ns/name` (`None` clears them); they apply
+    /// from the simulator's next step.
+    pub async fn set_capi_faults(&self, ns: &str, name: &str, faults: Option<&crate::capi::Faults>) -> Result<()> {
+        let mgmt = self.client(self.management_cluster()).await?;
+        crate::capi::access::set_faults(&mgmt, ns, name, faults).await
+    }
+
+    /// The processes (kube-apiserver, -controller-manager, -scheduler) recorded for the
+    /// simulated Cluster `ns/name`; empty once it is deleted.
+    pub fn capi_processes(&self, ns: &str, name: &str) -> Vec<crate::procs::ProcRecord> {
+        crate::capi::access::processes(&self.sd.dir, ns, name)
+    }
+
     /// Simulated node loss: the node goes NotReady (Unknown), gets the unreachable taints, its
     /// pods go not Ready and its metrics disappear; `lost = false` reverses it.
     pub async fn set_node_lost(&self, guard: &ExclusiveCluster<'_>, node: &str, lost: bool) -> Result<()> {

@@ -20,6 +20,86 @@ pub struct Fleet {
     #[serde(default = "default_job_seconds")]
     pub job_duration_seconds: f64,
     pub clusters: Vec<ClusterSpec>,
+    /// The simulated Cluster API (`testenv capi-sim`, see `crate::capi`); absent = not started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capi: Option<CapiSim>,
+}
+
+/// Delays and flavors of the simulated Cluster API. Delays are per step and are multiplied by
+/// a cluster's fault `slow_factor`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CapiSim {
+    /// Cluster created -> infrastructure provisioned, endpoint set, kubeconfig Secret published.
+    #[serde(default = "default_capi_delay")]
+    pub infra_delay_ms: u64,
+    /// The workload API server answers -> ControlPlaneInitialized/Available.
+    #[serde(default = "default_capi_delay")]
+    pub control_plane_delay_ms: u64,
+    /// Per Machine phase step (Pending -> Provisioning -> Provisioned -> Running) and for the
+    /// infrastructure deletion of a Machine.
+    #[serde(default = "default_capi_delay")]
+    pub machine_delay_ms: u64,
+    /// Between the stages of a Cluster deletion.
+    #[serde(default = "default_deletion_step")]
+    pub deletion_step_ms: u64,
+    /// Worker capacity by flavor name (the ClusterClass variable `workerFlavor`).
+    #[serde(default = "default_flavors")]
+    pub flavors: BTreeMap<String, Flavor>,
+}
+
+/// What a simulated cloud instance type gives a Node.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Flavor {
+    pub cpu: String,
+    pub memory: String,
+    #[serde(default = "default_flavor_pods")]
+    pub pods: String,
+}
+
+/// The flavor used when a Cluster names none (`workerFlavor` unset).
+pub const DEFAULT_FLAVOR: &str = "k8s.large";
+
+impl Default for CapiSim {
+    fn default() -> Self {
+        CapiSim {
+            infra_delay_ms: default_capi_delay(),
+            control_plane_delay_ms: default_capi_delay(),
+            machine_delay_ms: default_capi_delay(),
+            deletion_step_ms: default_deletion_step(),
+            flavors: default_flavors(),
+        }
+    }
+}
+
+fn default_capi_delay() -> u64 {
+    300
+}
+fn default_deletion_step() -> u64 {
+    200
+}
+fn default_flavor_pods() -> String {
+    "110".into()
+}
+/// The OpenStack-like table the original mck8s sized cloud clusters with.
+fn default_flavors() -> BTreeMap<String, Flavor> {
+    [("k8s.small", "2", "8Gi"), ("k8s.medium", "4", "16Gi"), ("k8s.large", "8", "32Gi"), ("k8s.xlarge", "16", "64Gi")]
+        .into_iter()
+        .map(|(name, cpu, memory)| (name.to_string(), Flavor { cpu: cpu.into(), memory: memory.into(), pods: default_flavor_pods() }))
+        .collect()
+}
+
+impl CapiSim {
+    /// The flavor called `name`, else the default one (a table without it gets 8 CPU / 32Gi).
+    pub fn flavor(&self, name: Option<&str>) -> (String, Flavor) {
+        let wanted = name.unwrap_or(DEFAULT_FLAVOR);
+        if let Some(f) = self.flavors.get(wanted) {
+            return (wanted.to_string(), f.clone());
+        }
+        let fallback = self.flavors.get(DEFAULT_FLAVOR).cloned().unwrap_or_else(|| default_flavors()[DEFAULT_FLAVOR].clone());
+        (DEFAULT_FLAVOR.to_string(), fallback)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -137,6 +217,8 @@ impl Fleet {
                     metrics_api: false,
                 },
             ],
+            // Small delays: tests see every phase, in seconds rather than minutes.
+            capi: Some(CapiSim::default()),
         }
     }
 
@@ -160,6 +242,11 @@ impl Fleet {
             }
         }
         Ok(())
+    }
+
+    /// The cluster with role `management`, else the first one: where Cluster API objects live.
+    pub fn management(&self) -> Option<&ClusterSpec> {
+        self.clusters.iter().find(|c| c.role == "management").or(self.clusters.first())
     }
 
     pub fn cluster(&self, name: &str) -> Option<&ClusterSpec> {
@@ -209,7 +296,14 @@ impl Ports {
     pub fn metrics_api(&self, index: usize) -> u16 {
         self.base + 500 + index as u16
     }
+    /// API server of the simulated Cluster API's workload cluster in `slot`.
+    pub fn capi_apiserver(&self, slot: u16) -> u16 {
+        self.base + 600 + slot
+    }
 }
+
+/// How many simulated Cluster API workload clusters can run at once (ports base+600..+649).
+pub const CAPI_SLOTS: u16 = 50;
 
 #[cfg(test)]
 mod tests {
@@ -230,6 +324,21 @@ mod tests {
         assert_eq!(fleet.base_port, 26000);
         assert_eq!(fleet.clusters[0].nodes, 2);
         assert_eq!(fleet.clusters[0].node_names(), ["a-node0", "a-node1"]);
+    }
+
+    #[test]
+    fn capi_section_defaults_and_flavors() {
+        let fleet: Fleet = serde_yaml::from_str("clusters: [{name: a, role: management}]\ncapi: {machine_delay_ms: 50}").unwrap();
+        let capi = fleet.capi.unwrap();
+        assert_eq!((capi.infra_delay_ms, capi.machine_delay_ms, capi.deletion_step_ms), (300, 50, 200));
+        let (name, large) = capi.flavor(None);
+        assert_eq!((name.as_str(), large.cpu.as_str(), large.memory.as_str(), large.pods.as_str()), ("k8s.large", "8", "32Gi", "110"));
+        assert_eq!(capi.flavor(Some("k8s.small")).1.cpu, "2");
+        assert_eq!(capi.flavor(Some("nope")).0, "k8s.large");
+        assert!(serde_yaml::from_str::<Fleet>("clusters: [{name: a, role: fog}]\ncapi: {typo: 1}").is_err());
+        let none: Fleet = serde_yaml::from_str("clusters: [{name: a, role: fog}]").unwrap();
+        assert!(none.capi.is_none());
+        assert!(Fleet::default_fleet().capi.is_some());
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //!
 //! `testenv up` (see `env`) starts a fleet and records every process it started in the state
 //! directory; [`TestEnv`] gives integration tests a client per cluster and a namespace per test.
+//! With a `capi` section in the fleet it also runs a simulated Cluster API (`capi`).
 
 pub mod addons;
+pub mod capi;
 pub mod env;
 pub mod fixture;
 pub mod fleet;

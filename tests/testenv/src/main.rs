@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use mck8s_testenv::env::{self, UpOptions};
 use mck8s_testenv::fleet::Fleet;
 use mck8s_testenv::state::StateDir;
-use mck8s_testenv::{kubelet, paths};
+use mck8s_testenv::{capi, kubelet, paths};
 
 #[derive(Parser)]
 #[command(about = "mck8s test environment: real control planes, simulated kubelets, serf, Prometheus")]
@@ -60,6 +60,8 @@ enum Cmd {
         #[arg(long)]
         cluster: String,
     },
+    /// Run the simulated Cluster API (started by `up` when the fleet has a `capi` section).
+    CapiSim,
     /// Print the default fleet as YAML (a starting point for a fleet file).
     DefaultFleet,
 }
@@ -123,6 +125,7 @@ async fn main() -> anyhow::Result<()> {
             kubelet::set_node_lost(state.fleet.ports().kubelet(i), &node, action == "lose").await?;
         }
         Cmd::Kubelet { cluster } => kubelet::run(&sd, &cluster).await?,
+        Cmd::CapiSim => capi::run(&sd).await?,
         Cmd::DefaultFleet => print!("{}", serde_yaml::to_string(&Fleet::default_fleet())?),
     }
     Ok(())

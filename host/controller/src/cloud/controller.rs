@@ -3,14 +3,16 @@
 //! booting, windows passing, demand elsewhere) does not touch the CloudProvisioner.
 
 use super::act::{self, CORDONED, Target};
+use super::capi;
 use super::observe;
 use super::plan::{self, Claim, Observed, Plan};
 use super::settings::{Settings, resolve};
 use crate::context::Context;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use mck8s_api::{CloudProvisioner, CloudProvisionerStatus, conditions};
@@ -55,8 +57,27 @@ struct Shared {
 
 pub async fn run(ctx: Arc<Context>, cfg: CloudConfig) {
     let api: Api<CloudProvisioner> = Api::all(ctx.client.clone());
+    let mut controller = Controller::new(api, watcher::Config::default()).shutdown_on_signal();
+    // Cluster API's progress (control plane up, workers ready, deletion done) and the
+    // registry's view of the joined cluster wake the owner at once, so a transition costs a
+    // watch event rather than a poll period. Without Cluster API installed there is nothing
+    // to watch: the poll alone drives it (and reports what is missing).
+    if capi_served(&ctx.client).await {
+        let clusters: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &capi::resource("Cluster"));
+        let owned = watcher::Config::default().labels(capi::OWNER_LABEL);
+        controller = controller.watches_with(clusters, capi::resource("Cluster"), owned, |c| {
+            c.labels().get(capi::OWNER_LABEL).map(|owner| ObjectRef::<CloudProvisioner>::new(owner))
+        });
+    } else {
+        tracing::info!("cluster.x-k8s.io/v1beta2 is not served: CloudProvisioners are polled only");
+    }
+    let health = crate::shared::cluster_changes(&ctx);
     let shared = Arc::new(Shared { ctx, cfg });
-    crate::shared::drive(Controller::new(api, watcher::Config::default()).shutdown_on_signal().run(reconcile, error_policy, shared)).await;
+    crate::shared::drive(controller.reconcile_all_on(health).run(reconcile, error_policy, shared)).await;
+}
+
+async fn capi_served(client: &kube::Client) -> bool {
+    client.list_api_group_resources(&format!("{}/{}", capi::GROUP, capi::VERSION)).await.is_ok_and(|r| r.resources.iter().any(|r| r.name == "clusters"))
 }
 
 fn error_policy(cp: Arc<CloudProvisioner>, error: &Error, shared: Arc<Shared>) -> Action {

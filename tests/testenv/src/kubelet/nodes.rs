@@ -7,39 +7,35 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-use super::{Kubelet, now, now_micro};
+use super::{Kubelet, NodeProfile, now, now_micro};
 
 const HEARTBEAT: Duration = Duration::from_secs(10);
 const LEASE_NS: &str = "kube-node-lease";
 
-/// Registers every node, then refreshes their status and Lease every `HEARTBEAT`. Errors (an
-/// apiserver that was stopped, say) are logged and retried on the next beat.
+/// Registers every node (and any added later), then refreshes their status and Lease every
+/// `HEARTBEAT`. Errors (an apiserver that was stopped, say) are logged and retried.
 pub(super) async fn heartbeat_loop(k: Kubelet) {
-    let mut registered = false;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last_beat = None::<std::time::Instant>;
     loop {
         tick.tick().await;
-        if !registered {
-            match register_all(&k).await {
-                Ok(()) => registered = true,
-                Err(e) => {
-                    tracing::debug!(error = %e, "node registration failed; retrying");
-                    continue;
-                }
+        let pending: Vec<String> = k.sim.lock().unwrap().nodes.iter().filter(|(_, n)| !n.registered).map(|(name, _)| name.clone()).collect();
+        for name in pending {
+            if let Err(e) = register_now(&k, &name).await {
+                tracing::debug!(node = %name, error = %e, "node registration failed; retrying");
             }
         }
         if last_beat.is_some_and(|t| t.elapsed() < HEARTBEAT) {
             continue;
         }
-        let names: Vec<String> = k.sim.lock().unwrap().nodes.keys().cloned().collect();
+        let names: Vec<String> = k.sim.lock().unwrap().nodes.iter().filter(|(_, n)| n.registered).map(|(name, _)| name.clone()).collect();
         let mut ok = true;
         for name in names {
             if let Err(e) = beat(&k, &name).await {
                 tracing::debug!(node = %name, error = %e, "heartbeat failed");
                 ok = false;
                 // A restarted apiserver keeps the Node, but registration is cheap and idempotent.
-                registered = false;
+                set_registered(&k, &name, false);
             }
         }
         if ok {
@@ -48,41 +44,31 @@ pub(super) async fn heartbeat_loop(k: Kubelet) {
     }
 }
 
-fn labels(k: &Kubelet, name: &str) -> Value {
-    let mut l = serde_json::Map::new();
-    for (key, v) in [
-        ("kubernetes.io/hostname", name),
-        ("kubernetes.io/os", "linux"),
-        ("kubernetes.io/arch", "amd64"),
-        ("mck8s.io/cluster", k.spec.name.as_str()),
-        ("mck8s.io/role", k.spec.role.as_str()),
-        ("mck8s.io/simulated", "true"),
-    ] {
-        l.insert(key.into(), v.into());
+fn set_registered(k: &Kubelet, name: &str, registered: bool) {
+    if let Some(n) = k.sim.lock().unwrap().nodes.get_mut(name) {
+        n.registered = registered;
     }
-    if let Some(region) = &k.spec.region {
-        l.insert("topology.kubernetes.io/region".into(), region.as_str().into());
-    }
-    for (key, v) in &k.spec.labels {
-        l.insert(key.clone(), v.as_str().into());
-    }
-    Value::Object(l)
 }
 
-async fn register_all(k: &Kubelet) -> kube::Result<()> {
-    let names: Vec<String> = k.sim.lock().unwrap().nodes.keys().cloned().collect();
-    for name in names {
-        register(k, &name).await?;
-        beat(k, &name).await?;
-    }
+fn profile(k: &Kubelet, name: &str) -> Option<std::sync::Arc<NodeProfile>> {
+    k.sim.lock().unwrap().nodes.get(name).map(|n| n.profile.clone())
+}
+
+/// Creates the Node unless it exists, then writes its status and Lease at once.
+pub(super) async fn register_now(k: &Kubelet, name: &str) -> kube::Result<()> {
+    register(k, name).await?;
+    beat(k, name).await?;
+    set_registered(k, name, true);
     Ok(())
 }
 
 async fn register(k: &Kubelet, name: &str) -> kube::Result<()> {
+    let Some(p) = profile(k, name) else { return Ok(()) };
     let api: Api<Node> = Api::all(k.client.clone());
     if api.get_opt(name).await?.is_none() {
         let node: Node = serde_json::from_value(json!({
-            "metadata": {"name": name, "labels": labels(k, name)},
+            "metadata": {"name": name, "labels": p.labels, "annotations": p.annotations},
+            "spec": {"providerID": p.provider_id, "taints": p.taints},
         }))
         .expect("static node");
         match api.create(&PostParams::default(), &node).await {
@@ -97,24 +83,23 @@ async fn register(k: &Kubelet, name: &str) -> kube::Result<()> {
 /// Writes the node's spec taints and status: Ready (or, if lost, Unknown with the taints the
 /// node lifecycle controller would add).
 async fn beat(k: &Kubelet, name: &str) -> kube::Result<()> {
-    let (lost, since) = match k.sim.lock().unwrap().nodes.get(name) {
-        Some(n) => (n.lost, n.since.clone()),
+    let (lost, since, p) = match k.sim.lock().unwrap().nodes.get(name) {
+        Some(n) => (n.lost, n.since.clone(), n.profile.clone()),
         None => return Ok(()),
     };
     let api: Api<Node> = Api::all(k.client.clone());
     let now = now();
     // Creation adds `node.kubernetes.io/not-ready` (TaintNodesByCondition); a real kubelet's
     // readiness makes the node lifecycle controller remove it. That controller is off, so we do.
-    let taints = if lost {
-        json!([
-            {"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule", "timeAdded": since},
-            {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute", "timeAdded": since},
-        ])
-    } else {
-        Value::Null
-    };
+    let mut taints: Vec<Value> = p.taints.iter().map(|t| serde_json::to_value(t).expect("taint")).collect();
+    if lost {
+        taints.push(json!({"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule", "timeAdded": since}));
+        taints.push(json!({"key": "node.kubernetes.io/unreachable", "effect": "NoExecute", "timeAdded": since}));
+    }
+    let taints = if taints.is_empty() { Value::Null } else { Value::Array(taints) };
     let pp = PatchParams::default();
-    api.patch(name, &pp, &Patch::Merge(json!({"metadata": {"labels": labels(k, name)}, "spec": {"taints": taints}}))).await?;
+    let meta = json!({"labels": p.labels, "annotations": p.annotations});
+    api.patch(name, &pp, &Patch::Merge(json!({"metadata": meta, "spec": {"taints": taints}}))).await?;
     if lost {
         // A lost kubelet posts nothing; the condition is what the lifecycle controller would set.
         let cond = |t: &str| json!({"type": t, "status": "Unknown", "reason": "NodeStatusUnknown",
@@ -124,7 +109,7 @@ async fn beat(k: &Kubelet, name: &str) -> kube::Result<()> {
         api.patch_status(name, &pp, &Patch::Strategic(status)).await?;
         return Ok(());
     }
-    let c = &k.spec.capacity;
+    let c = &p.capacity;
     let resources = json!({"cpu": c.cpu, "memory": c.memory, "pods": c.pods, "ephemeral-storage": "100Gi"});
     let cond = |t: &str, s: &str, reason: &str| json!({"type": t, "status": s, "reason": reason,
         "lastHeartbeatTime": now, "lastTransitionTime": since});
@@ -162,7 +147,7 @@ async fn renew_lease(k: &Kubelet, name: &str) -> kube::Result<()> {
 pub(super) async fn set_lost(k: &Kubelet, name: &str, lost: bool) -> Result<(), String> {
     {
         let mut sim = k.sim.lock().unwrap();
-        let node = sim.nodes.get_mut(name).ok_or_else(|| format!("no node {name} in {}", k.spec.name))?;
+        let node = sim.nodes.get_mut(name).ok_or_else(|| format!("no node {name} in {}", k.cluster))?;
         if node.lost != lost {
             node.lost = lost;
             node.since = super::now();

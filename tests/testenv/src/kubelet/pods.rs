@@ -66,8 +66,8 @@ async fn on_pod(k: &Kubelet, pod: Pod) -> kube::Result<()> {
     }
     let phase = pod.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
     let containers: Vec<String> = pod.spec.as_ref().map(|s| s.containers.iter().map(|c| c.name.clone()).collect()).unwrap_or_default();
-    let cpu = annotation_f64(&pod, ANN_CPU).unwrap_or(k.spec.load.cpu);
-    let rx = annotation_f64(&pod, ANN_RX).unwrap_or(k.spec.load.rx_bytes_per_second);
+    let cpu = annotation_f64(&pod, ANN_CPU).unwrap_or(k.load.cpu);
+    let rx = annotation_f64(&pod, ANN_RX).unwrap_or(k.load.rx_bytes_per_second);
     match phase.as_str() {
         // Already started by us; this event predates our status patch.
         "" | "Pending" if k.sim.lock().unwrap().pods.contains_key(&(ns.clone(), name.clone())) => {}
@@ -116,7 +116,7 @@ fn track(k: &Kubelet, pod: &Pod, node: &str, ip: String, cpu: f64, rx: f64, cont
 fn allocate_ip(k: &Kubelet, node: &str) -> String {
     let sim = k.sim.lock().unwrap();
     let index = sim.nodes.get(node).map(|n| n.index).unwrap_or(0);
-    let prefix = format!("10.{}.{}.", k.cluster_index, index);
+    let prefix = format!("10.{}.{}.", k.cluster_index % 256, index % 250);
     let used: std::collections::HashSet<&str> = sim.pods.values().map(|p| p.ip.as_str()).collect();
     (2..255).map(|h| format!("{prefix}{h}")).find(|ip| !used.contains(ip.as_str())).unwrap_or_else(|| format!("{prefix}254"))
 }
