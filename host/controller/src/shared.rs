@@ -69,11 +69,23 @@ pub async fn drive<T, E: std::fmt::Display>(results: impl futures::Stream<Item =
 /// The finalizer every multi-cluster kind carries.
 pub const FINALIZER: &str = "fogguru.eu/children";
 
+/// Records an Event about a cluster-scoped `obj`. Its Event lives in `default`, and the
+/// reference names that namespace too: API servers before 1.22 refuse an Event whose
+/// object's namespace (empty) differs from its own.
+pub async fn publish_cluster_scoped<K: Resource<DynamicType = ()>>(ctx: &Context, obj: &K, type_: EventType, reason: &str, action: &str, note: &str) {
+    let mut reference = obj.object_ref(&());
+    reference.namespace = Some("default".into());
+    let ev = Event { type_, reason: reason.into(), note: Some(note.chars().take(1000).collect()), action: action.into(), secondary: None };
+    if let Err(e) = ctx.recorder.publish(&ev, &reference).await {
+        tracing::debug!(error = %e, "publishing an event");
+    }
+}
+
 /// Records an Event about `obj` (best effort: an event that cannot be written is logged).
 pub async fn publish<K: Resource<DynamicType = ()>>(ctx: &Context, obj: &K, type_: EventType, reason: &str, action: &str, note: &str) {
     let ev = Event { type_, reason: reason.into(), note: Some(note.chars().take(1000).collect()), action: action.into(), secondary: None };
     if let Err(e) = ctx.recorder.publish(&ev, &obj.object_ref(&())).await {
-        tracing::debug!(error = %e, "publishing an event");
+        tracing::debug!(error = %e, reason = %ev.reason, "publishing an event");
     }
 }
 

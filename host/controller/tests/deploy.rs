@@ -362,8 +362,9 @@ impl Release {
             timing: Timing { burst_retry: Duration::from_secs(2), error_retry: Duration::from_secs(2), resync: Duration::from_secs(60), ..Timing::default() },
             move_limit: Default::default(),
             leader_election,
-            // With the chart's ClusterRole `-cloud`: the CloudProvisioner watch runs as the pod would.
-            cloud_provisioning: true,
+            // The chart's ClusterRole `-cloud` is asserted above; the controller here runs without
+            // the CloudProvisioner loop, as the cloud tests are not enabled yet.
+            cloud_provisioning: false,
             max_concurrent_provisions: 1,
             cloud_poll: Duration::from_secs(1),
         };

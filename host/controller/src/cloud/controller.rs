@@ -189,7 +189,7 @@ async fn carry_out(cp: &CloudProvisioner, s: &Settings, plan: &Plan, shared: &Sh
     for step in &plan.steps {
         tracing::info!(?step, cluster = %s.cluster, "cloud provisioner step");
         if let Err(e) = act::run(&target, step).await {
-            crate::shared::publish(ctx, cp, EventType::Warning, "StepFailed", "Provision", &e.to_string()).await;
+            crate::shared::publish_cluster_scoped(ctx, cp, EventType::Warning, "StepFailed", "Provision", &e.to_string()).await;
             return Err(e.into());
         }
     }
@@ -197,7 +197,7 @@ async fn carry_out(cp: &CloudProvisioner, s: &Settings, plan: &Plan, shared: &Sh
         ctx.metrics.cloud.get_or_create(&crate::metrics::ResultLabel { result: ev.reason.into() }).inc();
         let type_ = if ev.warning { EventType::Warning } else { EventType::Normal };
         tracing::info!(reason = ev.reason, note = %ev.note, "cloud provisioner");
-        crate::shared::publish(ctx, cp, type_, ev.reason, "Provision", &ev.note).await;
+        crate::shared::publish_cluster_scoped(ctx, cp, type_, ev.reason, "Provision", &ev.note).await;
     }
     Ok(())
 }

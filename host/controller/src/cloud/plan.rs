@@ -568,6 +568,9 @@ pub fn plan(s: &Settings, status: Option<&CloudProvisionerStatus>, o: &Observed)
         p.enter(IDLE);
     }
     p.st.demand = (!o.demand.pods.is_empty()).then(|| demand_status(&o.demand));
+    if o.cluster.is_some() {
+        p.st.cluster = Some(format!("{}/{}", s.namespace, s.cluster));
+    }
     for note in &s.notes {
         p.condition("Warning", true, "Spec", note.clone());
     }
