@@ -305,7 +305,9 @@ pub struct CloudProvisionerStatus {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub partial_steps: i32,
     /// Worker nodes underused since (scale-in window), by node name.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    // Always sent, even empty: when an apply drops the last key of an owned map, 1.20's
+    // server-side apply leaves `null` behind, which the schema refuses on every later write.
+    #[serde(default)]
     pub unneeded_since: BTreeMap<String, Time>,
     /// The `<cluster>-kubeconfig` Secret's resourceVersion copied into the registry.
     #[serde(default, skip_serializing_if = "Option::is_none")]

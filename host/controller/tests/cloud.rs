@@ -4,11 +4,6 @@
 //! offline). Every simulated cloud cluster is a real kube-apiserver, controller-manager and
 //! scheduler with simulated kubelets whose Nodes follow the Machines.
 //!
-//! These tests are `#[ignore]`d for now: the example test passed end to end (2 overflow
-//! replicas Running in the new cloud cluster 36.6 s after the CloudProvisioner was applied,
-//! 30 s of it the demand confirmation), but the suite as a whole has not passed yet and left
-//! state behind when a test failed. `cargo test --release --test cloud -- --ignored`.
-//!
 //! The fog of the default fleet is cluster1-3: 2 nodes of 2 CPU / 4 GiB each, so pods of
 //! 1 CPU / 1 GiB fit 4 per cluster, 12 in all. The fleet's static `cloud1` is left out.
 
@@ -171,13 +166,47 @@ async fn remove(h: &Harness, cp: &str, namespace: &str) {
     .await;
 }
 
+/// What a failing test made in the management cluster, removed as it unwinds so the next
+/// test starts clean: the CloudProvisioners lose their finalizer (the controller is gone),
+/// their Clusters are deleted (the simulated provider tears them down) and so is any
+/// AppRescheduler of the same name. A passing test removes them itself with [`remove`].
+struct Leftovers {
+    env: std::sync::Arc<mck8s_testenv::TestEnv>,
+    /// (CloudProvisioner, the namespace of its Cluster)
+    made: Vec<(&'static str, &'static str)>,
+}
+
+impl Leftovers {
+    fn of(h: &Harness, made: &[(&'static str, &'static str)]) -> Leftovers {
+        Leftovers { env: h.env.clone(), made: made.to_vec() }
+    }
+}
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let kubectl = |args: &[&str]| {
+            let _ = self.env.kubectl("cluster0").args(args).output();
+        };
+        for (cp, ns) in &self.made {
+            kubectl(&["patch", "cloudprovisioner", cp, "--type", "merge", "-p", r#"{"metadata":{"finalizers":null}}"#]);
+            kubectl(&["delete", "cloudprovisioner", cp, "--ignore-not-found", "--wait=false"]);
+            kubectl(&["delete", "apprescheduler", cp, "--ignore-not-found", "--wait=false"]);
+            kubectl(&["delete", "clusters.cluster.x-k8s.io", "--all", "-n", ns, "--ignore-not-found", "--timeout=120s"]);
+            kubectl(&["delete", "namespace", ns, "--ignore-not-found", "--wait=false"]);
+        }
+    }
+}
+
 /// mck8s's example, unchanged, plus an MCD that overflows the fog: the cloud cluster is
 /// provisioned, joins only once usable, takes the overflow, and the pods run there.
 #[tokio::test]
-#[ignore = "not yet passing reliably end to end (issue 15 open): run with --ignored on a fresh environment"]
 async fn the_example_provisions_a_cloud_cluster_for_the_overflow() {
     let _g = serial();
     let h = harness("cloud-example").await;
+    let _leftovers = Leftovers::of(&h, &[("cp1", "cloud1")]);
     h.apply_yaml(&mcd("burst", "  replicas: 14"));
     h.wait_condition("burst", "Bursting", "True").await;
     let started = std::time::Instant::now();
@@ -219,10 +248,10 @@ async fn the_example_provisions_a_cloud_cluster_for_the_overflow() {
 /// The same for a MultiClusterJob: Jobs that fit nowhere bring a cloud cluster, and the
 /// Job completes there.
 #[tokio::test]
-#[ignore = "not yet passing reliably end to end (issue 15 open): run with --ignored on a fresh environment"]
 async fn an_overflowing_job_gets_a_cloud_cluster() {
     let _g = serial();
     let h = harness("cloud-job").await;
+    let _leftovers = Leftovers::of(&h, &[("cloud-job", "cloud-job")]);
     // Fill the fog, then a Job of 2 parallel pods that fits nowhere.
     h.apply_yaml(&mcd("filler", "  replicas: 12"));
     h.wait_children_in("filler", &FOG, &[("cluster1", 4), ("cluster2", 4), ("cluster3", 4)]).await;
@@ -264,10 +293,10 @@ spec:
 /// rescheduler has brought the replicas back to the fog the cluster is drained, unjoined and
 /// deleted in that order, and nothing is left.
 #[tokio::test]
-#[ignore = "not yet passing reliably end to end (issue 15 open): run with --ignored on a fresh environment"]
 async fn scale_out_once_scale_in_the_chosen_node_then_deprovision_when_idle() {
     let _g = serial();
     let h = harness("cloud-life").await;
+    let _leftovers = Leftovers::of(&h, &[("cloud-life", "cloud-life")]);
     // Leave room for exactly 2 fog replicas, so 2 of 4 burst; the filler goes later.
     h.apply_yaml(&mcd("filler", "  replicas: 10"));
     h.wait_children_in("filler", &FOG, &[("cluster1", 4), ("cluster2", 4), ("cluster3", 2)]).await;
@@ -358,10 +387,10 @@ async fn scale_out_once_scale_in_the_chosen_node_then_deprovision_when_idle() {
 /// Under a quota of one worker the cluster joins with what it got, says so, and asks for
 /// more no more than once.
 #[tokio::test]
-#[ignore = "not yet passing reliably end to end (issue 15 open): run with --ignored on a fresh environment"]
 async fn under_quota_the_cluster_joins_with_partial_capacity_and_no_scale_loop() {
     let _g = serial();
     let h = harness("cloud-quota").await;
+    let _leftovers = Leftovers::of(&h, &[("cloud-quota", "cloud-quota")]);
     inject(&h, "cloud-quota", "cloud-quota", Some("{worker_quota: 1}")).await;
     h.apply_yaml(&mcd("filler", "  replicas: 12"));
     h.wait_children_in("filler", &FOG, &[("cluster1", 4), ("cluster2", 4), ("cluster3", 4)]).await;
@@ -398,10 +427,10 @@ async fn under_quota_the_cluster_joins_with_partial_capacity_and_no_scale_loop()
 /// A control plane that never comes up: each attempt times out and its Cluster is deleted,
 /// the controller backs off, and after maxAttempts it stays Failed until asked to retry.
 #[tokio::test]
-#[ignore = "not yet passing reliably end to end (issue 15 open): run with --ignored on a fresh environment"]
 async fn a_control_plane_that_never_initialises_ends_failed_after_backoff() {
     let _g = serial();
     let h = harness("cloud-fail").await;
+    let _leftovers = Leftovers::of(&h, &[("cloud-fail", "cloud-fail")]);
     inject(&h, "cloud-fail", "cloud-fail", Some("{control_plane: never}")).await;
     h.apply_yaml(&mcd("filler", "  replicas: 13"));
     h.wait_condition("filler", "Bursting", "True").await;
@@ -433,10 +462,10 @@ async fn a_control_plane_that_never_initialises_ends_failed_after_backoff() {
 /// A controller killed while its cluster is being provisioned: the new one finds the Cluster
 /// by its deterministic name and carries on; there is never a second one.
 #[tokio::test]
-#[ignore = "not yet passing reliably end to end (issue 15 open): run with --ignored on a fresh environment"]
 async fn a_controller_killed_mid_provisioning_resumes_without_a_duplicate() {
     let _g = serial();
     let mut h = harness("cloud-crash").await;
+    let _leftovers = Leftovers::of(&h, &[("cloud-crash", "cloud-crash")]);
     inject(&h, "cloud-crash", "cloud-crash", Some("{machines: never}")).await;
     h.apply_yaml(&mcd("filler", "  replicas: 13"));
     h.wait_condition("filler", "Bursting", "True").await;
@@ -461,10 +490,10 @@ async fn a_controller_killed_mid_provisioning_resumes_without_a_duplicate() {
 /// why); once they are gone the cluster is removed, then the CloudProvisioner. An idle one
 /// goes at once. A second CloudProvisioner naming the same cluster is refused.
 #[tokio::test]
-#[ignore = "not yet passing reliably end to end (issue 15 open): run with --ignored on a fresh environment"]
 async fn deleting_a_cloud_provisioner_while_busy_and_while_idle() {
     let _g = serial();
     let h = harness("cloud-delete").await;
+    let _leftovers = Leftovers::of(&h, &[("cloud-idle-2", "cloud-idle"), ("cloud-idle", "cloud-idle"), ("cloud-busy", "cloud-busy")]);
     apply_cluster_scoped(&h, &provisioner("cloud-idle", ""));
     wait_phase(&h, "cloud-idle", "Idle", PROVISION_BOUND).await;
     // Same cluster name, younger: Conflict, no action.

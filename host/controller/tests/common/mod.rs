@@ -335,7 +335,21 @@ impl Harness {
             })
             .await;
         }
-        self.ns.delete().await.unwrap();
+        let _ = Api::<Namespace>::all(self.mgmt.clone()).delete(&self.ns.name, &DeleteParams::default()).await;
+    }
+}
+
+/// A failing test keeps its management namespace for inspection, but its pods in the
+/// workload clusters would hold capacity that the next tests count on: remove those.
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        self.task.abort();
+        for c in ALL {
+            let _ = self.env.kubectl(c).args(["delete", "namespace", &self.ns.name, "--ignore-not-found", "--wait=false"]).output();
+        }
     }
 }
 
