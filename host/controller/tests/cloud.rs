@@ -102,13 +102,15 @@ async fn running_in(client: &Client, ns: &str, app: &str) -> usize {
     list.iter().filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")).count()
 }
 
-/// The CloudProvisioner's Events' reasons, oldest first.
+/// The CloudProvisioner's Events' reasons, oldest first, each as often as it happened: the
+/// recorder folds a repeat of the same reason into one Event's series.
 async fn events(h: &Harness, cp: &CloudProvisioner) -> Vec<String> {
     let evs: Api<Event> = Api::all(h.mgmt.clone());
     let uid = cp.uid().unwrap();
     let mut list: Vec<Event> = evs.list(&ListParams::default()).await.unwrap().items.into_iter().filter(|e| e.involved_object.uid.as_deref() == Some(&uid)).collect();
     list.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0).or(e.first_timestamp.as_ref().map(|t| t.0)));
-    list.iter().filter_map(|e| e.reason.clone()).collect()
+    let times = |e: &Event| e.series.as_ref().and_then(|s| s.count).or(e.count).unwrap_or(1).max(1) as usize;
+    list.iter().flat_map(|e| std::iter::repeat_n(e.reason.clone().unwrap_or_default(), times(e))).collect()
 }
 
 /// Faults for the simulated provider (`capi-sim-faults`, key `<namespace>.<cluster>`).
@@ -396,7 +398,9 @@ async fn under_quota_the_cluster_joins_with_partial_capacity_and_no_scale_loop()
     h.wait_children_in("filler", &FOG, &[("cluster1", 4), ("cluster2", 4), ("cluster3", 4)]).await;
     // 10 pods of 3 CPU: BinPack wants several nodes; the quota gives one.
     h.apply_yaml(&mcd_shaped("wide", "  replicas: 10", "{cpu: '3', memory: 1Gi}", ""));
-    apply_cluster_scoped(&h, &provisioner("cloud-quota", "  workers: {maxReplicas: 6}\n  flavors: [{name: k8s.large, cpu: '8', memory: 32Gi}]"));
+    // Backoff base 30 s: after the partial capacity the next try is 2 minutes away.
+    let cp = provisioner("cloud-quota", "  workers: {maxReplicas: 6}\n  flavors: [{name: k8s.large, cpu: '8', memory: 32Gi}]").replace("retryBackoffSeconds: 1", "retryBackoffSeconds: 30");
+    apply_cluster_scoped(&h, &cp);
     wait_phase(&h, "cloud-quota", "Ready", PROVISION_BOUND).await;
     wait("PartialCapacity reported", PROVISION_BOUND, || async {
         let cp = cps(&h).get("cloud-quota").await.map_err(|e| e.to_string())?;

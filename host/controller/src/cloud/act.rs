@@ -24,6 +24,9 @@ pub enum ActError {
     Kube { what: String, source: kube::Error },
     #[error("{0}")]
     Invalid(String),
+    /// Not an error yet: something it needs is on its way (retried without a warning).
+    #[error("{0}")]
+    NotYet(String),
 }
 
 fn kube(what: impl Into<String>) -> impl FnOnce(kube::Error) -> ActError {
@@ -82,8 +85,15 @@ async fn provision(t: &Target<'_>, workers: i32) -> Result<(), ActError> {
     let s = t.settings;
     let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": s.namespace, "labels": {MADE_BY: t.owner, "fogguru.eu/managed-by": "mck8s"}}});
     let namespaces: Api<Namespace> = Api::all(t.client.clone());
-    if namespaces.get_opt(&s.namespace).await.map_err(kube("reading the namespace"))?.is_none() {
-        namespaces.patch(&s.namespace, &apply(PROVISIONER_MANAGER), &Patch::Apply(&ns)).await.map_err(kube(format!("namespace {}", s.namespace)))?;
+    match namespaces.get_opt(&s.namespace).await.map_err(kube("reading the namespace"))? {
+        None => {
+            namespaces.patch(&s.namespace, &apply(PROVISIONER_MANAGER), &Patch::Apply(&ns)).await.map_err(kube(format!("namespace {}", s.namespace)))?;
+        }
+        // The last de-provisioning's clean-up is still finishing: nothing can be made in it.
+        Some(n) if n.metadata.deletion_timestamp.is_some() => {
+            return Err(ActError::NotYet(format!("namespace {} is still being deleted", s.namespace)));
+        }
+        Some(_) => {}
     }
     credentials(t).await?;
     let body = t.shape().apply_body(Some(workers));

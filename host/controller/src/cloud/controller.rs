@@ -53,6 +53,9 @@ pub enum Error {
 struct Shared {
     ctx: Arc<Context>,
     cfg: CloudConfig,
+    /// What each CloudProvisioner's status was last set to, for reconciles that run on a
+    /// cached copy from before that write (a stale phase would read as a lost status).
+    memo: crate::shared::StatusMemo<CloudProvisionerStatus>,
 }
 
 pub async fn run(ctx: Arc<Context>, cfg: CloudConfig) {
@@ -72,7 +75,7 @@ pub async fn run(ctx: Arc<Context>, cfg: CloudConfig) {
         tracing::info!("cluster.x-k8s.io/v1beta2 is not served: CloudProvisioners are polled only");
     }
     let health = crate::shared::cluster_changes(&ctx);
-    let shared = Arc::new(Shared { ctx, cfg });
+    let shared = Arc::new(Shared { ctx, cfg, memo: Default::default() });
     crate::shared::drive(controller.reconcile_all_on(health).run(reconcile, error_policy, shared)).await;
 }
 
@@ -110,11 +113,16 @@ async fn reconcile_inner(cp: &CloudProvisioner, shared: &Shared) -> Result<Actio
             return Ok(Action::requeue(cfg.poll * 6));
         }
     };
+    let mut cp = cp.clone();
     if !deleting && !cp.finalizers().iter().any(|f| f == FINALIZER) {
         let mut fins = cp.finalizers().to_vec();
         fins.push(FINALIZER.into());
-        api.patch(&cp.name_any(), &PatchParams::default(), &Patch::Merge(serde_json::json!({"metadata": {"finalizers": fins}}))).await?;
+        // Go on with the patched object, so the status written below is based on its version.
+        cp = api.patch(&cp.name_any(), &PatchParams::default(), &Patch::Merge(serde_json::json!({"metadata": {"finalizers": fins}}))).await?;
     }
+    let own = cp.status.clone().unwrap_or_default();
+    cp.status = Some(shared.memo.current(&cp, own));
+    let cp = &cp;
     let observed = observe_all(cp, &settings, shared).await?;
     let plan = plan::plan(&settings, cp.status.as_ref(), &observed);
     carry_out(cp, &settings, &plan, shared).await?;
@@ -122,8 +130,10 @@ async fn reconcile_inner(cp: &CloudProvisioner, shared: &Shared) -> Result<Actio
     conditions::set(&mut status.conditions, conditions::INVALID_SPEC, false, "Valid", "the spec is valid", cp.metadata.generation, &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(observed.now));
     if cp.status.as_ref() != Some(&status) {
         write_status(&api, cp, &status).await?;
+        shared.memo.remember(cp, status);
     }
     if plan.release {
+        shared.memo.forget(cp);
         release(&api, cp).await?;
         return Ok(Action::await_change());
     }
@@ -189,7 +199,9 @@ async fn carry_out(cp: &CloudProvisioner, s: &Settings, plan: &Plan, shared: &Sh
     for step in &plan.steps {
         tracing::info!(?step, cluster = %s.cluster, "cloud provisioner step");
         if let Err(e) = act::run(&target, step).await {
-            crate::shared::publish_cluster_scoped(ctx, cp, EventType::Warning, "StepFailed", "Provision", &e.to_string()).await;
+            if !matches!(e, act::ActError::NotYet(_)) {
+                crate::shared::publish_cluster_scoped(ctx, cp, EventType::Warning, "StepFailed", "Provision", &e.to_string()).await;
+            }
             return Err(e.into());
         }
     }

@@ -303,6 +303,15 @@ impl Planner<'_> {
                 self.st.last_failure = None;
                 self.st.next_attempt_at = None;
                 self.event(false, "Joined", format!("{} is registered and Ready", self.s.cluster));
+                // It joins with one ready worker; the rest of what was asked for is still an
+                // open step, so machines that never come (quota) end it as partial capacity
+                // instead of being counted as in flight forever.
+                if let Some(c) = &self.o.cluster
+                    && let Some(desired) = c.topology_replicas
+                    && desired > c.workers_ready
+                {
+                    self.st.scale_step = Some(ScaleStep { kind: "Provision".into(), desired, started: self.now.clone(), node: None });
+                }
                 self.enter(READY);
             }
             (result, _) => {
@@ -343,7 +352,11 @@ impl Planner<'_> {
             }
             None => return,
         };
-        self.condition(conditions::DEGRADED, false, "Reachable", "the cloud cluster answers");
+        // Answering again clears only what not answering set: partial capacity stays reported
+        // until a scale step completes.
+        if conditions::get(&self.st.conditions, conditions::DEGRADED).is_none_or(|c| c.status == "False" || c.reason == "Unreachable") {
+            self.condition(conditions::DEGRADED, false, "Reachable", "the cloud cluster answers");
+        }
         if self.s.autoscaling == AutoscalingMode::Builtin && self.scale(&c, &w) {
             self.st.idle_since = None;
             return;
@@ -398,6 +411,9 @@ impl Planner<'_> {
                 self.st.scale_step = None;
                 self.st.partial_steps = 0;
                 self.condition("Scaling", false, "Done", format!("{ready} workers ready"));
+                if conditions::get(&self.st.conditions, conditions::DEGRADED).is_some_and(|c| c.reason == "PartialCapacity") {
+                    self.condition(conditions::DEGRADED, false, "FullCapacity", format!("{ready} workers ready"));
+                }
             } else if quota.is_some() || held(self.o.now, &Some(step.started.clone()), self.s.machine_startup_timeout) {
                 // Capacity that cannot be had: keep what is there, stop asking, back off.
                 let why = quota.unwrap_or_else(|| format!("machines not ready after {:?}", self.s.machine_startup_timeout));
@@ -497,7 +513,12 @@ impl Planner<'_> {
                 }
             }
             None => {
-                self.steps.push(Step::CleanUp);
+                // The namespace and credentials stay for a retry; they go when no attempt
+                // follows (idle, failed for good, or deleted).
+                let retrying = self.st.last_failure.is_some() && self.st.attempts < self.s.max_attempts && !self.o.deleting;
+                if !retrying {
+                    self.steps.push(Step::CleanUp);
+                }
                 self.st.cluster = None;
                 self.st.workers = None;
                 self.st.kubeconfig_version = None;
@@ -530,7 +551,11 @@ impl Planner<'_> {
             return true;
         }
         match phase.as_str() {
-            IDLE | FAILED if self.o.cluster.is_none() => return true,
+            IDLE | FAILED if self.o.cluster.is_none() => {
+                // A backoff between attempts kept the namespace and credentials.
+                self.steps.push(Step::CleanUp);
+                return true;
+            }
             IDLE | FAILED => {
                 if self.o.cluster.as_ref().is_some_and(|c| !c.deleting) && self.s.delete_failed {
                     self.steps.extend([Step::Unregister, Step::DeleteCluster]);

@@ -159,10 +159,10 @@ fn a_timeout_deletes_backs_off_and_ends_failed_until_retried() {
     let p = plan(&s, Some(&in_phase(PROVISIONING, 0)), &o);
     assert_eq!(p.steps, vec![Step::Unregister, Step::DeleteCluster]);
     assert!(p.events.iter().any(|e| e.reason == "ControlPlaneNotInitialized" && e.warning));
-    // Gone: back off before the next attempt.
+    // Gone: back off before the next attempt, keeping the namespace and credentials for it.
     o.cluster = None;
     let p = plan(&s, Some(&p.status), &o);
-    assert_eq!(p.steps, vec![Step::CleanUp]);
+    assert!(p.steps.is_empty(), "{:?}", p.steps);
     assert_eq!(p.status.phase.as_deref(), Some(IDLE));
     let next = p.status.next_attempt_at.clone().expect("backoff");
     o.demand = demand(2);
@@ -178,6 +178,7 @@ fn a_timeout_deletes_backs_off_and_ends_failed_until_retried() {
     o.cluster = None;
     let p = plan(&s, Some(&p.status), &o);
     assert_eq!(p.status.phase.as_deref(), Some(FAILED));
+    assert_eq!(p.steps, vec![Step::CleanUp], "no attempt follows: nothing is kept");
     let p2 = plan(&s, Some(&p.status), &o);
     assert!(p2.steps.is_empty() && p2.status.phase.as_deref() == Some(FAILED), "terminal until a retry");
     o.retry_annotation = Some("1".into());
@@ -258,6 +259,30 @@ fn quota_gives_partial_capacity_and_no_scale_loop() {
 }
 
 #[test]
+fn workers_still_missing_at_the_join_are_an_open_step_that_quota_ends() {
+    let s = settings();
+    let mut o = ready_observed(100, vec![worker("w1", 0)], 0);
+    o.cluster = Some(usable_cluster(1, 3));
+    o.registered = Some(false);
+    o.member_ready = true;
+    let joining = CloudProvisionerStatus { kubeconfig_version: Some("7".into()), ..in_phase(JOINING, 90) };
+    let p = plan(&s, Some(&joining), &o);
+    assert_eq!(p.status.phase.as_deref(), Some(READY));
+    assert_eq!(p.status.scale_step.as_ref().map(|s| (s.kind.as_str(), s.desired)), Some(("Provision", 3)));
+    o.now = t(110);
+    o.machines = vec![MachineView { name: "m2".into(), infrastructure_problem: Some("InstanceCreateFailed: Quota exceeded".into()), ..Default::default() }];
+    let p = plan(&s, Some(&p.status), &o);
+    assert_eq!(p.steps, vec![Step::SetWorkers(1)]);
+    let partial = |p: &Plan| conditions::get(&p.status.conditions, conditions::DEGRADED).is_some_and(|c| c.reason == "PartialCapacity" && c.status == "True");
+    assert!(partial(&p));
+    // Later reconciles that reach the cluster keep saying so.
+    o.now = t(111);
+    o.machines = vec![];
+    let p = plan(&s, Some(&p.status), &o);
+    assert!(partial(&p), "{:?}", p.status.conditions);
+}
+
+#[test]
 fn idle_drains_then_unjoins_then_deletes_only_the_cluster() {
     let mut s = settings();
     s.idle_window = Duration::from_secs(60);
@@ -320,7 +345,9 @@ fn deletion_waits_for_workloads_then_deprovisions() {
     // Idle and nothing left: the finalizer goes.
     let mut o = observed(10);
     o.deleting = true;
-    assert!(plan(&s, Some(&in_phase(IDLE, 0)), &o).release);
+    let p = plan(&s, Some(&in_phase(IDLE, 0)), &o);
+    assert!(p.release);
+    assert_eq!(p.steps, vec![Step::CleanUp], "what a backoff kept goes with it");
 }
 
 #[test]
