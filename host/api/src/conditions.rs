@@ -24,10 +24,16 @@ pub const SCALING_LIMITED: &str = "ScalingLimited";
 pub const ACTIVE: &str = "Active";
 
 /// Sets (or replaces) the condition `type_` in `conditions`.
+/// The longest condition message kept, in bytes (the API allows 32 KiB; a status with a
+/// few conditions must stay far below the request size limit).
+pub const MESSAGE_MAX: usize = 4096;
+
 pub fn set(conditions: &mut Vec<Condition>, type_: &str, status: bool, reason: &str, message: impl Into<String>, generation: Option<i64>, now: &Time) {
     let status = if status { "True" } else { "False" }.to_string();
     // The API server refuses a condition without a message (k8s-openapi omits an empty one).
-    let message = Some(message.into()).filter(|m| !m.is_empty()).unwrap_or_else(|| reason.to_string());
+    let mut message = Some(message.into()).filter(|m| !m.is_empty()).unwrap_or_else(|| reason.to_string());
+    // Messages carry text from policies and API servers: bounded, so a status always fits.
+    message.truncate(message.floor_char_boundary(MESSAGE_MAX));
     match conditions.iter_mut().find(|c| c.type_ == type_) {
         Some(c) => {
             if c.status != status {

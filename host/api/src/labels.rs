@@ -42,9 +42,33 @@ pub fn owner_value(name: &str) -> String {
     format!("h-{h:016x}")
 }
 
+/// The owner's kind and name from a child's (or its pod's) labels and annotations: the one
+/// place that reads them. The `owner-ref` annotation has the full name; without it (pods
+/// carry only the template's labels) the name is the label value, which for a name longer
+/// than 63 characters is its hash: compare such names through [`owner_value`].
+pub fn owner_of(labels: Option<&std::collections::BTreeMap<String, String>>, annotations: Option<&std::collections::BTreeMap<String, String>>) -> Option<(String, String)> {
+    let labels = labels?;
+    let kind = labels.get(OWNER_KIND)?.clone();
+    let full = annotations.and_then(|a| a.get(OWNER_REF)).and_then(|r| r.split_once('/')).map(|(_, n)| n.to_string());
+    let name = full.or_else(|| labels.get(OWNER_NAME).cloned())?;
+    Some((kind, name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn owner_of_prefers_the_full_name_and_agrees_on_long_ones() {
+        let long = "x".repeat(70);
+        let labels = std::collections::BTreeMap::from([(OWNER_KIND.to_string(), "MultiClusterDeployment".to_string()), (OWNER_NAME.to_string(), owner_value(&long))]);
+        let ann = std::collections::BTreeMap::from([(OWNER_REF.to_string(), format!("ns/{long}"))]);
+        assert_eq!(owner_of(Some(&labels), Some(&ann)), Some(("MultiClusterDeployment".into(), long.clone())));
+        // A pod: labels only. Its name compares equal once both sides are label values.
+        let (_, pod_name) = owner_of(Some(&labels), None).unwrap();
+        assert_eq!(owner_value(&pod_name), owner_value(&long));
+        assert_eq!(owner_of(None, Some(&ann)), None);
+    }
 
     #[test]
     fn long_names_hash_to_valid_label_values() {

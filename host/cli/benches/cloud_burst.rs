@@ -77,6 +77,7 @@ async fn bench(runs: usize) -> Result<()> {
         watch_namespace: Some(NS.into()),
         cluster_paths: vec![env.merged_kubeconfig()],
         exclude_clusters: exclude,
+        kubeconfig_local_files: false,
         cluster_secrets: true,
         policy_dirs: vec![builtin_dir()],
         policy_configmaps: false,

@@ -159,13 +159,11 @@ fn pod_key(pod: &Pod) -> String {
     })
 }
 
+/// Pods are counted under the label form of their owner's name (see
+/// [`OwnerKey::labelled`]): a pod carries only its template's labels.
 fn pod_owner(pod: &Pod) -> Option<OwnerKey> {
-    let l = pod.metadata.labels.as_ref()?;
-    Some(OwnerKey {
-        kind: l.get(labels::OWNER_KIND)?.clone(),
-        namespace: pod.metadata.namespace.clone().unwrap_or_default(),
-        name: l.get(labels::OWNER_NAME)?.clone(),
-    })
+    let (kind, name) = labels::owner_of(pod.metadata.labels.as_ref(), pod.metadata.annotations.as_ref())?;
+    Some(OwnerKey { kind, namespace: pod.metadata.namespace.clone().unwrap_or_default(), name }.labelled())
 }
 
 /// Allocatable of a node as the slot model counts it.

@@ -241,15 +241,9 @@ where
 }
 
 fn owner_of<K: Resource>(obj: &K) -> Option<OwnerKey> {
-    let l = obj.meta().labels.as_ref()?;
-    let a = obj.meta().annotations.as_ref();
-    // The annotation has the full name (the label may be a hash of a long one).
-    let name = a.and_then(|a| a.get(labels::OWNER_REF)).and_then(|r| r.split_once('/')).map(|(_, n)| n.to_string());
-    Some(OwnerKey {
-        kind: l.get(labels::OWNER_KIND)?.clone(),
-        namespace: obj.meta().namespace.clone().unwrap_or_default(),
-        name: name.or_else(|| l.get(labels::OWNER_NAME).cloned())?,
-    })
+    let meta = obj.meta();
+    let (kind, name) = labels::owner_of(meta.labels.as_ref(), meta.annotations.as_ref())?;
+    Some(OwnerKey { kind, namespace: meta.namespace.clone().unwrap_or_default(), name })
 }
 
 async fn watch_nodes(cluster: String, client: Client, state: Arc<Mutex<State>>, notifier: Arc<Notifier>) {

@@ -178,7 +178,7 @@ impl Registry {
 
 /// Keeps the clusters of a kubeconfig file or directory registered, re-reading it when it
 /// changes (a mounted Secret updates by swapping a symlink, so the directory is watched).
-pub async fn watch_path(registry: Arc<Registry>, path: PathBuf, exclude: Vec<String>) {
+pub async fn watch_path(registry: Arc<Registry>, path: PathBuf, exclude: Vec<String>, trust: crate::Trust) {
     use notify::Watcher;
     let source = format!("file:{}", path.display());
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -191,8 +191,14 @@ pub async fn watch_path(registry: Arc<Registry>, path: PathBuf, exclude: Vec<Str
         tracing::warn!(path = %path.display(), error = %e, "cannot watch kubeconfig path; it is read once");
     }
     loop {
-        match source::from_path(&path, &exclude) {
-            Ok(specs) => registry.sync_source(&source, specs).await,
+        match source::from_path(&path, &exclude, trust) {
+            Ok((specs, refused)) => {
+                // A refused context never gets a client.
+                for e in &refused {
+                    tracing::error!(error = %e, "workload cluster kubeconfig refused");
+                }
+                registry.sync_source(&source, specs).await
+            }
             // Keep what is connected: a half-written file must not drop every cluster.
             Err(e) => tracing::error!(error = %e, "workload cluster kubeconfig"),
         }

@@ -2,6 +2,7 @@
 //! named like the clusters (the mck8s convention), and labelled kubeconfig Secrets in the
 //! management cluster. Roles default to the name (`cloud` in it means cloud), as in mck8s.
 
+use crate::credentials::{self, Trust};
 use kube::config::Kubeconfig;
 use mck8s_api::labels;
 use mck8s_policy::input::RoleDoc;
@@ -29,6 +30,20 @@ pub enum SourceError {
     Kubeconfig { path: PathBuf, message: String },
     #[error("secret {secret}: {message}")]
     Secret { secret: String, message: String },
+    #[error("kubeconfig {path}, context {context:?}: {refused}")]
+    Refused { path: PathBuf, context: String, refused: credentials::Refused },
+}
+
+/// A YAML error without the text it quotes (a kubeconfig's lines hold credentials): where
+/// it is, not what is there.
+fn parse_error(text: &str) -> String {
+    match serde_yaml::from_str::<serde_yaml::Value>(text) {
+        Err(e) => match e.location() {
+            Some(at) => format!("not valid YAML at line {}, column {}", at.line(), at.column()),
+            None => "not valid YAML".to_string(),
+        },
+        Ok(_) => "not a kubeconfig (a field has the wrong type)".to_string(),
+    }
 }
 
 fn fingerprint(kubeconfig: &Kubeconfig, context: &str, labels: &BTreeMap<String, String>, role: &Option<RoleDoc>) -> u64 {
@@ -66,15 +81,28 @@ pub fn kubeconfig_files(path: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Every context of every kubeconfig under `path`, minus `exclude` (the management cluster).
-pub fn from_path(path: &Path, exclude: &[String]) -> Result<Vec<ClusterSpec>, SourceError> {
+/// Every context of every kubeconfig under `path`, minus `exclude` (the management cluster),
+/// and the contexts refused for what their credentials ask (see [`credentials`]).
+pub fn from_path(path: &Path, exclude: &[String], trust: Trust) -> Result<(Vec<ClusterSpec>, Vec<SourceError>), SourceError> {
     let mut out = Vec::new();
+    let mut refused = Vec::new();
     for file in kubeconfig_files(path) {
-        let kubeconfig = Kubeconfig::read_from(&file).map_err(|e| SourceError::Kubeconfig { path: file.clone(), message: e.to_string() })?;
+        let unreadable = |message: String| SourceError::Kubeconfig { path: file.clone(), message };
+        let text = std::fs::read_to_string(&file).map_err(|e| unreadable(e.kind().to_string()))?;
+        let mut kubeconfig = Kubeconfig::from_yaml(&text).map_err(|_| unreadable(parse_error(&text)))?;
+        if trust == Trust::LocalFiles {
+            // `read_from` resolves relative paths against the file, as kubectl does.
+            kubeconfig = Kubeconfig::read_from(&file).map_err(|_| unreadable(parse_error(&text)))?;
+        }
         let source = format!("file:{}", path.display());
-        out.extend(contexts_of(&kubeconfig, &source, exclude, BTreeMap::new(), None));
+        for spec in contexts_of(&kubeconfig, &source, exclude, BTreeMap::new(), None) {
+            match credentials::check(&spec.kubeconfig, &spec.context, trust) {
+                Ok(()) => out.push(spec),
+                Err(r) => refused.push(SourceError::Refused { path: file.clone(), context: spec.context, refused: r }),
+            }
+        }
     }
-    Ok(out)
+    Ok((out, refused))
 }
 
 fn contexts_of(kubeconfig: &Kubeconfig, source: &str, exclude: &[String], labels: BTreeMap<String, String>, role: Option<RoleDoc>) -> Vec<ClusterSpec> {
@@ -111,7 +139,7 @@ pub fn from_secret(secret: &k8s_openapi::api::core::v1::Secret) -> Result<Cluste
     let data = secret.data.as_ref().ok_or_else(|| bad("has no data".into()))?;
     let bytes = data.get("kubeconfig").or_else(|| data.get("value")).ok_or_else(|| bad("has no `kubeconfig` (or `value`) key".into()))?;
     let text = std::str::from_utf8(&bytes.0).map_err(|_| bad("kubeconfig is not UTF-8".into()))?;
-    let kubeconfig = Kubeconfig::from_yaml(text).map_err(|e| bad(format!("kubeconfig does not parse: {e}")))?;
+    let kubeconfig = Kubeconfig::from_yaml(text).map_err(|_| bad(format!("kubeconfig does not parse: {}", parse_error(text))))?;
     let context = kubeconfig
         .current_context
         .clone()
@@ -123,7 +151,73 @@ pub fn from_secret(secret: &k8s_openapi::api::core::v1::Secret) -> Result<Cluste
             cluster_labels.insert(key.to_string(), v.clone());
         }
     }
+    // A Secret is anyone's who may create one here: inline credentials only.
+    credentials::check(&kubeconfig, &context, Trust::Untrusted).map_err(|r| bad(r.to_string()))?;
     let role = role_from(l.get(labels::CLUSTER_ROLE).map(String::as_str));
     let fp = fingerprint(&kubeconfig, &context, &cluster_labels, &role);
     Ok(ClusterSpec { name, role, labels: cluster_labels, source: format!("secret:{id}"), kubeconfig, context, fingerprint: fp })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::Secret;
+
+    fn secret(kubeconfig: &str) -> Secret {
+        let mut s = Secret::default();
+        s.metadata.name = Some("c1".into());
+        s.metadata.namespace = Some("mck8s".into());
+        s.metadata.labels = Some([(labels::CLUSTER_SECRET.to_string(), "true".to_string())].into());
+        s.data = Some([("kubeconfig".to_string(), k8s_openapi::ByteString(kubeconfig.as_bytes().to_vec()))].into());
+        s
+    }
+
+    fn err(kubeconfig: &str) -> String {
+        match from_secret(&secret(kubeconfig)) {
+            Ok(_) => panic!("accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_broken_kubeconfig_is_reported_without_its_text() {
+        let token = "sk-live-0123456789abcdef";
+        for text in [
+            format!("users:\n- name: u\n  user:\n    token: {token}\n  : : bad\n"),
+            format!("users: [{{name: u, user: {{token: {token}}}}}\ncontexts: 12\n"),
+            format!("clusters: {token}\n"),
+        ] {
+            let e = err(&text);
+            assert!(!e.contains(token) && !e.contains("sk-live"), "{e}");
+            assert!(e.starts_with("secret mck8s/c1: kubeconfig does not parse"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_secret_with_a_plugin_or_a_path_names_the_field_and_the_secret() {
+        let base = "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\nclusters: [{name: k, cluster: {server: 'https://127.0.0.1:1'}}]\n";
+        let e = err(&format!("{base}users: [{{name: u, user: {{exec: {{command: /usr/bin/id}}}}}}]\n"));
+        assert_eq!(e, "secret mck8s/c1: exec in user \"u\" is not allowed: credential plugins run a command as the controller");
+        let e = err(&format!("{base}users: [{{name: u, user: {{tokenFile: /etc/shadow}}}}]\n"));
+        assert!(e.starts_with("secret mck8s/c1: tokenFile in user \"u\" is not allowed") && !e.contains("/etc/shadow"), "{e}");
+        assert!(from_secret(&secret(&format!("{base}users: [{{name: u, user: {{token: t}}}}]\n"))).is_ok());
+    }
+
+    #[test]
+    fn files_refuse_plugins_always_and_paths_unless_allowed() {
+        let dir = std::env::temp_dir().join(format!("mck8s-source-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("kubeconfig");
+        let text = "apiVersion: v1\nkind: Config\ncontexts: [{name: a, context: {cluster: k, user: path}}, {name: b, context: {cluster: k, user: plugin}}]\n\
+                    clusters: [{name: k, cluster: {server: 'https://127.0.0.1:1'}}]\n\
+                    users: [{name: path, user: {client-key: key.pem, client-certificate: cert.pem}}, {name: plugin, user: {auth-provider: {name: gcp}}}]\n";
+        std::fs::write(&file, text).unwrap();
+        let names = |trust| {
+            let (ok, refused) = from_path(&file, &[], trust).unwrap();
+            (ok.iter().map(|s| s.name.clone()).collect::<Vec<_>>(), refused.len())
+        };
+        assert_eq!(names(Trust::Untrusted), (vec![], 2));
+        assert_eq!(names(Trust::LocalFiles), (vec!["a".to_string()], 1));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -45,6 +45,9 @@ pub struct Config {
     pub cluster_paths: Vec<PathBuf>,
     /// Contexts that are not workload clusters (the management cluster).
     pub exclude_clusters: Vec<String>,
+    /// Whether those kubeconfig files may name local files (`certificate-authority`,
+    /// `tokenFile`, ...). Credential plugins are refused regardless, and Secrets always.
+    pub kubeconfig_local_files: bool,
     /// Watch labelled kubeconfig Secrets in `namespace`.
     pub cluster_secrets: bool,
     /// Policy directories (built-ins, large components), watched.
@@ -78,7 +81,8 @@ pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
     let metrics = Arc::new(metrics::Metrics::default());
     let clusters = Registry::new();
     for path in &config.cluster_paths {
-        tokio::spawn(mck8s_clusters::watch_path(clusters.clone(), path.clone(), config.exclude_clusters.clone()));
+        let trust = if config.kubeconfig_local_files { mck8s_clusters::Trust::LocalFiles } else { mck8s_clusters::Trust::Untrusted };
+        tokio::spawn(mck8s_clusters::watch_path(clusters.clone(), path.clone(), config.exclude_clusters.clone(), trust));
     }
     if config.cluster_secrets {
         tokio::spawn(mck8s_clusters::watch_secrets(clusters.clone(), client.clone(), config.namespace.clone()));

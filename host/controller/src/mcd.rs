@@ -43,7 +43,13 @@ pub enum Error {
     Finalizer(String),
     #[error("cluster {cluster}: {message}")]
     Cluster { cluster: String, message: String },
+    /// Already names its cluster.
+    #[error(transparent)]
+    Child(#[from] children::ChildError),
 }
+
+/// Bytes of per-cluster reasons kept in one status, however many clusters there are.
+const REASONS_MAX: usize = 16 << 10;
 
 pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
     let api: Api<MultiClusterDeployment> = shared::scoped_api(&ctx.client, &watch_namespace);
@@ -51,21 +57,7 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
     let triggers = shared::owner_triggers(&ctx, KIND, watch_namespace);
     // A policy loaded, replaced or removed: re-check every object (one naming a policy that
     // just appeared was InvalidSpec until now).
-    let policies = ctx.scheduler.registry().clone();
-    let policy_changes = futures::stream::unfold(digests(&policies), move |last| {
-        let policies = policies.clone();
-        async move {
-            let mut last = last;
-            loop {
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                let now = digests(&policies);
-                if now != last {
-                    last = now;
-                    return Some(((), last));
-                }
-            }
-        }
-    });
+    let policy_changes = shared::policy_changes(&ctx);
     // A cluster added, removed, lost or back: re-check every object (placements using a
     // cluster that left are decided again).
     let cluster_changes = shared::cluster_changes(&ctx);
@@ -80,10 +72,6 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
         .shutdown_on_signal()
         .run(reconcile, shared::error_policy, ctx);
     shared::drive(results).await;
-}
-
-fn digests(registry: &mck8s_policy::PolicyRegistry) -> Vec<(String, String)> {
-    registry.list().iter().map(|p| (p.name.clone(), p.digest.clone())).collect()
 }
 
 
@@ -192,6 +180,7 @@ async fn apply(mcd: Arc<MultiClusterDeployment>, ctx: Arc<Context>) -> Result<Ac
         Some(d) => d.placements.iter().map(|p| (p.cluster.clone(), p.reason.clone())).collect(),
         None => status.placement.iter().map(|p| (p.cluster.clone(), p.reason.clone())).collect(),
     };
+    let reasons = shared::bounded_reasons(reasons, REASONS_MAX);
     for (cluster, replicas) in &desired {
         // An unreachable cluster's cached status is stale: count nothing ready there.
         let ready = ctx.clusters.get(cluster).filter(|m| m.health() != HealthDoc::Unreachable).map(|m| ready_of(&m.children_of(&owner))).unwrap_or(0);
@@ -387,7 +376,7 @@ async fn apply_child(ctx: &Context, cluster: &str, owner: &Owner<'_>, parsed: &P
     let live = member.children_of(&owner_key_of(owner)).into_iter().find(|d| d.metadata.name.as_deref() == Some(owner.name));
     let outcome = children::apply(&ctx.applied, &member, &child, live.as_deref()).await;
     count_apply(ctx, "Deployment", &outcome);
-    outcome.map(|_| ()).map_err(|e| err(e.to_string()))
+    outcome.map(|_| ()).map_err(Error::Child)
 }
 
 pub(crate) fn count_apply(ctx: &Context, kind: &str, outcome: &Result<children::Outcome, children::ChildError>) {
@@ -422,7 +411,7 @@ async fn cleanup(mcd: Arc<MultiClusterDeployment>, ctx: Arc<Context>) -> Result<
     let mut errors = Vec::new();
     for member in ctx.clusters.members() {
         if let Err(e) = children::delete_all(&ctx.applied, &member, &member.children_of(&owner)).await {
-            errors.push(Error::Cluster { cluster: member.name.clone(), message: e.to_string() });
+            errors.push(Error::Child(e));
         }
     }
     if let Some(e) = errors.into_iter().next() {

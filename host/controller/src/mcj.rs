@@ -50,8 +50,11 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
     let api: Api<MultiClusterJob> = shared::scoped_api(&ctx.client, &watch_namespace);
     let triggers = shared::owner_triggers(&ctx, KIND, watch_namespace);
     let cluster_changes = shared::cluster_changes(&ctx);
+    // An MCJ created before its policy loaded is InvalidSpec until the policy appears.
+    let policy_changes = shared::policy_changes(&ctx);
     let results = Controller::new(api, watcher::Config::default())
         .reconcile_on(triggers)
+        .reconcile_all_on(policy_changes)
         .reconcile_all_on(cluster_changes)
         .shutdown_on_signal()
         .run(reconcile, shared::error_policy, ctx);

@@ -70,6 +70,9 @@ pub struct Metrics {
     /// CloudProvisioner transitions and steps by event reason (Provisioning, Joined,
     /// ScaledOut, ScaledIn, PartialCapacity, Deprovisioned, ProvisioningTimeout, Failed, ...).
     pub cloud: Family<ResultLabel, Counter>,
+    /// Guest log lines over a call's budget, dropped (kept by the policy crate; brought up
+    /// to date at each scrape).
+    guest_log_dropped: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -94,6 +97,8 @@ impl Default for Metrics {
         let scaling = Family::<ResultLabel, Counter>::default();
         let reschedules = Family::<ResultLabel, Counter>::default();
         let cloud = Family::<ResultLabel, Counter>::default();
+        let guest_log_dropped = Counter::default();
+        registry.register("policy_log_lines_dropped", "Policy log lines dropped: over 32 lines in one call", guest_log_dropped.clone());
         registry.register("cloud_provisioner_events", "CloudProvisioner transitions and steps by reason (Provisioning, Joined, ScaledOut, ScaledIn, PartialCapacity, Deprovisioned, failures)", cloud.clone());
         registry.register("autoscaler_evaluations", "MultiClusterHorizontalPodAutoscaler evaluations by result (scaled_out, scaled_in, steady, held, error)", scaling.clone());
         registry.register("reschedules", "Rescheduler moves from cloud to fog by result (proposed, adopted, discarded, throttled)", reschedules.clone());
@@ -108,12 +113,14 @@ impl Default for Metrics {
         registry.register("moves", "Placements moved between clusters, by kind and reason (failover, failback, drained)", moves.clone());
         registry.register("moves_throttled", "Failover or failback moves postponed by the fleet-wide rate limit", moves_throttled.clone());
         registry.register("child_applies", "Server-side applies of children by kind and result (unchanged: skipped, the cached child is what the last apply produced)", child_applies.clone());
-        Metrics { registry, reconciles, decisions, decision_seconds, policy_errors, unplaced, cluster_allocatable, cluster_free, cluster_ready, moves, moves_throttled, child_applies, scaling, reschedules, cloud }
+        Metrics { registry, reconciles, decisions, decision_seconds, policy_errors, unplaced, cluster_allocatable, cluster_free, cluster_ready, moves, moves_throttled, child_applies, scaling, reschedules, cloud, guest_log_dropped }
     }
 }
 
 impl Metrics {
     pub fn encode(&self) -> String {
+        let dropped = mck8s_policy::guest_log_lines_dropped();
+        self.guest_log_dropped.inc_by(dropped.saturating_sub(self.guest_log_dropped.get()));
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("encoding to a String cannot fail");
         out

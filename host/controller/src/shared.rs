@@ -5,6 +5,7 @@ use crate::context::Context;
 use futures::StreamExt;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Error as FinalizerError, Event as FinalizerEvent, finalizer};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use tracing::Instrument;
@@ -175,6 +176,18 @@ mod tests {
     }
 
     #[test]
+    fn reasons_stay_within_their_budget() {
+        let many: std::collections::BTreeMap<String, String> = (0..1000).map(|i| (format!("c{i:04}"), "x".repeat(1024))).collect();
+        let out = super::bounded_reasons(many, 16 << 10);
+        assert_eq!(out.len(), 1000, "every cluster keeps its row");
+        let total: usize = out.values().map(String::len).sum();
+        assert!(total < (16 << 10) + 100, "{total}");
+        assert!(out["c0015"].ends_with("[984 more reasons left out: status size]"), "{}", &out["c0015"][1000..]);
+        let few: std::collections::BTreeMap<String, String> = [("a".to_string(), "fits".to_string())].into();
+        assert_eq!(super::bounded_reasons(few.clone(), 16), few);
+    }
+
+    #[test]
     fn fields_that_went_away_are_nulled() {
         let old = mck8s_api::MultiClusterDeploymentStatus { failed_over: vec!["c3".into()], policy: Some("a".into()), summary: Some("a".into()), ..Default::default() };
         let new = mck8s_api::MultiClusterDeploymentStatus { summary: Some("b".into()), ..Default::default() };
@@ -191,6 +204,53 @@ pub fn owner_triggers<K: Resource<DynamicType = ()>>(ctx: &Context, kind: &'stat
     tokio_stream(owners).filter_map(move |o| {
         let keep = o.kind == kind && watch_namespace.as_ref().is_none_or(|ns| *ns == o.namespace);
         async move { keep.then(|| ObjectRef::new(&o.name).within(&o.namespace)) }
+    })
+}
+
+/// Per-cluster reasons within `budget` bytes in all: the first ones whole (each is already
+/// capped by the policy host), then "" with the last kept saying how many were left out.
+pub fn bounded_reasons(reasons: BTreeMap<String, String>, budget: usize) -> BTreeMap<String, String> {
+    let total: usize = reasons.values().map(String::len).sum();
+    if total <= budget {
+        return reasons;
+    }
+    let mut used = 0;
+    let mut omitted = 0;
+    let mut out = BTreeMap::new();
+    for (cluster, reason) in reasons {
+        if used + reason.len() <= budget {
+            used += reason.len();
+            out.insert(cluster, reason);
+        } else {
+            omitted += 1;
+            out.insert(cluster, String::new());
+        }
+    }
+    if let Some(last) = out.values_mut().rev().find(|r| !r.is_empty()) {
+        last.push_str(&format!(" [{omitted} more reasons left out: status size]"));
+    }
+    out
+}
+
+/// A policy loaded, replaced or removed. Polls the registry's digests (200 ms): objects that
+/// name a policy which just appeared were InvalidSpec until now and must be decided again.
+pub fn policy_changes(ctx: &Context) -> impl futures::Stream<Item = ()> + Send + use<> {
+    fn digests(registry: &mck8s_policy::PolicyRegistry) -> Vec<(String, String)> {
+        registry.list().iter().map(|p| (p.name.clone(), p.digest.clone())).collect()
+    }
+    let policies = ctx.scheduler.registry().clone();
+    futures::stream::unfold(digests(&policies), move |mut last| {
+        let policies = policies.clone();
+        async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                let now = digests(&policies);
+                if now != last {
+                    last = now;
+                    return Some(((), last));
+                }
+            }
+        }
     })
 }
 

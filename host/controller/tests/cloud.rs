@@ -76,6 +76,18 @@ where
     }
 }
 
+/// The CloudProvisioner's phase, conditions and open scale step, for failure messages.
+async fn cp_state(h: &Harness, cp: &str) -> String {
+    match cps(h).get(cp).await {
+        Ok(o) => {
+            let st = o.status.unwrap_or_default();
+            let conds: Vec<String> = st.conditions.iter().map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message)).collect();
+            format!("phase {:?}, step {:?}, workers {:?}, next attempt {:?}, conditions {conds:?}", st.phase, st.scale_step, st.workers, st.next_attempt_at)
+        }
+        Err(e) => format!("CloudProvisioner {cp}: {e}"),
+    }
+}
+
 async fn wait_phase(h: &Harness, cp: &str, phase: &str, bound: Duration) -> CloudProvisioner {
     wait(&format!("CloudProvisioner {cp} {phase}"), bound, || async {
         let o = cps(h).get(cp).await.map_err(|e| e.to_string())?;
@@ -301,7 +313,8 @@ async fn scale_out_once_scale_in_the_chosen_node_then_deprovision_when_idle() {
     let _leftovers = Leftovers::of(&h, &[("cloud-life", "cloud-life")]);
     // Leave room for exactly 2 fog replicas, so 2 of 4 burst; the filler goes later.
     h.apply_yaml(&mcd("filler", "  replicas: 10"));
-    h.wait_children_in("filler", &FOG, &[("cluster1", 4), ("cluster2", 4), ("cluster3", 2)]).await;
+    // Which cluster keeps the 2 free slots is the policy's tie-break; only the total counts.
+    h.wait_fog_total("filler", 10).await;
     h.apply_yaml(&mcd("web", "  replicas: 4"));
     apply_cluster_scoped(&h, &provisioner("cloud-life", "  workers: {minReplicas: 1, maxReplicas: 4}\n  sizing: {mode: Legacy}"));
     let cp = wait_phase(&h, "cloud-life", "Ready", PROVISION_BOUND).await;
@@ -330,7 +343,7 @@ async fn scale_out_once_scale_in_the_chosen_node_then_deprovision_when_idle() {
     };
     wait("3 big pods Running after one scale step", PROVISION_BOUND, || async {
         let n = running_in(&cloud, batch, "big").await;
-        if n == 3 { Ok(()) } else { Err(format!("{n} running, topology replicas {}", replicas().await)) }
+        if n == 3 { Ok(()) } else { Err(format!("{n} running, topology replicas {}; {}", replicas().await, cp_state(&h, "cloud-life").await)) }
     })
     .await;
     // Many reconciles later (1 s poll), still exactly one scale-out.
@@ -346,7 +359,7 @@ async fn scale_out_once_scale_in_the_chosen_node_then_deprovision_when_idle() {
     let before = workers().await;
     wait("one node removed", PROVISION_BOUND, || async {
         let now = workers().await;
-        if now.len() < before.len() { Ok(()) } else { Err(format!("{} workers", now.len())) }
+        if now.len() < before.len() { Ok(()) } else { Err(format!("{} workers; {}", now.len(), cp_state(&h, "cloud-life").await)) }
     })
     .await;
     let cp_now = cps(&h).get("cloud-life").await.unwrap();

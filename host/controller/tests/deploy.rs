@@ -350,6 +350,7 @@ impl Release {
             watch_namespace: Some(self.apps.name.clone()),
             cluster_paths: vec![],
             exclude_clusters: vec![],
+            kubeconfig_local_files: false,
             cluster_secrets: true,
             policy_dirs: vec![],
             policy_configmaps: true,

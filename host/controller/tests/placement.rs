@@ -301,3 +301,92 @@ async fn clusters_registered_by_secrets_come_and_go_at_runtime() {
     kube::Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(c3, &h.ns.name).delete("reg", &Default::default()).await.unwrap();
     h.finish().await;
 }
+
+fn h_name(p: &std::path::Path) -> String {
+    p.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// A kubeconfig Secret is anyone's who may create Secrets in the controller's namespace:
+/// one with an `exec` plugin never runs its command and one pointing at a local token file is
+/// refused; neither cluster gets a client, and the good Secret beside them still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_kubeconfig_secrets_are_refused_and_run_nothing() {
+    let _serial = serial();
+    let env = mck8s_testenv::TestEnv::shared().await.unwrap();
+    let ns = env.namespace("cluster0", "mcd-hostile").await.unwrap();
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> = ns.api();
+    secrets.create(&Default::default(), &cluster_secret(&env, "cluster2")).await.unwrap();
+    let marker = std::env::temp_dir().join(format!("mck8s-exec-ran-{}", ns.name));
+    let _ = std::fs::remove_file(&marker);
+    let server = |c: &str| {
+        let text = std::fs::read_to_string(env.kubeconfig(c)).unwrap();
+        let kc = kube::config::Kubeconfig::from_yaml(&text).unwrap();
+        kc.clusters[0].cluster.clone().unwrap()
+    };
+    let hostile = |name: &str, cluster: &str, user: serde_json::Value| {
+        let doc = serde_json::json!({
+            "apiVersion": "v1", "kind": "Config", "current-context": cluster,
+            "clusters": [{"name": cluster, "cluster": serde_json::to_value(server(cluster)).unwrap()}],
+            "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": "u"}}],
+            "users": [{"name": "u", "user": user}],
+        });
+        let mut s = cluster_secret(&env, cluster);
+        s.metadata.name = Some(name.to_string());
+        s.data = Some([("kubeconfig".to_string(), k8s_openapi::ByteString(serde_yaml::to_string(&doc).unwrap().into_bytes()))].into());
+        s
+    };
+    let exec = serde_json::json!({"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": "/bin/sh", "args": ["-c", format!("touch {}", marker.display())]}});
+    secrets.create(&Default::default(), &hostile("evil-exec", "cluster3", exec)).await.unwrap();
+    // A real token in a file on the controller's machine: followed, it would work.
+    let admin: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(env.kubeconfig("cluster1")).unwrap()).unwrap();
+    let token = admin["users"][0]["user"]["token"].as_str().expect("the test environment's admin token").to_string();
+    let token_path = std::env::temp_dir().join(format!("mck8s-token-{}", h_name(&marker)));
+    std::fs::write(&token_path, token).unwrap();
+    let token_file = serde_json::json!({"tokenFile": token_path.display().to_string()});
+    secrets.create(&Default::default(), &hostile("evil-token-file", "cluster1", token_file)).await.unwrap();
+    let h = Harness::start_in(env.clone(), ns, &[]).await;
+    // Three locations asked for; only cluster2 is registered, so it takes every replica.
+    h.apply_yaml(&mcd("safe", "  placementPolicy: worst-fit\n  replicas: 2\n  numberOfLocations: 3"));
+    h.wait_children("safe", &[("cluster2", 2)]).await;
+    let s = h.status("safe").await;
+    assert_eq!(s.placement.iter().map(|p| p.cluster.as_str()).collect::<Vec<_>>(), ["cluster2"], "no client for a refused cluster");
+    assert!(!marker.exists(), "the exec plugin's command ran");
+    let _ = std::fs::remove_file(&token_path);
+    h.finish().await;
+}
+
+/// A name longer than a label value (63 characters) is hashed in the owner label its pods
+/// carry. A new decision must still count the object's own pods as free, as for a short name:
+/// both fill one cluster, scale down by one, and stay there with nothing unplaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_named_mcd_counts_its_own_pods_as_free_like_a_short_one() {
+    let _serial = serial();
+    let h = Harness::start("mcd-long", &ALL).await;
+    let long = format!("long-{}", "n".repeat(65));
+    assert_eq!(long.len(), 70);
+    let cases = [(long.as_str(), "cluster1"), ("short", "cluster2")];
+    for (name, cluster) in cases {
+        // Only the object's name is long: its pod label and container name must stay valid.
+        let app = if name.len() > 63 { "longapp" } else { name };
+        h.apply_yaml(&mcd(app, &format!("  locations: {cluster}\n  replicas: 4")).replacen(&format!("name: {app}\n"), &format!("name: {name}\n"), 1));
+        h.wait_children(name, &[(cluster, 4)]).await;
+        h.eventually(&format!("{name}: 4 ready"), || async {
+            let s = h.status(name).await;
+            if s.ready_replicas == 4 { Ok(()) } else { Err(format!("{} ready", s.ready_replicas)) }
+        })
+        .await;
+    }
+    // Each cluster is now full of that object's own pods.
+    for (name, cluster) in cases {
+        h.kubectl_ok(&["patch", "mcd", name, "--type=merge", "-p", r#"{"spec":{"replicas":3}}"#]);
+        h.wait_children(name, &[(cluster, 3)]).await;
+        h.eventually(&format!("{name}: decided for generation 2"), || async {
+            let s = h.status(name).await;
+            if s.observed_generation == Some(2) { Ok(()) } else { Err(format!("{:?}", s.observed_generation)) }
+        })
+        .await;
+        let s = h.status(name).await;
+        assert_eq!((s.replicas, s.unplaced), (3, 0), "{name}: {:?}", s.placement);
+    }
+    h.finish().await;
+}

@@ -37,6 +37,7 @@ pub use loaded::{LoadedPolicy, PolicyKind};
 pub use registry::PolicyRegistry;
 pub use session::{Decision, PlacementSession, ScalingOutcome};
 pub use source::DirSource;
+pub use state::guest_log_lines_dropped;
 
 /// The WIT package version this host implements.
 pub const WIT_VERSION: &str = "0.1.0";

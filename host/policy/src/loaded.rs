@@ -150,6 +150,7 @@ impl LoadedPolicy {
 
     fn arm_for(&self, store: &mut Store<GuestState>, budget: std::time::Duration) {
         store.data_mut().clock = CallClock::start(budget);
+        store.data_mut().log_lines = 0;
         store.set_epoch_deadline(self.engine.deadline_ticks(budget));
     }
 

@@ -73,7 +73,7 @@ impl PlacementSession {
         p.arm(&mut store);
         match instance.mck8s_policy_placer().call_set_fleet(&mut store, &self.fleet.wit) {
             Ok(Ok(())) => {}
-            Ok(Err(msg)) => return Err(p.error(PolicyErrorKind::Refused(format!("set-fleet: {msg}")))),
+            Ok(Err(msg)) => return Err(p.error(PolicyErrorKind::Refused(format!("set-fleet: {}", validate::clip_text(msg, validate::REASON_MAX))))),
             Err(e) => return Err(p.classify(e, &store, "set-fleet")),
         }
         self.live = Some((store, instance));
@@ -91,10 +91,10 @@ impl PlacementSession {
                 .choices
                 .into_iter()
                 .filter(|c| c.replicas > 0)
-                .map(|c| ClusterReplicas { cluster: fleet.name_of(c.cluster).to_string(), replicas: c.replicas, reason: c.reason })
+                .map(|c| ClusterReplicas { cluster: fleet.name_of(c.cluster).to_string(), replicas: c.replicas, reason: validate::clip_text(c.reason, validate::REASON_MAX) })
                 .collect(),
             unplaced: raw.unplaced,
-            summary: raw.summary,
+            summary: validate::clip_text(raw.summary, validate::SUMMARY_MAX),
         })
     }
 
@@ -110,7 +110,7 @@ impl PlacementSession {
                     .map_err(|e| self.policy.error(PolicyErrorKind::InvalidOutput(e)))?;
                 Ok(decision)
             }
-            Ok(Err(msg)) => Err(self.policy.error(PolicyErrorKind::Refused(msg))),
+            Ok(Err(msg)) => Err(self.policy.error(PolicyErrorKind::Refused(validate::clip_text(msg, validate::REASON_MAX)))),
             Err(e) => {
                 let err = self.policy.classify(e, store, "place");
                 // wasmtime will not re-enter an instance that trapped: rebuild next time.
@@ -162,11 +162,11 @@ impl LoadedPolicy {
                     digest: self.digest.clone(),
                     desired: d.desired,
                     total: d.total,
-                    reason: d.reason,
+                    reason: validate::clip_text(d.reason, validate::SUMMARY_MAX),
                     state: d.state,
                 })
             }
-            Ok(Err(msg)) => Err(self.error(PolicyErrorKind::Refused(msg))),
+            Ok(Err(msg)) => Err(self.error(PolicyErrorKind::Refused(validate::clip_text(msg, validate::REASON_MAX)))),
             Err(e) => Err(self.classify(e, &store, "scale")),
         }
     }

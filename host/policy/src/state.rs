@@ -52,6 +52,8 @@ fn thread_cpu_time() -> Option<Duration> {
 
 pub(crate) struct GuestState {
     pub(crate) clock: CallClock,
+    /// Log lines of the call in progress (reset when a call is armed).
+    pub(crate) log_lines: u32,
     pub(crate) policy: String,
     pub(crate) digest_short: String,
     pub(crate) limits: StoreLimits,
@@ -68,6 +70,7 @@ impl GuestState {
         let wasi = WasiCtx::builder().stdout(stderr.clone()).stderr(stderr.clone()).build();
         GuestState {
             clock: CallClock::start(Duration::ZERO),
+            log_lines: 0,
             policy: policy.to_string(),
             digest_short: crate::error::short(digest).to_string(),
             limits: StoreLimitsBuilder::new()
@@ -105,18 +108,37 @@ impl WasiView for GuestState {
     }
 }
 
-/// Guest log lines are capped so a chatty policy cannot flood the host's log.
+/// Guest log lines are capped in size and in number per call, so a chatty policy cannot
+/// flood the host's log: 32 lines of 4 KiB at most per call; the rest are dropped and counted
+/// ([`guest_log_lines_dropped`], exported as a metric).
 const LOG_LINE_MAX: usize = 4096;
+const LOG_LINES_PER_CALL: u32 = 32;
+
+static DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Guest log lines dropped since the process started, over every policy.
+pub fn guest_log_lines_dropped() -> u64 {
+    DROPPED.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 fn clip(message: &str) -> &str {
-    if message.len() <= LOG_LINE_MAX {
-        return message;
+    &message[..message.floor_char_boundary(LOG_LINE_MAX)]
+}
+
+impl GuestState {
+    /// Logs one guest line within the call's budget; says once per call when the rest go.
+    fn log_bounded(&mut self, level: tracing::Level, message: &str) {
+        self.log_lines = self.log_lines.saturating_add(1);
+        match self.log_lines {
+            n if n <= LOG_LINES_PER_CALL => self.log(level, clip(message)),
+            n => {
+                DROPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if n == LOG_LINES_PER_CALL + 1 {
+                    self.log(tracing::Level::WARN, &format!("more than {LOG_LINES_PER_CALL} log lines in one call: the rest of this call's are dropped"));
+                }
+            }
+        }
     }
-    let mut end = LOG_LINE_MAX;
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    &message[..end]
 }
 
 impl placement::mck8s::policy::log::Host for GuestState {
@@ -129,7 +151,7 @@ impl placement::mck8s::policy::log::Host for GuestState {
             L::Warn => tracing::Level::WARN,
             L::Error => tracing::Level::ERROR,
         };
-        GuestState::log(self, level, clip(&message));
+        self.log_bounded(level, &message);
     }
 }
 

@@ -7,6 +7,20 @@ use crate::input::FleetSnapshot;
 /// Largest opaque state a scaling policy may return (it is persisted in the MCHPA status).
 pub const MAX_STATE_BYTES: usize = 64 << 10;
 
+/// What the host keeps of a policy's free text: each cluster's reason, the summary, a
+/// refusal. A policy may return megabytes; the status and events they end up in may not.
+pub const REASON_MAX: usize = 1024;
+pub const SUMMARY_MAX: usize = 4096;
+
+/// `text` cut to at most `max` bytes (on a character boundary), saying how much was cut.
+pub fn clip_text(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let cut = text.floor_char_boundary(max.saturating_sub(32));
+    format!("{}… [{} bytes cut]", &text[..cut], text.len() - cut)
+}
+
 pub fn placement(fleet: &FleetSnapshot, w: &wit::Workload, d: &wit::Decision) -> Result<(), String> {
     let n = fleet.len() as u32;
     let mut seen = vec![false; n as usize];

@@ -5,6 +5,7 @@
 mod common;
 
 use mck8s_policy::input::PlacementInput;
+use mck8s_policy::validate;
 use mck8s_policy::{FleetSnapshot, Limits, LoadedPolicy, PolicyErrorKind, PolicyRegistry, PlacementSession};
 use std::sync::Arc;
 use std::time::Duration;
@@ -168,4 +169,36 @@ fn per_policy_limits_apply() {
     assert!(matches!(err.kind, PolicyErrorKind::Timeout { limit_ms: 20, call: "place" }), "{err}");
     let err = s.place(&f.workload("alloc")).unwrap_err();
     assert!(matches!(err.kind, PolicyErrorKind::OutOfMemory { limit_mib: 16, .. }), "{err}");
+}
+
+#[test]
+fn megabytes_of_reason_and_summary_are_cut_with_a_marker() {
+    let f = fixture();
+    let mut session = f.registry.placement_session("hostile", f.fleet.clone()).unwrap();
+    let d = session.place(&f.workload("verbose")).expect("a valid placement, however wordy");
+    assert_eq!(d.replicas_on("cluster1"), 2);
+    assert!(d.summary.len() <= validate::SUMMARY_MAX && d.summary.ends_with("bytes cut]"), "{}", d.summary.len());
+    for p in &d.placements {
+        assert!(p.reason.len() <= validate::REASON_MAX && p.reason.starts_with("why why") && p.reason.ends_with("bytes cut]"), "{}", p.reason.len());
+    }
+    f.assert_healthy(&mut session);
+}
+
+#[test]
+fn a_log_flood_is_cut_to_a_few_lines_per_call_and_counted() {
+    let f = fixture();
+    let mut session = f.registry.placement_session("hostile", f.fleet.clone()).unwrap();
+    let before = mck8s_policy::guest_log_lines_dropped();
+    let result = session.place(&f.workload("chatty"));
+    let dropped = mck8s_policy::guest_log_lines_dropped() - before;
+    match result {
+        // 10,000 lines asked for, 32 kept.
+        Ok(d) => {
+            assert_eq!(d.replicas_on("cluster1"), 2);
+            assert_eq!(dropped, 10_000 - 32);
+        }
+        // A slow machine may spend the budget first; the flood was still cut.
+        Err(e) => assert!(matches!(e.kind, PolicyErrorKind::Timeout { .. }) && dropped > 0, "{e}, {dropped} dropped"),
+    }
+    f.assert_healthy(&mut session);
 }

@@ -15,6 +15,14 @@ pub struct OwnerKey {
     pub name: String,
 }
 
+impl OwnerKey {
+    /// The key its pods are counted under: the owner label's value, which hashes names
+    /// longer than 63 characters. Idempotent.
+    pub fn labelled(&self) -> OwnerKey {
+        OwnerKey { kind: self.kind.clone(), namespace: self.namespace.clone(), name: mck8s_api::labels::owner_value(&self.name) }
+    }
+}
+
 impl std::fmt::Display for OwnerKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}/{}", self.kind, self.namespace, self.name)
@@ -78,6 +86,11 @@ impl FleetCycle {
     }
 
     pub fn bound(&self, cluster: u32, owner: &OwnerKey) -> u32 {
-        self.owned.get(cluster as usize).and_then(|m| m.get(owner)).map_or(0, |o| o.bound)
+        self.owned_pods(cluster, owner).map_or(0, |o| o.bound)
+    }
+
+    /// `owner`'s bound pods in `cluster`.
+    pub fn owned_pods(&self, cluster: u32, owner: &OwnerKey) -> Option<&OwnedPods> {
+        self.owned.get(cluster as usize).and_then(|m| m.get(&owner.labelled()))
     }
 }

@@ -71,7 +71,7 @@ impl Scheduler {
         let mut freed: Vec<Vec<(usize, Resources)>> = Vec::with_capacity(n);
         let mut reserved: Vec<Vec<Reservation>> = Vec::with_capacity(n);
         for c in 0..n as u32 {
-            freed.push(cycle.owned[c as usize].get(own).map(|o| o.per_node.clone()).unwrap_or_default());
+            freed.push(cycle.owned_pods(c, own).map(|o| o.per_node.clone()).unwrap_or_default());
             reserved.push(inner.ledger.outstanding(cycle, c, own));
         }
         let workload = cycle.snapshot.workload_adjusted(&req.workload, |c| {

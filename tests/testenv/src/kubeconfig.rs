@@ -12,12 +12,15 @@ pub struct Endpoint<'a> {
     pub port: u16,
 }
 
-fn document(endpoints: &[Endpoint<'_>], ca: &Path, token: &str) -> Value {
+/// The CA is embedded (`certificate-authority-data`), as in a kubeconfig a user hands over:
+/// the controller refuses kubeconfigs that point at local files unless told otherwise.
+fn document(endpoints: &[Endpoint<'_>], ca_pem: &[u8], token: &str) -> Value {
+    let ca = serde_json::to_value(k8s_openapi::ByteString(ca_pem.to_vec())).expect("bytes serialize");
     let clusters: Vec<Value> = endpoints
         .iter()
         .map(|e| json!({"name": e.cluster, "cluster": {
             "server": format!("https://127.0.0.1:{}", e.port),
-            "certificate-authority": ca.display().to_string(),
+            "certificate-authority-data": ca,
         }}))
         .collect();
     let contexts: Vec<Value> = endpoints
@@ -39,7 +42,8 @@ pub fn write(path: &Path, endpoints: &[Endpoint<'_>], ca: &Path, token: &str) ->
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    let text = serde_yaml::to_string(&document(endpoints, ca, token)).map_err(|e| Error::State(e.to_string()))?;
+    let ca_pem = std::fs::read(ca).map_err(|e| Error::io(ca, e))?;
+    let text = serde_yaml::to_string(&document(endpoints, &ca_pem, token)).map_err(|e| Error::State(e.to_string()))?;
     std::fs::write(path, text).map_err(|e| Error::io(path, e))
 }
 

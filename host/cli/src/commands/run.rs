@@ -29,6 +29,10 @@ pub struct RunArgs {
     /// Contexts in those kubeconfigs that are not workload clusters (the management cluster).
     #[arg(long = "exclude-cluster", env = "MCK8S_EXCLUDE_CLUSTERS", value_delimiter = ',')]
     pub exclude_clusters: Vec<String>,
+    /// Let the --clusters kubeconfigs name local files (certificate-authority, client-key,
+    /// tokenFile). Exec and auth-provider plugins stay refused; Secrets never may.
+    #[arg(long, env = "MCK8S_ALLOW_KUBECONFIG_LOCAL_FILES")]
+    pub allow_kubeconfig_local_files: bool,
     /// Do not watch kubeconfig Secrets labelled fogguru.eu/cluster in the controller's namespace.
     #[arg(long)]
     pub no_cluster_secrets: bool,
@@ -100,6 +104,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             watch_namespace: args.watch_namespace,
             cluster_paths: args.clusters,
             exclude_clusters: args.exclude_clusters,
+            kubeconfig_local_files: args.allow_kubeconfig_local_files,
             cluster_secrets: !args.no_cluster_secrets,
             policy_dirs: args.policy_dirs,
             policy_configmaps: !args.no_policy_configmaps,

@@ -175,15 +175,34 @@ impl MachineView {
             control_plane: obj.metadata.labels.as_ref().is_some_and(|l| l.contains_key("cluster.x-k8s.io/control-plane")),
             infrastructure_problem: conditions
                 .iter()
-                .find(|c| c.type_ == "InfrastructureReady" && c.status == "False")
+                .find(|c| c.type_ == "InfrastructureReady" && c.status == "False" && is_failure(&c.reason))
                 .map(|c| format!("{}: {}", c.reason, c.message)),
         }
     }
 }
 
+/// Whether an `InfrastructureReady=False` reason says the instance cannot be had (quota,
+/// stockout, a refused create) rather than that it is on its way
+/// (`WaitingForInfrastructure`, `Provisioning`, ...): a machine on its way is in flight, and
+/// treating it as a failure ends every scale step the moment it starts.
+fn is_failure(reason: &str) -> bool {
+    let r = reason.to_ascii_lowercase();
+    ["failed", "failure", "error", "quota", "insufficient", "stockout", "unavailable", "denied"].iter().any(|w| r.contains(w))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_failure_reasons_are_infrastructure_problems() {
+        for progress in ["WaitingForInfrastructure", "Provisioning", "InfrastructureNotReady", "WaitingForBootstrapData", ""] {
+            assert!(!is_failure(progress), "{progress}");
+        }
+        for failure in ["InstanceCreateFailed", "QuotaExceeded", "InsufficientCapacity", "ZonalResourceStockout", "InstanceProvisionFailed"] {
+            assert!(is_failure(failure), "{failure}");
+        }
+    }
 
     fn shape() -> ClusterShape {
         ClusterShape {

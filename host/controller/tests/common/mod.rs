@@ -54,7 +54,7 @@ pub async fn install_crds(env: &TestEnv) {
         assert!(out.status.success(), "kubectl apply deploy/crds: {}", String::from_utf8_lossy(&out.stderr));
         let out = env
             .kubectl("cluster0")
-            .args(["wait", "--for=condition=Established", "--timeout=60s", "crd/multiclusterdeployments.fogguru.eu"])
+            .args(["wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"])
             .output()
             .expect("kubectl");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -68,6 +68,21 @@ pub struct Harness {
     pub mgmt: Client,
     config: Config,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// Why the controller stopped, if it did: a wait that times out says so.
+    exited: Arc<Mutex<Option<String>>>,
+}
+
+/// The controller as a task that records how it ended.
+fn spawn_controller(mgmt: Client, config: Config, exited: Arc<Mutex<Option<String>>>) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    tokio::spawn(async move {
+        let r = mck8s_controller::run(mgmt, config).await;
+        let why = match &r {
+            Ok(()) => "returned Ok".to_string(),
+            Err(e) => format!("failed: {e:#}"),
+        };
+        *exited.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+        r
+    })
 }
 
 impl Harness {
@@ -105,6 +120,7 @@ impl Harness {
             // No clusters named: they come from kubeconfig Secrets in the namespace instead.
             cluster_paths: if clusters.is_empty() { vec![] } else { vec![env.merged_kubeconfig()] },
             exclude_clusters: exclude,
+            kubeconfig_local_files: false,
             cluster_secrets: clusters.is_empty(),
             policy_dirs: vec![builtin_dir()],
             policy_configmaps: true,
@@ -123,8 +139,9 @@ impl Harness {
         };
         let mut config = config;
         tune(&mut config);
-        let task = tokio::spawn(mck8s_controller::run(mgmt.clone(), config.clone()));
-        Harness { env, ns, mgmt, config, task }
+        let exited = Arc::new(Mutex::new(None));
+        let task = spawn_controller(mgmt.clone(), config.clone(), exited.clone());
+        Harness { env, ns, mgmt, config, task, exited }
     }
 
     /// Stops the controller (as a crash would: no shutdown) and starts a fresh one with the
@@ -132,7 +149,8 @@ impl Harness {
     pub async fn restart_controller(&mut self) {
         self.task.abort();
         let _ = (&mut self.task).await;
-        self.task = tokio::spawn(mck8s_controller::run(self.mgmt.clone(), self.config.clone()));
+        *self.exited.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.task = spawn_controller(self.mgmt.clone(), self.config.clone(), self.exited.clone());
     }
 
     pub fn mcds(&self) -> Api<MultiClusterDeployment> {
@@ -236,10 +254,15 @@ impl Harness {
             let r = check().await;
             match r {
                 Ok(()) => return,
-                Err(e) if tokio::time::Instant::now() > deadline => panic!("{what}: still not true after 120 s: {e}"),
+                Err(e) if tokio::time::Instant::now() > deadline => panic!("{what}: still not true after 120 s: {e}{}", self.controller_exit()),
                 Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
             }
         }
+    }
+
+    /// "; the controller ..." when the controller task has stopped, else nothing.
+    pub fn controller_exit(&self) -> String {
+        self.exited.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|w| format!("; the controller {w}")).unwrap_or_default()
     }
 
     pub async fn wait_children(&self, name: &str, want: &[(&str, i32)]) {
@@ -251,6 +274,15 @@ impl Harness {
         self.eventually(&format!("children of {name}"), || async {
             let got = self.children_in(name, among).await;
             if got == want { Ok(()) } else { Err(format!("got {got:?}, want {want:?}")) }
+        })
+        .await;
+    }
+
+    /// Until `name` has `want` children replicas in the fog, however they are spread.
+    pub async fn wait_fog_total(&self, name: &str, want: i32) {
+        self.eventually(&format!("{want} replicas of {name} in the fog"), || async {
+            let got = self.children_in(name, &FOG).await;
+            if got.values().sum::<i32>() == want { Ok(()) } else { Err(format!("got {got:?}")) }
         })
         .await;
     }

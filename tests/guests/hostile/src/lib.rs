@@ -1,14 +1,14 @@
 //! Misbehaves as the `mode` parameter says (spin, alloc, panic, unknown-cluster, surplus,
-//! not-ready, refuse); without one it decides like worst-fit, so it passes the self-check.
+//! not-ready, refuse, verbose, chatty); without one it decides like worst-fit, so it passes the self-check.
 
 use mck8s_policy_sdk::policies::placement::{Ranking, automatic};
-use mck8s_policy_sdk::{Choice, Fleet, Info, Placement, PlacementPolicy, Request};
+use mck8s_policy_sdk::{Choice, Fleet, Info, Level, Placement, PlacementPolicy, Request, log};
 
 pub struct Hostile;
 
 impl PlacementPolicy for Hostile {
     fn info() -> Info {
-        Info { name: "hostile", description: "misbehaves on request", parameters: &["mode: spin|alloc|panic|unknown-cluster|surplus|not-ready|refuse"] }
+        Info { name: "hostile", description: "misbehaves on request", parameters: &["mode: spin|alloc|panic|unknown-cluster|surplus|not-ready|refuse|verbose|chatty"] }
     }
 
     fn place(fleet: &Fleet, req: &Request) -> Result<Placement, String> {
@@ -37,6 +37,24 @@ impl PlacementPolicy for Hostile {
                 Ok(one(c, req.total))
             }
             "refuse" => Err("refusing on purpose".into()),
+            // A valid placement carrying 4 MiB of reason and summary each.
+            "verbose" => {
+                let mut p = automatic(fleet, req, Ranking::WorstFit);
+                let text = "why ".repeat(1 << 20);
+                for c in &mut p.choices {
+                    c.reason = text.clone();
+                }
+                p.summary = text;
+                Ok(p)
+            }
+            // 10,000 log lines of 1 KiB (10 MB) in one call, then a good decision.
+            "chatty" => {
+                let line = "x".repeat(1024);
+                for _ in 0..10_000 {
+                    log(Level::Info, &line);
+                }
+                Ok(automatic(fleet, req, Ranking::WorstFit))
+            }
             // Everything on the first ready fog cluster, whatever its capacity.
             "pile-up" => {
                 let c = (0..fleet.len() as u32)
