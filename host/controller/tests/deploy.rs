@@ -161,7 +161,8 @@ async fn helm_install_upgrade_uninstall_on_the_management_cluster() {
 
     // Install: --wait returns once both replicas are Ready (the simulated kubelet runs them).
     let mut c = env.helm("cluster0");
-    c.args(["install", RELEASE]).arg(&chart).args(["-n", &ns.name, "--wait", "--timeout", "2m"]);
+    // Cloud provisioning is opt-in (its ClusterRole reaches Secrets in every namespace).
+    c.args(["install", RELEASE]).arg(&chart).args(["-n", &ns.name, "--wait", "--timeout", "2m", "--set", "cloudProvisioning.enabled=true"]);
     let notes = ok(c);
     assert!(notes.contains("leader election on the Lease"), "{notes}");
     let status = |rev: &str| {
