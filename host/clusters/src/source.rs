@@ -89,11 +89,13 @@ pub fn from_path(path: &Path, exclude: &[String], trust: Trust) -> Result<(Vec<C
     for file in kubeconfig_files(path) {
         let unreadable = |message: String| SourceError::Kubeconfig { path: file.clone(), message };
         let text = std::fs::read_to_string(&file).map_err(|e| unreadable(e.kind().to_string()))?;
-        let mut kubeconfig = Kubeconfig::from_yaml(&text).map_err(|_| unreadable(parse_error(&text)))?;
-        if trust == Trust::LocalFiles {
-            // `read_from` resolves relative paths against the file, as kubectl does.
-            kubeconfig = Kubeconfig::read_from(&file).map_err(|_| unreadable(parse_error(&text)))?;
-        }
+        // Where local files are allowed, `read_from` resolves relative paths against the file,
+        // as kubectl does; elsewhere the text alone (a path is refused below anyway).
+        let parsed = match trust {
+            Trust::LocalFiles => Kubeconfig::read_from(&file),
+            Trust::Untrusted => Kubeconfig::from_yaml(&text),
+        };
+        let kubeconfig = parsed.map_err(|_| unreadable(parse_error(&text)))?;
         let source = format!("file:{}", path.display());
         for spec in contexts_of(&kubeconfig, &source, exclude, BTreeMap::new(), None) {
             match credentials::check(&spec.kubeconfig, &spec.context, trust) {
