@@ -2,12 +2,14 @@
 //! watches and health ([`member`]), their capacity ([`inventory`]) and the set of them
 //! ([`registry`]) that the controllers read a [`mck8s_scheduler::FleetCycle`] from.
 
+pub mod client;
 pub mod credentials;
 pub mod inventory;
 pub mod member;
 pub mod registry;
 pub mod source;
 
+pub use client::{Clients, watch_config};
 pub use credentials::Trust;
 pub use member::Member;
 pub use registry::{Notifier, Registry, watch_path, watch_secrets};

@@ -1,6 +1,7 @@
 //! One connected workload cluster: its client, health, capacity inventory and the children
 //! mck8s put there, each kept current by a watch. Dropping it stops its tasks.
 
+use crate::client::{Clients, watch_config};
 use crate::inventory::ClusterInventory;
 use crate::registry::Notifier;
 use crate::source::ClusterSpec;
@@ -113,20 +114,19 @@ impl Member {
     pub async fn connect(spec: &ClusterSpec, notifier: Arc<Notifier>) -> Result<Arc<Self>, ConnectError> {
         let opts = kube::config::KubeConfigOptions { context: Some(spec.context.clone()), ..Default::default() };
         let bad = |message: String| ConnectError::Config { cluster: spec.name.clone(), context: spec.context.clone(), message };
-        let mut config = kube::Config::from_custom_kubeconfig(spec.kubeconfig.clone(), &opts).await.map_err(|e| bad(e.to_string()))?;
-        config.connect_timeout = Some(Duration::from_secs(5));
-        let client = Client::try_from(config).map_err(|e| bad(e.to_string()))?;
+        let config = kube::Config::from_custom_kubeconfig(spec.kubeconfig.clone(), &opts).await.map_err(|e| bad(e.to_string()))?;
+        let Clients { requests: client, watches } = Clients::new(config).map_err(|e| bad(e.to_string()))?;
         let state = Arc::new(Mutex::new(State::default()));
         let (deployments, d_writer) = reflector::store();
         let (services, s_writer) = reflector::store();
         let (jobs, j_writer) = reflector::store();
         let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(watch_nodes(spec.name.clone(), client.clone(), state.clone(), notifier.clone())).abort_handle());
-        tasks.push(tokio::spawn(watch_pods(spec.name.clone(), client.clone(), state.clone(), notifier.clone())).abort_handle());
+        tasks.push(tokio::spawn(watch_nodes(spec.name.clone(), watches.clone(), state.clone(), notifier.clone())).abort_handle());
+        tasks.push(tokio::spawn(watch_pods(spec.name.clone(), watches.clone(), state.clone(), notifier.clone())).abort_handle());
         tasks.push(tokio::spawn(probe(spec.name.clone(), client.clone(), state.clone(), notifier.clone())).abort_handle());
-        tasks.push(tokio::spawn(watch_children(spec.name.clone(), client.clone(), d_writer, notifier.clone())).abort_handle());
-        tasks.push(tokio::spawn(watch_children(spec.name.clone(), client.clone(), s_writer, notifier.clone())).abort_handle());
-        tasks.push(tokio::spawn(watch_children(spec.name.clone(), client.clone(), j_writer, notifier)).abort_handle());
+        tasks.push(tokio::spawn(watch_children(spec.name.clone(), watches.clone(), d_writer, notifier.clone())).abort_handle());
+        tasks.push(tokio::spawn(watch_children(spec.name.clone(), watches.clone(), s_writer, notifier.clone())).abort_handle());
+        tasks.push(tokio::spawn(watch_children(spec.name.clone(), watches, j_writer, notifier)).abort_handle());
         tracing::info!(cluster = %spec.name, source = %spec.source, "workload cluster added");
         Ok(Arc::new(Member {
             name: spec.name.clone(),
@@ -249,7 +249,7 @@ fn owner_of<K: Resource>(obj: &K) -> Option<OwnerKey> {
 async fn watch_nodes(cluster: String, client: Client, state: Arc<Mutex<State>>, notifier: Arc<Notifier>) {
     let api: Api<Node> = Api::all(client);
     let mut buffer = Vec::new();
-    let mut stream = watcher::watcher(api, watcher::Config::default()).default_backoff().boxed();
+    let mut stream = watcher::watcher(api, watch_config()).default_backoff().boxed();
     while let Some(ev) = stream.next().await {
         let ev = match ev {
             Ok(ev) => ev,
@@ -282,7 +282,7 @@ async fn watch_nodes(cluster: String, client: Client, state: Arc<Mutex<State>>, 
 async fn watch_pods(cluster: String, client: Client, state: Arc<Mutex<State>>, notifier: Arc<Notifier>) {
     let api: Api<Pod> = Api::all(client);
     // Terminated pods hold nothing; the server filters them (and reports them deleted).
-    let config = watcher::Config::default().fields("status.phase!=Succeeded,status.phase!=Failed");
+    let config = watch_config().fields("status.phase!=Succeeded,status.phase!=Failed");
     let mut buffer = Vec::new();
     let mut stream = watcher::watcher(api, config).default_backoff().boxed();
     while let Some(ev) = stream.next().await {
@@ -331,7 +331,7 @@ where
     K: k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
 {
     let api: Api<K> = Api::all(client);
-    let config = watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY_KEY, labels::MANAGED_BY));
+    let config = watch_config().labels(&format!("{}={}", labels::MANAGED_BY_KEY, labels::MANAGED_BY));
     let mut stream = watcher::watcher(api, config).default_backoff().reflect(writer).boxed();
     while let Some(ev) = stream.next().await {
         match ev {

@@ -214,7 +214,7 @@ pub async fn watch_path(registry: Arc<Registry>, path: PathBuf, exclude: Vec<Str
 /// Keeps the clusters of labelled kubeconfig Secrets in `namespace` registered.
 pub async fn watch_secrets(registry: Arc<Registry>, client: Client, namespace: String) {
     let api: Api<Secret> = Api::namespaced(client, &namespace);
-    let mut stream = watcher::watcher(api, watcher::Config::default().labels(labels::CLUSTER_SECRET)).default_backoff().boxed();
+    let mut stream = watcher::watcher(api, crate::client::watch_config().labels(labels::CLUSTER_SECRET)).default_backoff().boxed();
     let mut seen: HashMap<String, String> = HashMap::new(); // secret name → cluster name
     let mut init: Vec<Secret> = Vec::new();
     while let Some(ev) = stream.next().await {

@@ -10,8 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub struct Context {
-    /// The management cluster, where the multi-cluster objects live.
+    /// The management cluster, where the multi-cluster objects live: requests (each with a
+    /// read deadline) ...
     pub client: Client,
+    /// ... and the controllers' watches (see [`mck8s_clusters::client`]).
+    pub watches: Client,
     pub clusters: Arc<Registry>,
     pub scheduler: Arc<Scheduler>,
     pub recorder: Recorder,

@@ -11,6 +11,12 @@
 //! stop reconciling at once ([`Leadership::hold`] returns; `mck8s run` then exits and its
 //! Deployment restarts it as a standby).
 //!
+//! The deadline is a clock, not a count of failed calls: a renewal that hangs (a frozen API
+//! server, a black-holed network) is abandoned when the deadline passes, and the deadline is
+//! counted from when the last successful renewal was *sent*. A standby counts the lease
+//! duration from when it *saw* that renewal, which is later, so the leader always stops at
+//! least `lease_duration - renew_deadline` (3 s by default) before a standby may take over.
+//!
 //! Timings by default: lease 10 s, renew every 3 s, give up after 7 s without a renewal,
 //! candidates retry every 2 s. A standby takes over at most lease + retry (≈ 12 s) after the
 //! leader's last renewal, i.e. within 15 s of the leader dying. A leader shutting down
@@ -74,6 +80,8 @@ pub struct Leadership {
     config: LeaderConfig,
     /// The Lease as last written by us.
     lease: tokio::sync::Mutex<Lease>,
+    /// When the write that acquired it was sent: the renew deadline counts from here.
+    acquired_at: Instant,
 }
 
 /// Waits until this candidate holds the Lease.
@@ -82,10 +90,13 @@ pub async fn acquire(client: Client, config: LeaderConfig) -> Leadership {
     let mut observed: Option<Observed> = None;
     let mut logged_holder: Option<String> = None;
     loop {
-        match try_acquire(&api, &config, &mut observed).await {
+        let sent = Instant::now();
+        // A hung attempt must not pin a candidate: the next one starts afresh.
+        let attempt = tokio::time::timeout(config.renew_deadline, try_acquire(&api, &config, &mut observed)).await;
+        match attempt.unwrap_or_else(|_| Err(kube::Error::Service(format!("no answer within {:?}", config.renew_deadline).into()))) {
             Ok(Ok(lease)) => {
                 tracing::info!(lease = %config.lease_name, namespace = %config.namespace, identity = %config.identity, "became the leader");
-                return Leadership { api, config, lease: tokio::sync::Mutex::new(lease) };
+                return Leadership { api, config, lease: tokio::sync::Mutex::new(lease), acquired_at: sent };
             }
             Ok(Err(holder)) => {
                 if logged_holder.as_deref() != Some(holder.as_str()) {
@@ -157,27 +168,38 @@ impl Leadership {
         &self.config.identity
     }
 
-    /// Renews the Lease until it is lost; returns why. Never returns while the lease is held.
+    /// Renews the Lease until it is lost; returns why, at the latest `renew_deadline` after
+    /// the last renewal that succeeded was sent. Never returns while the lease is held.
     pub async fn hold(&self) -> anyhow::Error {
-        let mut last_renewal = Instant::now();
+        let (every, retry, within) = (self.config.renew_every, self.config.retry_every, self.config.renew_deadline);
+        let mut renewed = self.acquired_at;
+        let mut last_error: Option<kube::Error> = None;
         loop {
-            tokio::time::sleep(self.config.renew_every).await;
-            match self.renew().await {
-                Ok(true) => last_renewal = Instant::now(),
-                Ok(false) => {
-                    let e = anyhow::anyhow!("lost the leader lease {}: another instance holds it", self.config.lease_name);
-                    tracing::error!(error = %e, "leader election");
-                    return e;
+            let deadline = renewed + within;
+            let pause = if last_error.is_some() { retry } else { every };
+            tokio::time::sleep_until((Instant::now() + pause).min(deadline)).await;
+            let sent = Instant::now();
+            let why = match tokio::time::timeout_at(deadline, self.renew()).await {
+                Ok(Ok(true)) => {
+                    renewed = sent;
+                    last_error = None;
+                    continue;
                 }
-                Err(err) => {
+                Ok(Ok(false)) => "another instance holds it".to_string(),
+                Ok(Err(err)) if Instant::now() < deadline => {
                     tracing::warn!(error = %err, "renewing the leader lease");
-                    if last_renewal.elapsed() >= self.config.renew_deadline {
-                        let e = anyhow::anyhow!("lost the leader lease {}: not renewed for {:?} ({err})", self.config.lease_name, self.config.renew_deadline);
-                        tracing::error!(error = %e, "leader election");
-                        return e;
-                    }
+                    last_error = Some(err);
+                    continue;
                 }
-            }
+                Ok(Err(err)) => format!("not renewed within {within:?} ({err})"),
+                Err(_) => match &last_error {
+                    Some(err) => format!("not renewed within {within:?} (last error: {err})"),
+                    None => format!("not renewed within {within:?} (the API server did not answer)"),
+                },
+            };
+            let e = anyhow::anyhow!("lost the leader lease {}: {why}", self.config.lease_name);
+            tracing::error!(error = %e, "leader election: stopping reconciles");
+            return e;
         }
     }
 

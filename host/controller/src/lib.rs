@@ -76,8 +76,11 @@ pub struct Config {
     pub cloud_poll: Duration,
 }
 
-/// Runs until the MultiClusterDeployment controller stops (SIGTERM/SIGINT).
-pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
+/// Runs until the MultiClusterDeployment controller stops (SIGTERM/SIGINT). `clients` is the
+/// management cluster's pair from [`mck8s_clusters::Clients::new`] (a plain `kube::Client`
+/// also works, with its own deadlines).
+pub async fn run(clients: impl Into<mck8s_clusters::Clients>, config: Config) -> anyhow::Result<()> {
+    let mck8s_clusters::Clients { requests: client, watches } = clients.into();
     let metrics = Arc::new(metrics::Metrics::default());
     let clusters = Registry::new();
     for path in &config.cluster_paths {
@@ -85,7 +88,7 @@ pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
         tokio::spawn(mck8s_clusters::watch_path(clusters.clone(), path.clone(), config.exclude_clusters.clone(), trust));
     }
     if config.cluster_secrets {
-        tokio::spawn(mck8s_clusters::watch_secrets(clusters.clone(), client.clone(), config.namespace.clone()));
+        tokio::spawn(mck8s_clusters::watch_secrets(clusters.clone(), watches.clone(), config.namespace.clone()));
     }
 
     let engine = PolicyEngine::new(EngineConfig { default_limits: config.policy_limits, ..EngineConfig::default() }).context("policy engine")?;
@@ -99,7 +102,7 @@ pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
         dir_sources.push(source);
     }
     if config.policy_configmaps {
-        tokio::spawn(policy_configmaps::watch(policies.clone(), client.clone(), config.namespace.clone()));
+        tokio::spawn(policy_configmaps::watch(policies.clone(), watches.clone(), config.namespace.clone()));
     }
 
     let prometheus = match &config.prometheus_url {
@@ -130,6 +133,7 @@ pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
     let reporter = Reporter { controller: "mck8s".into(), instance: Some(config.instance.clone()) };
     let ctx = Arc::new(Context {
         client: client.clone(),
+        watches,
         clusters: clusters.clone(),
         scheduler: Arc::new(Scheduler::new(policies.clone())),
         recorder: Recorder::new(client.clone(), reporter),

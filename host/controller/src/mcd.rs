@@ -19,7 +19,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
 use futures::StreamExt;
 use kube::{Api, ResourceExt};
 use mck8s_api::conditions::{self, BURSTING, DEGRADED, INVALID_SPEC, PLACED, READY};
@@ -52,7 +51,7 @@ pub enum Error {
 const REASONS_MAX: usize = 16 << 10;
 
 pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
-    let api: Api<MultiClusterDeployment> = shared::scoped_api(&ctx.client, &watch_namespace);
+    let api: Api<MultiClusterDeployment> = shared::scoped_api(&ctx.watches, &watch_namespace);
     // Children or their pods changed in some cluster: reconcile the owner.
     let triggers = shared::owner_triggers(&ctx, KIND, watch_namespace);
     // A policy loaded, replaced or removed: re-check every object (one naming a policy that
@@ -64,7 +63,7 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
     // The rescheduler proposed a move from the cloud.
     let reschedules = ctx.reschedule.triggers().map(shared::tokio_stream);
     let reschedules = futures::stream::iter(reschedules).flatten().map(|o: OwnerKey| ObjectRef::new(&o.name).within(&o.namespace));
-    let results = Controller::new(api, watcher::Config::default())
+    let results = Controller::new(api, mck8s_clusters::watch_config())
         .reconcile_on(triggers)
         .reconcile_on(reschedules)
         .reconcile_all_on(policy_changes)

@@ -17,7 +17,6 @@ use base64::Engine as _;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use mck8s_api::conditions::{self, ABLE_TO_SCALE, INVALID_SPEC, SCALING_ACTIVE, SCALING_LIMITED};
 use mck8s_api::{ClusterLoad, MultiClusterDeployment, MultiClusterDeploymentSpec, MultiClusterHorizontalPodAutoscaler, MultiClusterHorizontalPodAutoscalerSpec, MultiClusterHorizontalPodAutoscalerStatus};
@@ -159,8 +158,8 @@ pub fn elapsed_seconds(last: Option<&Time>, now: &Time, period: Duration) -> u32
 }
 
 pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
-    let api: Api<MultiClusterHorizontalPodAutoscaler> = shared::scoped_api(&ctx.client, &watch_namespace);
-    let results = Controller::new(api, watcher::Config::default()).shutdown_on_signal().run(reconcile, shared::error_policy, ctx);
+    let api: Api<MultiClusterHorizontalPodAutoscaler> = shared::scoped_api(&ctx.watches, &watch_namespace);
+    let results = Controller::new(api, mck8s_clusters::watch_config()).shutdown_on_signal().run(reconcile, shared::error_policy, ctx);
     shared::drive(results).await;
 }
 

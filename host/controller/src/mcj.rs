@@ -18,7 +18,6 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use mck8s_api::conditions::{self, BURSTING, COMPLETE, DEGRADED, FAILED, INVALID_SPEC, PLACED};
 use mck8s_api::mcd::LegacyMessage;
@@ -47,12 +46,12 @@ pub enum Error {
 }
 
 pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
-    let api: Api<MultiClusterJob> = shared::scoped_api(&ctx.client, &watch_namespace);
+    let api: Api<MultiClusterJob> = shared::scoped_api(&ctx.watches, &watch_namespace);
     let triggers = shared::owner_triggers(&ctx, KIND, watch_namespace);
     let cluster_changes = shared::cluster_changes(&ctx);
     // An MCJ created before its policy loaded is InvalidSpec until the policy appears.
     let policy_changes = shared::policy_changes(&ctx);
-    let results = Controller::new(api, watcher::Config::default())
+    let results = Controller::new(api, mck8s_clusters::watch_config())
         .reconcile_on(triggers)
         .reconcile_all_on(policy_changes)
         .reconcile_all_on(cluster_changes)

@@ -18,7 +18,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use mck8s_api::conditions::{self, DEGRADED, INVALID_SPEC, READY};
 use mck8s_api::{MultiClusterDeployment, MultiClusterService, MultiClusterServiceStatus};
@@ -41,13 +40,13 @@ pub enum Error {
 }
 
 pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
-    let api: Api<MultiClusterService> = shared::scoped_api(&ctx.client, &watch_namespace);
-    let mcds: Api<MultiClusterDeployment> = shared::scoped_api(&ctx.client, &watch_namespace);
+    let api: Api<MultiClusterService> = shared::scoped_api(&ctx.watches, &watch_namespace);
+    let mcds: Api<MultiClusterDeployment> = shared::scoped_api(&ctx.watches, &watch_namespace);
     let triggers = shared::owner_triggers(&ctx, KIND, watch_namespace);
     let cluster_changes = shared::cluster_changes(&ctx);
-    let results = Controller::new(api, watcher::Config::default())
+    let results = Controller::new(api, mck8s_clusters::watch_config())
         // The MCD of the same name moved (or appeared, or went): the Service follows.
-        .watches(mcds, watcher::Config::default(), |mcd| Some(ObjectRef::new(&mcd.name_any()).within(&mcd.namespace().unwrap_or_default())))
+        .watches(mcds, mck8s_clusters::watch_config(), |mcd| Some(ObjectRef::new(&mcd.name_any()).within(&mcd.namespace().unwrap_or_default())))
         .reconcile_on(triggers)
         .reconcile_all_on(cluster_changes)
         .shutdown_on_signal()

@@ -34,7 +34,7 @@ fn policies_of(cm: &ConfigMap) -> Vec<(String, String, Vec<u8>)> {
 
 pub async fn watch(registry: Arc<PolicyRegistry>, client: Client, namespace: String) {
     let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
-    let mut stream = watcher::watcher(api, watcher::Config::default().labels(labels::POLICY_CONFIGMAP)).default_backoff().boxed();
+    let mut stream = watcher::watcher(api, mck8s_clusters::watch_config().labels(labels::POLICY_CONFIGMAP)).default_backoff().boxed();
     // ConfigMap name → the (policy, key) pairs it provided, to remove what disappears.
     let mut provided: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
     let mut init = Vec::new();

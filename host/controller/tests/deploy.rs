@@ -346,6 +346,11 @@ impl Release {
     /// A controller as the chart's pod would run it: the ServiceAccount's identity, clusters
     /// and policies from the release's Secrets and ConfigMaps only.
     fn controller(&self, instance: &str, leader_election: bool, metrics_port: Option<u16>) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+        self.controller_as(self.sa.clone(), instance, leader_election, metrics_port)
+    }
+
+    /// [`Release::controller`] through `client` (the ServiceAccount's identity, another way).
+    fn controller_as(&self, client: Client, instance: &str, leader_election: bool, metrics_port: Option<u16>) -> tokio::task::JoinHandle<anyhow::Result<()>> {
         let config = Config {
             namespace: self.ns.name.clone(),
             watch_namespace: Some(self.apps.name.clone()),
@@ -370,7 +375,7 @@ impl Release {
             max_concurrent_provisions: 1,
             cloud_poll: Duration::from_secs(1),
         };
-        tokio::spawn(mck8s_controller::run(self.sa.clone(), config))
+        tokio::spawn(mck8s_controller::run(client, config))
     }
 
     fn mcds(&self) -> Api<MultiClusterDeployment> {
@@ -579,4 +584,54 @@ async fn leader_failover_hands_reconciling_to_the_standby() {
     let lease = Api::<Lease>::namespaced(r.admin.clone(), &r.ns.name).get("mck8s-leader").await.unwrap();
     assert!(lease.spec.unwrap().lease_transitions.unwrap_or(0) >= 1);
     r.finish(tasks.into_values().map(|(t, _)| t).collect()).await;
+}
+
+/// A leader that can no longer reach the management API server (its renewal hangs: no error,
+/// no answer) must stop reconciling before the standby, which still reaches the server, may
+/// take the Lease over; otherwise two leaders would act at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_the_api_server_stops_before_the_standby_takes_over() {
+    let _serial = serial();
+    logs();
+    let r = Release::install("mck8s-cutoff").await;
+    let relay = relayed_kubeconfig(&r.sa_kubeconfig, &r.dir.join("relayed.yaml")).await;
+    let relayed = mck8s_testenv::kubeconfig::client(&r.dir.join("relayed.yaml"), "cluster0").await.unwrap();
+    let leader = r.controller_as(relayed, "mck8s-cut", true, None);
+    eventually("mck8s-cut leads", || async {
+        match r.lease_holder().await {
+            Some(h) if h == "mck8s-cut" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let standby = r.controller("mck8s-standby", true, None);
+    r.apply(&mcd("before", "  placementPolicy: worst-fit\n  replicas: 1"));
+    r.wait_placed("before", &[("cloud1", 1)]).await;
+    assert_eq!(r.wait_events("before").await, BTreeSet::from(["mck8s-cut".to_string()]), "only the leader reconciles");
+
+    relay.cut();
+    let cut = std::time::Instant::now();
+    let (mut stopped, mut taken) = (None, None);
+    while taken.is_none() && cut.elapsed() < Duration::from_secs(120) {
+        if stopped.is_none() && leader.is_finished() {
+            stopped = Some(cut.elapsed());
+        }
+        if r.lease_holder().await.as_deref() == Some("mck8s-standby") {
+            taken = Some(cut.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("after the cut: the leader stopped at {stopped:?}, the standby took over at {taken:?}");
+    let taken = taken.expect("the standby took the Lease over");
+    let stopped = stopped.expect("the cut-off leader stopped before the standby took over");
+    assert!(stopped < taken, "the leader stopped at {stopped:?}, after the standby took over at {taken:?}");
+    let why = leader.await.unwrap().expect_err("a leader that lost the Lease ends with an error");
+    assert!(why.to_string().contains("lost the leader lease mck8s-leader: not renewed within"), "{why}");
+
+    // The standby reconciles from now on.
+    r.apply(&mcd("after", "  placementPolicy: worst-fit\n  replicas: 1"));
+    r.wait_placed("after", &[("cloud1", 1)]).await;
+    assert_eq!(r.wait_events("after").await, BTreeSet::from(["mck8s-standby".to_string()]));
+    drop(relay);
+    r.finish(vec![standby]).await;
 }

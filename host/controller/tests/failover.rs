@@ -1,5 +1,5 @@
 //! Failover and failback on the real test environment: a workload cluster's API server
-//! stopped (Unreachable) or all its nodes lost (NotReady). Its replicas are placed elsewhere
+//! stopped or frozen (Unreachable) or all its nodes lost (NotReady). Its replicas are placed elsewhere
 //! once the grace period has passed, ready replicas never fall below what survived, and when
 //! the cluster is back the placement returns to it with no gap and no duplicate. The
 //! MultiClusterService follows both moves; each move is an Event and a metric.
@@ -33,6 +33,9 @@ async fn live_pods(h: &Harness, name: &str, clusters: &[&str]) -> usize {
 enum Disruption {
     /// The API server stopped: Unreachable.
     StopApiServer,
+    /// The API server frozen (SIGSTOP): connections open, nothing answers, so every call
+    /// into it hangs until a deadline. Unreachable.
+    FreezeApiServer,
     /// Both nodes lost: reachable, NotReady.
     LoseNodes,
 }
@@ -61,13 +64,15 @@ async fn fail_over_and_back(prefix: &str, how: Disruption) {
 
     // Failover.
     let visible: &[&str] = match how {
-        Disruption::StopApiServer => &["cluster1", "cluster2"],
+        Disruption::StopApiServer | Disruption::FreezeApiServer => &["cluster1", "cluster2"],
         Disruption::LoseNodes => &FOG,
     };
     let monitor = ReadyMonitor::start(&h, "web", visible).await;
     let broken = Instant::now();
+    let mut frozen = None;
     match how {
         Disruption::StopApiServer => env.stop_cluster(&c3).await.unwrap(),
+        Disruption::FreezeApiServer => frozen = Some(env.freeze_cluster(&c3).unwrap()),
         Disruption::LoseNodes => {
             for n in ["cluster3-node0", "cluster3-node1"] {
                 env.set_node_lost(&c3, n, true).await.unwrap();
@@ -93,15 +98,33 @@ async fn fail_over_and_back(prefix: &str, how: Disruption) {
     h.wait_present::<Service>("web", &["cluster1", "cluster2"], &["cluster1", "cluster2"]).await;
     match how {
         // An unreachable cluster's child stays (it cannot be removed, and may still serve).
-        Disruption::StopApiServer => assert_eq!(s.draining.iter().map(|d| d.reason.as_str()).collect::<Vec<_>>(), ["ClusterUnreachable"]),
+        Disruption::StopApiServer | Disruption::FreezeApiServer => assert_eq!(s.draining.iter().map(|d| d.reason.as_str()).collect::<Vec<_>>(), ["ClusterUnreachable"]),
         // A reachable NotReady cluster's child is removed once the replacements are ready.
         Disruption::LoseNodes => h.wait_children("web", &[("cluster1", 2), ("cluster2", 2)]).await,
+    }
+
+    if let Disruption::FreezeApiServer = how {
+        // A new workload while cluster3 hangs: placed on the others, not held by the hung
+        // cluster (every call into it would wait for a deadline).
+        let applied = Instant::now();
+        h.apply_yaml(&mcd("fresh", "  replicas: 2"));
+        h.wait_condition("fresh", "Placed", "True").await;
+        let placed_after = applied.elapsed();
+        let s = h.status("fresh").await;
+        assert!(!s.summary.as_deref().unwrap_or("").contains("cluster3"), "placed on the frozen cluster: {s:?}");
+        h.eventually("fresh's 2 replicas on cluster1 and cluster2", || async {
+            let got: i32 = h.children_in("fresh", &["cluster1", "cluster2"]).await.values().sum();
+            if got == 2 { Ok(()) } else { Err(format!("{got} replicas")) }
+        })
+        .await;
+        println!("with cluster3 frozen, a new MCD was placed {:.1} s after it was applied", placed_after.as_secs_f64());
     }
 
     // Failback.
     let monitor = ReadyMonitor::start(&h, "web", &FOG).await;
     match how {
         Disruption::StopApiServer => env.start_cluster(&c3).await.unwrap(),
+        Disruption::FreezeApiServer => drop(frozen.take()),
         Disruption::LoseNodes => {
             for n in ["cluster3-node0", "cluster3-node1"] {
                 env.set_node_lost(&c3, n, false).await.unwrap();
@@ -133,6 +156,11 @@ async fn fail_over_and_back(prefix: &str, how: Disruption) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_cluster_fails_over_after_the_grace_period_and_back_without_a_gap() {
     fail_over_and_back("failover-stop", Disruption::StopApiServer).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_api_server_fails_over_after_the_grace_period_and_back_without_a_gap() {
+    fail_over_and_back("failover-freeze", Disruption::FreezeApiServer).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -450,6 +450,12 @@ pub async fn stop_cluster(sd: &StateDir, cluster: &str) -> Result<()> {
     Ok(())
 }
 
+/// The record of a cluster's kube-apiserver process.
+pub fn apiserver_proc(sd: &StateDir, cluster: &str) -> Result<ProcRecord> {
+    let state = sd.read()?.ok_or_else(|| Error::NotRunning(sd.dir.clone()))?;
+    Ok(state.proc(&format!("{cluster}/kube-apiserver")).ok_or_else(|| Error::UnknownCluster(cluster.into()))?.clone())
+}
+
 /// Brings a stopped cluster back with the same flags, and any of its controllers that died
 /// meanwhile (for the management cluster, also the simulated Cluster API); returns once its
 /// apiserver is ready.

@@ -173,6 +173,14 @@ impl TestEnv {
         env::stop_cluster(&self.sd, &guard.cluster).await
     }
 
+    /// A hung cluster: its apiserver frozen (SIGSTOP), connections open, no answer, until the
+    /// returned guard is dropped. Needs [`TestEnv::exclusive`].
+    pub fn freeze_cluster(&self, guard: &ExclusiveCluster<'_>) -> Result<Frozen> {
+        let proc = env::apiserver_proc(&self.sd, &guard.cluster)?;
+        proc.freeze();
+        Ok(Frozen { proc })
+    }
+
     /// Brings the cluster back; returns when its apiserver is ready.
     pub async fn start_cluster(&self, guard: &ExclusiveCluster<'_>) -> Result<()> {
         env::start_cluster(&self.sd, &guard.cluster).await
@@ -242,6 +250,21 @@ impl ExclusiveCluster<'_> {
     /// A namespace on the exclusively held cluster (no further lock).
     pub async fn namespace(&self, prefix: &str) -> Result<TestNamespace> {
         self.env.create_namespace(&self.cluster, prefix).await
+    }
+}
+
+/// A frozen apiserver; thawed (SIGCONT) when dropped, also when a test fails.
+pub struct Frozen {
+    proc: crate::procs::ProcRecord,
+}
+
+impl Frozen {
+    pub fn thaw(self) {}
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        self.proc.thaw();
     }
 }
 

@@ -91,6 +91,20 @@ impl ProcRecord {
         unsafe { libc::waitpid(self.pid, std::ptr::null_mut(), libc::WNOHANG) };
     }
 
+    /// SIGSTOP: the process keeps its sockets open and answers nothing, like a hung server.
+    pub fn freeze(&self) {
+        if self.alive() {
+            signal(self.pid, libc::SIGSTOP);
+        }
+    }
+
+    /// SIGCONT after [`ProcRecord::freeze`].
+    pub fn thaw(&self) {
+        if self.alive() {
+            signal(self.pid, libc::SIGCONT);
+        }
+    }
+
     /// Resident set size in bytes, from `/proc/PID/status`.
     pub fn rss_bytes(&self) -> Option<u64> {
         if !self.alive() {

@@ -131,7 +131,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     })
 }
 
-async fn management_client(args: &RunArgs) -> Result<kube::Client> {
+async fn management_client(args: &RunArgs) -> Result<mck8s_clusters::Clients> {
     let config = match &args.kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?;
@@ -140,5 +140,5 @@ async fn management_client(args: &RunArgs) -> Result<kube::Client> {
         }
         None => kube::Config::infer().await.context("no management cluster configuration (in-cluster or kubeconfig)")?,
     };
-    kube::Client::try_from(config).context("management cluster client")
+    mck8s_clusters::Clients::new(config).context("management cluster client")
 }

@@ -13,7 +13,6 @@ use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use mck8s_api::{CloudProvisioner, CloudProvisionerStatus, conditions};
 use mck8s_policy::input::HealthDoc;
@@ -59,15 +58,15 @@ struct Shared {
 }
 
 pub async fn run(ctx: Arc<Context>, cfg: CloudConfig) {
-    let api: Api<CloudProvisioner> = Api::all(ctx.client.clone());
-    let mut controller = Controller::new(api, watcher::Config::default()).shutdown_on_signal();
+    let api: Api<CloudProvisioner> = Api::all(ctx.watches.clone());
+    let mut controller = Controller::new(api, mck8s_clusters::watch_config()).shutdown_on_signal();
     // Cluster API's progress (control plane up, workers ready, deletion done) and the
     // registry's view of the joined cluster wake the owner at once, so a transition costs a
     // watch event rather than a poll period. Without Cluster API installed there is nothing
     // to watch: the poll alone drives it (and reports what is missing).
     if capi_served(&ctx.client).await {
-        let clusters: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &capi::resource("Cluster"));
-        let owned = watcher::Config::default().labels(capi::OWNER_LABEL);
+        let clusters: Api<DynamicObject> = Api::all_with(ctx.watches.clone(), &capi::resource("Cluster"));
+        let owned = mck8s_clusters::watch_config().labels(capi::OWNER_LABEL);
         controller = controller.watches_with(clusters, capi::resource("Cluster"), owned, |c| {
             c.labels().get(capi::OWNER_LABEL).map(|owner| ObjectRef::<CloudProvisioner>::new(owner))
         });

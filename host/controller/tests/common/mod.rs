@@ -484,3 +484,83 @@ impl ReadyMonitor {
         (s.iter().copied().min().unwrap_or(0), s.len())
     }
 }
+
+/// A TCP relay in front of an API server that can be cut: once cut, it holds every
+/// connection open and forwards nothing either way (a black-holed network: requests neither
+/// fail nor answer). Only the client pointed at it is cut off; everyone else reaches the
+/// server directly.
+#[allow(dead_code)]
+pub struct CuttableRelay {
+    pub port: u16,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[allow(dead_code)]
+impl CuttableRelay {
+    pub async fn start(upstream: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let c = cut.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((down, _)) = listener.accept().await {
+                let c = c.clone();
+                tokio::spawn(async move {
+                    let Ok(up) = tokio::net::TcpStream::connect(upstream).await else { return };
+                    let (dr, dw) = down.into_split();
+                    let (ur, uw) = up.into_split();
+                    tokio::join!(Self::pump(dr, uw, c.clone()), Self::pump(ur, dw, c));
+                });
+            }
+        });
+        CuttableRelay { port, cut, task }
+    }
+
+    async fn pump(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp::OwnedWriteHalf, cut: Arc<std::sync::atomic::AtomicBool>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            while cut.load(std::sync::atomic::Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let n = match from.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            // Bytes read just before the cut are held back too.
+            while cut.load(std::sync::atomic::Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if to.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    pub fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for CuttableRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A relay in front of the first server `kubeconfig` names, and a copy of `kubeconfig` at
+/// `out` with every server pointed at it (the API servers' certificates name 127.0.0.1,
+/// whatever the port).
+#[allow(dead_code)]
+pub async fn relayed_kubeconfig(kubeconfig: &std::path::Path, out: &std::path::Path) -> CuttableRelay {
+    let mut kc: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(kubeconfig).unwrap()).unwrap();
+    let server = kc["clusters"][0]["cluster"]["server"].as_str().unwrap().to_string();
+    let upstream: std::net::SocketAddr = server.trim_start_matches("https://").trim_end_matches('/').parse().unwrap();
+    let relay = CuttableRelay::start(upstream).await;
+    for c in kc["clusters"].as_sequence_mut().unwrap() {
+        c["cluster"]["server"] = serde_yaml::Value::String(format!("https://127.0.0.1:{}", relay.port));
+    }
+    std::fs::write(out, serde_yaml::to_string(&kc).unwrap()).unwrap();
+    relay
+}
