@@ -82,6 +82,7 @@ async fn bench(runs: usize) -> Result<()> {
         policy_dirs: vec![builtin_dir()],
         policy_configmaps: false,
         policy_limits: Default::default(),
+        policy_cache_max_bytes: mck8s_policy::DEFAULT_CACHE_MAX_BYTES,
         prometheus_url: None,
         serf_rpc: None,
         rtt_file: None,

@@ -55,6 +55,8 @@ pub struct Config {
     /// Watch labelled policy ConfigMaps in `namespace`.
     pub policy_configmaps: bool,
     pub policy_limits: Limits,
+    /// Most the compiled-policy cache may hold on disk.
+    pub policy_cache_max_bytes: u64,
     pub prometheus_url: Option<String>,
     pub serf_rpc: Option<String>,
     pub rtt_file: Option<PathBuf>,
@@ -91,7 +93,7 @@ pub async fn run(clients: impl Into<mck8s_clusters::Clients>, config: Config) ->
         tokio::spawn(mck8s_clusters::watch_secrets(clusters.clone(), watches.clone(), config.namespace.clone()));
     }
 
-    let engine = PolicyEngine::new(EngineConfig { default_limits: config.policy_limits, ..EngineConfig::default() }).context("policy engine")?;
+    let engine = PolicyEngine::new(EngineConfig { default_limits: config.policy_limits, cache_max_bytes: config.policy_cache_max_bytes, ..EngineConfig::default() }).context("policy engine")?;
     let policies = Arc::new(PolicyRegistry::new(engine));
     let mut dir_sources = Vec::new();
     for dir in &config.policy_dirs {

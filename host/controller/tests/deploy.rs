@@ -361,6 +361,7 @@ impl Release {
             policy_dirs: vec![],
             policy_configmaps: true,
             policy_limits: Default::default(),
+            policy_cache_max_bytes: mck8s_policy::DEFAULT_CACHE_MAX_BYTES,
             prometheus_url: None,
             serf_rpc: None,
             rtt_file: None,

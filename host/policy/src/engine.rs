@@ -17,6 +17,8 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 pub struct EngineConfig {
     /// Where compiled components (`.cwasm`) are cached; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
+    /// Most bytes the cache may hold; least recently used files go first.
+    pub cache_max_bytes: u64,
     /// Epoch tick: deadlines are enforced to within about one tick.
     pub epoch_tick: Duration,
     /// Largest linear memory any policy may be granted (a pool slot's size).
@@ -31,6 +33,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             cache_dir: default_cache_dir(),
+            cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
             epoch_tick: Duration::from_millis(5),
             max_memory_bytes: 1 << 30,
             max_instances: 256,
@@ -38,6 +41,9 @@ impl Default for EngineConfig {
         }
     }
 }
+
+/// Room for a few dozen compiled policies; under the chart's 256 MiB cache volume.
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 192 << 20;
 
 /// `$XDG_CACHE_HOME/mck8s/policies`, else `~/.cache/mck8s/policies`.
 pub fn default_cache_dir() -> Option<PathBuf> {
@@ -90,7 +96,7 @@ impl PolicyEngine {
         scaling::Scaling::add_to_linker::<_, HasSelf<_>>(&mut scaling_linker, |s| s).map_err(anyhow_from)?;
 
         let cache = match &config.cache_dir {
-            Some(dir) => match ComponentCache::open(dir, &engine) {
+            Some(dir) => match ComponentCache::open(dir, &engine, config.cache_max_bytes) {
                 Ok(c) => Some(c),
                 Err(e) => {
                     tracing::warn!(dir = %dir.display(), error = %e, "compiled-policy cache disabled");

@@ -60,7 +60,8 @@ pub struct PolicyError {
     pub policy: String,
     /// Hex sha256 of the component; empty when no component is involved.
     pub digest: String,
-    #[source]
+    /// Part of this error's own message, so not also its `source()`: a reporter that walks
+    /// the chain (anyhow's `{:#}`, kube's controller) would say it twice.
     pub kind: PolicyErrorKind,
 }
 
@@ -92,4 +93,17 @@ impl fmt::Display for PolicyError {
 /// The first 12 hex digits, enough to tell versions apart in logs.
 pub fn short(digest: &str) -> &str {
     &digest[..digest.len().min(12)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chained_report_says_the_cause_once() {
+        let e = PolicyError::new("slow", "ab".repeat(32), PolicyErrorKind::Timeout { limit_ms: 100, call: "info" });
+        let report = format!("{:#}", anyhow::Error::from(e));
+        assert_eq!(report.matches("deadline").count(), 1, "{report}");
+        assert_eq!(report, "policy \"slow\" (sha256 abababababab) exceeded its 100 ms deadline in info and was stopped");
+    }
 }

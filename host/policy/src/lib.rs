@@ -29,7 +29,7 @@ pub mod synthetic;
 mod state;
 pub mod validate;
 
-pub use engine::{EngineConfig, PolicyEngine};
+pub use engine::{DEFAULT_CACHE_MAX_BYTES, EngineConfig, PolicyEngine};
 pub use error::{PolicyError, PolicyErrorKind};
 pub use input::{Adjustment, ClusterInput, FleetSnapshot, PlacementInput, ScalingInput};
 pub use limits::Limits;

@@ -48,6 +48,9 @@ pub struct RunArgs {
     /// Memory cap of a policy instance, in MiB.
     #[arg(long, env = "MCK8S_POLICY_MEMORY_MIB", default_value_t = 64)]
     pub policy_memory_mib: usize,
+    /// Most the compiled-policy cache may hold on disk, in MiB (least recently used evicted).
+    #[arg(long, env = "MCK8S_POLICY_CACHE_MAX_MIB", default_value_t = 192)]
+    pub policy_cache_max_mib: u64,
     /// Prometheus base URL, for traffic (e.g. http://prometheus:9090).
     #[arg(long, env = "MCK8S_PROMETHEUS_URL")]
     pub prometheus_url: Option<String>,
@@ -109,6 +112,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             policy_dirs: args.policy_dirs,
             policy_configmaps: !args.no_policy_configmaps,
             policy_limits: Limits { deadline: Duration::from_millis(args.policy_deadline_ms), memory_bytes: args.policy_memory_mib << 20 },
+            policy_cache_max_bytes: args.policy_cache_max_mib << 20,
             prometheus_url: args.prometheus_url,
             serf_rpc: args.serf_rpc,
             rtt_file: args.rtt_file,

@@ -43,9 +43,9 @@ impl Default for CloudConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{0}")]
+    #[error(transparent)]
     Kube(#[from] kube::Error),
-    #[error("{0}")]
+    #[error(transparent)]
     Act(#[from] act::ActError),
 }
 

@@ -125,6 +125,7 @@ impl Harness {
             policy_dirs: vec![builtin_dir()],
             policy_configmaps: true,
             policy_limits: Default::default(),
+            policy_cache_max_bytes: mck8s_policy::DEFAULT_CACHE_MAX_BYTES,
             prometheus_url: env.prometheus_url(),
             serf_rpc: env.has_serf().then(|| format!("127.0.0.1:{}", env.fleet().ports().serf_rpc(0))),
             rtt_file,
