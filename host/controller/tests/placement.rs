@@ -390,3 +390,36 @@ async fn a_long_named_mcd_counts_its_own_pods_as_free_like_a_short_one() {
     }
     h.finish().await;
 }
+
+/// A policy whose placement is valid but carries 4 MiB of reason and of summary text: the
+/// MCD is placed and its status written with the text cut (the API server refuses a request
+/// that large with 413, which used to leave the MCD with no status, retried forever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_returning_megabytes_of_text_gets_its_placement_written_with_the_text_cut() {
+    let _serial = serial();
+    let env = mck8s_testenv::TestEnv::shared().await.unwrap();
+    let ns = env.namespace("cluster0", "mcd-verbose").await.unwrap();
+    let policies = tempfile::tempdir().unwrap();
+    std::fs::copy(builtin_dir().parent().unwrap().join("mck8s_guest_hostile.wasm"), policies.path().join("hostile.wasm")).unwrap();
+    let dir = policies.path().to_path_buf();
+    let h = Harness::start_tuned(env, ns, &FOG, None, move |c| c.policy_dirs.push(dir)).await;
+    h.apply_yaml(&mcd("wordy", "  placementPolicy: hostile\n  placementParams: {mode: verbose}\n  replicas: 2"));
+    let placed = h.wait_condition("wordy", "Placed", "True").await;
+    h.wait_fog_total("wordy", 2).await;
+
+    let s = h.status("wordy").await;
+    assert_eq!(s.policy.as_deref(), Some("hostile"));
+    // The condition carries the policy's summary when that reconcile decided (cut), else a count.
+    let cut = placed.message.starts_with("why why") && placed.message.ends_with("bytes cut]");
+    assert!(cut || placed.message == "2 replicas in 1 clusters" || placed.message == "2 replicas in 2 clusters", "{}…", &placed.message[..80.min(placed.message.len())]);
+    assert!(placed.message.len() <= mck8s_api::conditions::MESSAGE_MAX, "{} bytes", placed.message.len());
+    assert!(!s.placement.is_empty());
+    for p in &s.placement {
+        assert!(p.reason.starts_with("why why") && p.reason.ends_with("bytes cut]"), "{}: {} bytes", p.cluster, p.reason.len());
+        assert!(p.reason.len() <= 1024, "{}: {} bytes", p.cluster, p.reason.len());
+    }
+    let written = serde_json::to_vec(&h.mcds().get("wordy").await.unwrap()).unwrap().len();
+    println!("the MCD as stored: {written} bytes, from a policy result of 8 MiB of text");
+    assert!(written < 64 << 10, "{written} bytes");
+    h.finish().await;
+}
