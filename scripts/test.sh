@@ -25,6 +25,11 @@ bash scripts/build-examples.sh
 step "building the workspace"
 cargo build --release --quiet
 
+# Coverage-guided fuzzing, 30 s per target (fuzz/; a crash fails the run). Its own build
+# (instrumented, deps unoptimised) costs about 9 minutes cold, 1.5 minutes warm.
+step "fuzzing: quantities, specs, kubeconfig Secrets, policy decisions"
+bash scripts/fuzz.sh "${MCK8S_FUZZ_SECONDS:-30}"
+
 step "starting the test environment"
 bash scripts/testenv.sh down >/dev/null 2>&1 || true
 trap 'step "tearing down"; bash scripts/testenv.sh down || true' EXIT

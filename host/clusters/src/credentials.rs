@@ -30,15 +30,29 @@ pub struct Refused {
 const PLUGIN: &str = "credential plugins run a command as the controller";
 const LOCAL: &str = "only inline credentials are accepted (embed the data, e.g. `kubectl config view --flatten`)";
 
-/// Checks the parts of `kubeconfig` that `context` uses: its cluster and its user.
+/// Checks the parts of `kubeconfig` that `context` uses: its cluster and its user (every
+/// entry of that name). For the operator's kubeconfig files, which may hold other contexts
+/// with plugins of their own (the operator's, never used by mck8s).
 pub fn check(kubeconfig: &Kubeconfig, context: &str, trust: Trust) -> Result<(), Refused> {
     let ctx = kubeconfig.contexts.iter().find(|c| c.name == context).and_then(|c| c.context.as_ref());
     let cluster_name = ctx.map(|c| c.cluster.as_str());
     let user_name = ctx.and_then(|c| c.user.as_deref());
+    check_entries(kubeconfig, |name| Some(name) == cluster_name, |name| Some(name) == user_name, trust)
+}
+
+/// Checks every cluster and user entry of `kubeconfig`. For a Secret's kubeconfig: it names
+/// one cluster and is anyone's who may write Secrets, so nothing in it may ask for a plugin
+/// or a local file, used by its context or not (fuzzing found one with a broken context
+/// entry, which made [`check`] look at nothing while an `exec` user sat beside it).
+pub fn check_all(kubeconfig: &Kubeconfig, trust: Trust) -> Result<(), Refused> {
+    check_entries(kubeconfig, |_| true, |_| true, trust)
+}
+
+fn check_entries(kubeconfig: &Kubeconfig, cluster: impl Fn(&str) -> bool, user: impl Fn(&str) -> bool, trust: Trust) -> Result<(), Refused> {
     let local_ok = trust == Trust::LocalFiles;
     let refuse = |field: &'static str, place: String, why: &'static str| Err(Refused { field, place, why });
 
-    for named in kubeconfig.clusters.iter().filter(|c| Some(c.name.as_str()) == cluster_name) {
+    for named in kubeconfig.clusters.iter().filter(|c| cluster(&c.name)) {
         let place = format!("cluster {:?}", named.name);
         if let Some(c) = &named.cluster
             && c.certificate_authority.is_some()
@@ -47,7 +61,7 @@ pub fn check(kubeconfig: &Kubeconfig, context: &str, trust: Trust) -> Result<(),
             return refuse("certificate-authority", place, LOCAL);
         }
     }
-    for named in kubeconfig.auth_infos.iter().filter(|u| Some(u.name.as_str()) == user_name) {
+    for named in kubeconfig.auth_infos.iter().filter(|u| user(&u.name)) {
         let place = format!("user {:?}", named.name);
         let Some(u) = &named.auth_info else { continue };
         if u.exec.is_some() {
@@ -126,5 +140,18 @@ mod tests {
         let k = Kubeconfig::from_yaml(text).unwrap();
         assert_eq!(check(&k, "a", Trust::Untrusted), Ok(()));
         assert_eq!(check(&k, "b", Trust::Untrusted).unwrap_err().field, "exec");
+        // A Secret's kubeconfig is checked whole.
+        assert_eq!(check_all(&k, Trust::Untrusted).unwrap_err().place, "user \"bad\"");
+    }
+
+    /// The fuzzer's find (fuzz/corpus/kubeconfig_secret/regression-broken-context): a context
+    /// entry that does not parse as one made `check` look at nothing.
+    #[test]
+    fn a_plugin_beside_a_broken_context_is_refused_in_a_secret() {
+        let text = "apiVersion: v1\nkind: Config\ncurrent-context: c1\nclusters: [{name: c1, cluster: {server: 'https://127.0.0.1:1'}}]\n\
+                    users: [{name: u, user: {exec: {command: /bin/sh}}}]\ncontexts: [{name: c1, co+ntext: {cluster: c1, user: u}}]\n";
+        let k = Kubeconfig::from_yaml(text).unwrap();
+        assert_eq!(check(&k, "c1", Trust::Untrusted), Ok(()), "nothing in use to refuse");
+        assert_eq!(check_all(&k, Trust::Untrusted).unwrap_err().field, "exec");
     }
 }

@@ -153,8 +153,8 @@ pub fn from_secret(secret: &k8s_openapi::api::core::v1::Secret) -> Result<Cluste
             cluster_labels.insert(key.to_string(), v.clone());
         }
     }
-    // A Secret is anyone's who may create one here: inline credentials only.
-    credentials::check(&kubeconfig, &context, Trust::Untrusted).map_err(|r| bad(r.to_string()))?;
+    // A Secret is anyone's who may create one here: inline credentials only, in every entry.
+    credentials::check_all(&kubeconfig, Trust::Untrusted).map_err(|r| bad(r.to_string()))?;
     let role = role_from(l.get(labels::CLUSTER_ROLE).map(String::as_str));
     let fp = fingerprint(&kubeconfig, &context, &cluster_labels, &role);
     Ok(ClusterSpec { name, role, labels: cluster_labels, source: format!("secret:{id}"), kubeconfig, context, fingerprint: fp })

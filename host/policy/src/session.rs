@@ -34,6 +34,25 @@ impl Decision {
     pub fn replicas_on(&self, cluster: &str) -> u32 {
         self.placements.iter().filter(|p| p.cluster == cluster).map(|p| p.replicas).sum()
     }
+
+    /// A policy's raw output (cluster indices, free text of any size) as the host keeps it:
+    /// validated against `fleet` and `workload`, names resolved, text cut. Pure, so it can be
+    /// fuzzed with arbitrary field values.
+    pub fn from_raw(policy: &str, digest: &str, fleet: &FleetSnapshot, workload: &wit::Workload, raw: wit::Decision) -> Result<Self, String> {
+        validate::placement(fleet, workload, &raw)?;
+        Ok(Decision {
+            policy: policy.to_string(),
+            digest: digest.to_string(),
+            placements: raw
+                .choices
+                .into_iter()
+                .filter(|c| c.replicas > 0)
+                .map(|c| ClusterReplicas { cluster: fleet.name_of(c.cluster).to_string(), replicas: c.replicas, reason: validate::clip_text(c.reason, validate::REASON_MAX) })
+                .collect(),
+            unplaced: raw.unplaced,
+            summary: validate::clip_text(raw.summary, validate::SUMMARY_MAX),
+        })
+    }
 }
 
 pub struct PlacementSession {
@@ -83,19 +102,7 @@ impl PlacementSession {
     /// One decision, validated. Raw output (indices) is returned by [`Self::place_raw`].
     pub fn place(&mut self, workload: &wit::Workload) -> Result<Decision, PolicyError> {
         let raw = self.place_raw(workload)?;
-        let fleet = &self.fleet;
-        Ok(Decision {
-            policy: self.policy.name.clone(),
-            digest: self.policy.digest.clone(),
-            placements: raw
-                .choices
-                .into_iter()
-                .filter(|c| c.replicas > 0)
-                .map(|c| ClusterReplicas { cluster: fleet.name_of(c.cluster).to_string(), replicas: c.replicas, reason: validate::clip_text(c.reason, validate::REASON_MAX) })
-                .collect(),
-            unplaced: raw.unplaced,
-            summary: validate::clip_text(raw.summary, validate::SUMMARY_MAX),
-        })
+        Decision::from_raw(&self.policy.name, &self.policy.digest, &self.fleet, workload, raw).map_err(|e| self.policy.error(PolicyErrorKind::InvalidOutput(e)))
     }
 
     pub fn place_raw(&mut self, workload: &wit::Workload) -> Result<wit::Decision, PolicyError> {
