@@ -158,6 +158,35 @@ where
     Ok(())
 }
 
+/// Deletes `owner`'s children of kind `K` in `member` when the owner goes: every one the watch
+/// cache lists, and the one under the owner's own name (every child is named like its owner)
+/// read live. The cache can be behind: a child created just as its cluster went down is not in
+/// it until the watch lists again, and trusting the cache alone left such a child orphaned
+/// forever (found by the fault soak). The live one is deleted only if its labels name this
+/// owner, so a user's own object of the same name is never touched.
+pub async fn delete_owned<K>(cache: &AppliedCache, member: &Member, owner_kind: &str, namespace: &str, name: &str, cached: &[Arc<K>]) -> Result<(), ChildError>
+where
+    K: Resource<Scope = NamespaceResourceScope> + k8s_openapi::Resource + Clone + DeserializeOwned + Debug,
+    K::DynamicType: Default,
+{
+    delete_all(cache, member, cached).await?;
+    let api: Api<K> = Api::namespaced(member.client.clone(), namespace);
+    let live = api.get_opt(name).await.map_err(|source| ChildError {
+        cluster: member.name.clone(),
+        action: "reading",
+        kind: kind_of::<K>(),
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        source,
+    })?;
+    let ours = live.is_some_and(|l| {
+        let meta = l.meta();
+        let managed = meta.labels.as_ref().and_then(|l| l.get(labels::MANAGED_BY_KEY)).is_some_and(|v| v == labels::MANAGED_BY);
+        managed && labels::owner_of(meta.labels.as_ref(), meta.annotations.as_ref()).is_some_and(|(k, n)| k == owner_kind && n == name)
+    });
+    if ours { delete::<K>(cache, member, namespace, name).await } else { Ok(()) }
+}
+
 fn kind_of<K: k8s_openapi::Resource>() -> &'static str {
     K::KIND
 }

@@ -409,7 +409,7 @@ async fn cleanup(mcd: Arc<MultiClusterDeployment>, ctx: Arc<Context>) -> Result<
     let owner = owner_key(&mcd);
     let mut errors = Vec::new();
     for member in ctx.clusters.members() {
-        if let Err(e) = children::delete_all(&ctx.applied, &member, &member.children_of(&owner)).await {
+        if let Err(e) = children::delete_owned(&ctx.applied, &member, KIND, &owner.namespace, &owner.name, &member.children_of(&owner)).await {
             errors.push(Error::Child(e));
         }
     }

@@ -281,7 +281,7 @@ async fn reject(mcj: &MultiClusterJob, ctx: &Context, status: MultiClusterJobSta
 async fn cleanup(mcj: Arc<MultiClusterJob>, ctx: Arc<Context>) -> Result<Action, Error> {
     let owner = owner_key(&mcj);
     for member in ctx.clusters.members() {
-        children::delete_all(&ctx.applied, &member, &member.jobs_of(&owner)).await?;
+        children::delete_owned(&ctx.applied, &member, KIND, &owner.namespace, &owner.name, &member.jobs_of(&owner)).await?;
     }
     ctx.scheduler.forget(&owner);
     ctx.mcj_status.forget(mcj.as_ref());

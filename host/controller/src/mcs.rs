@@ -186,7 +186,7 @@ async fn reject(mcs: &MultiClusterService, ctx: &Context, status: MultiClusterSe
 async fn cleanup(mcs: Arc<MultiClusterService>, ctx: Arc<Context>) -> Result<Action, Error> {
     let owner = owner_key(&mcs);
     for member in ctx.clusters.members() {
-        children::delete_all(&ctx.applied, &member, &member.services_of(&owner)).await?;
+        children::delete_owned(&ctx.applied, &member, KIND, &owner.namespace, &owner.name, &member.services_of(&owner)).await?;
     }
     shared::publish(&ctx, mcs.as_ref(), EventType::Normal, "Deleted", "Propagate", "Services deleted in every cluster").await;
     Ok(Action::await_change())

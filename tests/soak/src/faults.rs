@@ -13,6 +13,14 @@ use std::time::Duration;
 pub const WORKLOAD_CLUSTERS: [&str; 3] = ["cluster1", "cluster2", "cluster3"];
 pub const MANAGEMENT: &str = "cluster0";
 
+/// The workload cluster a fault takes away, if it takes one.
+pub fn spares_not(fault: Fault, cluster: &str) -> Option<&str> {
+    match fault {
+        Fault::FreezeWorkloadApiServer | Fault::RestartWorkloadApiServer | Fault::LoseNodes => Some(cluster),
+        _ => None,
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Fault {
     FreezeWorkloadApiServer,
@@ -48,6 +56,7 @@ pub async fn inject(
     fault: Fault,
     env: &TestEnv,
     guards: &BTreeMap<&str, ExclusiveCluster<'_>>,
+    cluster: &str,
     rng: &mut Rng,
     hold: Duration,
     controllers: &mut [Controller],
@@ -55,7 +64,6 @@ pub async fn inject(
     lease_holder: Option<String>,
     policy: &PolicyFiles<'_>,
 ) -> anyhow::Result<String> {
-    let cluster = WORKLOAD_CLUSTERS[rng.below(WORKLOAD_CLUSTERS.len() as u64) as usize];
     let guard = &guards[cluster];
     let management = &guards[MANAGEMENT];
     Ok(match fault {

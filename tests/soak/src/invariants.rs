@@ -4,6 +4,7 @@
 //!   Job is gone, for longer than the grace below;
 //! - no stray or duplicate child: a child Deployment in a cluster its MCD neither places on
 //!   nor drains from, for longer than the grace;
+//! - ready replicas never below what the surviving clusters held (see [`ReadyFloor`]);
 //! - after the faults stop, everything converges within a bound (see [`converged`]).
 //!
 //! A workload cluster that does not answer within 5 s is skipped in that check (it is the
@@ -32,6 +33,8 @@ pub struct Tracker {
     since: BTreeMap<ChildKey, (Instant, String)>,
     pub checks: u64,
     pub skipped: u64,
+    /// Rounds of [`ReadyFloor::check`].
+    pub floor_checks: u64,
     pub violations: Vec<String>,
 }
 
@@ -170,4 +173,56 @@ pub async fn converged(f: &Fleet<'_>) -> Vec<String> {
         }
     }
     out
+}
+
+/// Ready replicas of each MCD's children in `clusters` (the ones that answer).
+pub async fn ready_by_mcd(f: &Fleet<'_>, clusters: &[String]) -> BTreeMap<String, i32> {
+    let mut out = BTreeMap::new();
+    for (_, client) in f.clusters.iter().filter(|(c, _)| clusters.contains(c)) {
+        for d in list(Api::<Deployment>::namespaced(client.clone(), f.namespace)).await.unwrap_or_default() {
+            if let Some((_, name)) = owner(&d.metadata) {
+                *out.entry(name).or_default() += d.status.and_then(|s| s.ready_replicas).unwrap_or(0);
+            }
+        }
+    }
+    out
+}
+
+/// "Ready replicas never below what surviving capacity allows": while a fault lasts, an MCD
+/// the user did not touch keeps at least the ready replicas it had, just before the fault, in
+/// the clusters the fault spares (failover only adds; a move drains only once the replacements
+/// are ready).
+pub struct ReadyFloor {
+    pub fault: String,
+    pub surviving: Vec<String>,
+    pub before: BTreeMap<String, i32>,
+    pub since: Instant,
+    reported: BTreeSet<String>,
+}
+
+impl ReadyFloor {
+    pub async fn start(f: &Fleet<'_>, fault: String, surviving: Vec<String>) -> Self {
+        let before = ready_by_mcd(f, &surviving).await;
+        ReadyFloor { fault, surviving, before, since: Instant::now(), reported: BTreeSet::new() }
+    }
+
+    /// Checks now; `touched` says when the soak last changed each MCD.
+    pub async fn check(&mut self, f: &Fleet<'_>, touched: &BTreeMap<String, Instant>, tracker: &mut Tracker) {
+        let now = ready_by_mcd(f, &self.surviving).await;
+        tracker.floor_checks += 1;
+        for (name, before) in &self.before {
+            if touched.get(name).is_some_and(|t| *t >= self.since) {
+                continue;
+            }
+            let after = now.get(name).copied().unwrap_or(0);
+            if after < *before && self.reported.insert(name.clone()) {
+                tracker.violations.push(format!(
+                    "ready replicas of MCD {name} fell from {before} to {after} in {:?} during \"{}\" ({:?} in)",
+                    self.surviving,
+                    self.fault,
+                    self.since.elapsed()
+                ));
+            }
+        }
+    }
 }

@@ -112,7 +112,10 @@ async fn main() -> anyhow::Result<()> {
             let holder = tokio::time::timeout(Duration::from_secs(3), leases.get_opt("mck8s-leader")).await.ok().and_then(|r| r.ok()).flatten().and_then(|l| l.spec).and_then(|s| s.holder_identity);
             // The workload and the checks go on while the fault is held.
             let mut fault_rng = Rng(rng.below(u64::MAX) | 1);
-            let inject = faults::inject(fault, &env, &guards, &mut fault_rng, hold, &mut controllers, &bin, holder, &policy);
+            let cluster = faults::WORKLOAD_CLUSTERS[rng.below(faults::WORKLOAD_CLUSTERS.len() as u64) as usize];
+            let surviving: Vec<String> = clusters.iter().map(|(c, _)| c.clone()).filter(|c| Some(c.as_str()) != faults::spares_not(fault, cluster)).collect();
+            let mut floor = invariants::ReadyFloor::start(&fleet, format!("{fault:?} {cluster}"), surviving).await;
+            let inject = faults::inject(fault, &env, &guards, cluster, &mut fault_rng, hold, &mut controllers, &bin, holder, &policy);
             tokio::pin!(inject);
             let what = loop {
                 tokio::select! {
@@ -121,6 +124,7 @@ async fn main() -> anyhow::Result<()> {
                         work.step(&mut rng).await;
                         if last_check.elapsed() >= Duration::from_secs(5) {
                             tracker.check(&fleet).await;
+                            floor.check(&fleet, &work.touched, &mut tracker).await;
                             last_check = Instant::now();
                         }
                     }
@@ -129,7 +133,8 @@ async fn main() -> anyhow::Result<()> {
             let what = what.with_context(|| format!("injecting {fault:?}"))?;
             *fault_counts.entry(fault).or_default() += 1;
             println!("[{:>5.0} s] {what}", started.elapsed().as_secs_f64());
-            next_fault = Instant::now() + Duration::from_secs(10 + rng.below(15));
+            // Room for the last fault's failback to finish before the next one.
+            next_fault = Instant::now() + Duration::from_secs(20 + rng.below(15));
         }
         for c in &mut controllers {
             if c.keep_running(&bin)? {
@@ -182,6 +187,7 @@ async fn main() -> anyhow::Result<()> {
     let leaderships: usize = controllers.iter().map(|c| c.leaderships().len()).sum();
     println!("| leaderships | {leaderships} |");
     println!("| invariant checks (orphans, strays) | {} (+{} skipped: management API server down) |", tracker.checks, tracker.skipped);
+    println!("| ready-floor checks during faults | {} |", tracker.floor_checks);
     println!("| converged after the faults stopped | {} |", if pending.is_empty() { format!("{:.0} s", converged_after.as_secs_f64()) } else { "no".into() });
     println!("| violations | {} |", violations.len());
     for v in &violations {

@@ -25,6 +25,8 @@ pub struct Workload {
     mcss: Api<MultiClusterService>,
     mcjs: Api<MultiClusterJob>,
     pub ops: Ops,
+    /// When each MCD was last created, scaled or deleted.
+    pub touched: BTreeMap<String, std::time::Instant>,
 }
 
 fn mcd(name: &str, replicas: u32, policy: &str) -> MultiClusterDeployment {
@@ -63,7 +65,7 @@ fn mcj(name: &str, locations: u32) -> MultiClusterJob {
 
 impl Workload {
     pub fn new(client: kube::Client, ns: &str) -> Self {
-        Workload { mcds: Api::namespaced(client.clone(), ns), mcss: Api::namespaced(client.clone(), ns), mcjs: Api::namespaced(client, ns), ops: Ops::default() }
+        Workload { mcds: Api::namespaced(client.clone(), ns), mcss: Api::namespaced(client.clone(), ns), mcjs: Api::namespaced(client, ns), ops: Ops::default(), touched: BTreeMap::new() }
     }
 
     /// One random operation, given at most 10 s (the management API server may be frozen:
@@ -84,6 +86,8 @@ impl Workload {
 
     async fn mcd_op(&mut self, rng: &mut Rng) -> Result<Option<&'static str>, kube::Error> {
         let name = format!("soak-{}", rng.below(MCDS as u64));
+        // Marked before the call: a write that times out may still have happened.
+        self.touched.insert(name.clone(), std::time::Instant::now());
         let existing = self.mcds.get_opt(&name).await?;
         match existing {
             None => {
