@@ -190,8 +190,8 @@ pub async fn ready_by_mcd(f: &Fleet<'_>, clusters: &[String]) -> BTreeMap<String
 
 /// "Ready replicas never below what surviving capacity allows": while a fault lasts, an MCD
 /// the user did not touch keeps at least the ready replicas it had, just before the fault, in
-/// the clusters the fault spares (failover only adds; a move drains only once the replacements
-/// are ready).
+/// the clusters the fault spares, up to its replicas (failover only adds; a move drains only
+/// once the replacements are ready).
 pub struct ReadyFloor {
     pub fault: String,
     pub surviving: Vec<String>,
@@ -201,8 +201,19 @@ pub struct ReadyFloor {
 }
 
 impl ReadyFloor {
+    /// The floor of each MCD: the ready replicas it has now in `surviving`, but never more
+    /// than it asks for (a move in progress counts old and new children at once; draining the
+    /// old ones is no loss). Without the MCDs' specs (the management API server down) nothing
+    /// is checked during this fault.
     pub async fn start(f: &Fleet<'_>, fault: String, surviving: Vec<String>) -> Self {
-        let before = ready_by_mcd(f, &surviving).await;
+        let ready = ready_by_mcd(f, &surviving).await;
+        let before = match owners(f).await {
+            Some(o) => ready
+                .into_iter()
+                .filter_map(|(name, r)| o.mcds.get(&name).filter(|m| m.metadata.deletion_timestamp.is_none()).map(|m| (name, r.min(m.spec.replicas.unwrap_or(1)))))
+                .collect(),
+            None => BTreeMap::new(),
+        };
         ReadyFloor { fault, surviving, before, since: Instant::now(), reported: BTreeSet::new() }
     }
 
