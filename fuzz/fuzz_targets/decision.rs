@@ -4,10 +4,12 @@
 //! bounded text. Never a panic.
 #![no_main]
 
+mod fleet;
+
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use mck8s_policy::bindings::wit;
-use mck8s_policy::input::{FleetDoc, WorkloadDoc};
+use mck8s_policy::input::WorkloadDoc;
 use mck8s_policy::session::Decision;
 use mck8s_policy::{FleetSnapshot, validate};
 use std::collections::BTreeSet;
@@ -15,13 +17,9 @@ use std::sync::OnceLock;
 
 fn fleet() -> &'static FleetSnapshot {
     static FLEET: OnceLock<FleetSnapshot> = OnceLock::new();
-    FLEET.get_or_init(|| {
-        let doc: FleetDoc = serde_yaml::from_str(
-            "clusters:\n- {name: cluster1, nodes: [{count: 2, cpu: '4', memory: 8Gi}]}\n- {name: cluster2, health: not-ready, nodes: [{cpu: '2', memory: 4Gi}]}\n- {name: cloud1, nodes: [{cpu: '16', memory: 64Gi}]}\n",
-        )
-        .unwrap();
-        FleetSnapshot::from_doc(&doc).unwrap()
-    })
+    FLEET.get_or_init(|| fleet::from_yaml(
+        "clusters:\n- {name: cluster1, nodes: [{count: 2, cpu: '4', memory: 8Gi}]}\n- {name: cluster2, health: not-ready, nodes: [{cpu: '2', memory: 4Gi}]}\n- {name: cloud1, nodes: [{cpu: '16', memory: 64Gi}]}\n",
+    ))
 }
 
 /// Text of any size: mostly short, sometimes up to a few hundred KiB.

@@ -4,23 +4,20 @@
 //! panic.
 #![no_main]
 
+mod fleet;
+
 use libfuzzer_sys::fuzz_target;
 use mck8s_api::{MultiClusterDeployment, MultiClusterJob, MultiClusterService};
 use mck8s_controller::spec;
 use mck8s_policy::FleetSnapshot;
-use mck8s_policy::input::FleetDoc;
 use std::sync::OnceLock;
 
 /// Where a parsed workload goes next: the policy input for a small fleet.
 fn fleet() -> &'static FleetSnapshot {
     static FLEET: OnceLock<FleetSnapshot> = OnceLock::new();
-    FLEET.get_or_init(|| {
-        let doc: FleetDoc = serde_yaml::from_str(
-            "clusters:\n- {name: cluster1, nodes: [{count: 2, cpu: '4', memory: 8Gi}]}\n- {name: cloud1, nodes: [{cpu: '16', memory: 64Gi}]}\n",
-        )
-        .unwrap();
-        FleetSnapshot::from_doc(&doc).unwrap()
-    })
+    FLEET.get_or_init(|| fleet::from_yaml(
+        "clusters:\n- {name: cluster1, nodes: [{count: 2, cpu: '4', memory: 8Gi}]}\n- {name: cloud1, nodes: [{cpu: '16', memory: 64Gi}]}\n",
+    ))
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -42,6 +42,13 @@ pub fn owner_value(name: &str) -> String {
     format!("h-{h:016x}")
 }
 
+/// Whether a child's labels name the owner of `kind` whose label value is `owner_value` (see
+/// [`owner_value`]; computed once by callers that test many objects). The one owner test that
+/// both the child stores and the live clean-up use.
+pub fn labelled_owner(labels: Option<&std::collections::BTreeMap<String, String>>, kind: &str, owner_value: &str) -> bool {
+    labels.is_some_and(|l| l.get(OWNER_KIND).map(String::as_str) == Some(kind) && l.get(OWNER_NAME).map(String::as_str) == Some(owner_value))
+}
+
 /// The owner's kind and name from a child's (or its pod's) labels and annotations: the one
 /// place that reads them. The `owner-ref` annotation has the full name; without it (pods
 /// carry only the template's labels) the name is the label value, which for a name longer
@@ -68,6 +75,16 @@ mod tests {
         let (_, pod_name) = owner_of(Some(&labels), None).unwrap();
         assert_eq!(owner_value(&pod_name), owner_value(&long));
         assert_eq!(owner_of(None, Some(&ann)), None);
+    }
+
+    #[test]
+    fn labelled_owner_matches_kind_and_label_value_only() {
+        let long = "y".repeat(80);
+        let labels = std::collections::BTreeMap::from([(OWNER_KIND.to_string(), "MultiClusterJob".to_string()), (OWNER_NAME.to_string(), owner_value(&long))]);
+        assert!(labelled_owner(Some(&labels), "MultiClusterJob", &owner_value(&long)));
+        assert!(!labelled_owner(Some(&labels), "MultiClusterDeployment", &owner_value(&long)), "another kind of the same name");
+        assert!(!labelled_owner(Some(&labels), "MultiClusterJob", &owner_value(&"z".repeat(80))));
+        assert!(!labelled_owner(None, "MultiClusterJob", &owner_value(&long)));
     }
 
     #[test]

@@ -94,6 +94,7 @@ async fn bench(runs: usize) -> Result<()> {
         cloud_provisioning: true,
         max_concurrent_provisions: 1,
         cloud_poll: Duration::from_secs(1),
+        cloud_access: None,
     };
     let controller = tokio::spawn(mck8s_controller::run(mgmt.clone(), config));
     let mut rows = Vec::new();

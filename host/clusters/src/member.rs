@@ -232,10 +232,7 @@ where
         .state()
         .into_iter()
         .filter(|d| {
-            d.meta().namespace.as_deref() == Some(owner.namespace.as_str())
-                && d.meta().labels.as_ref().is_some_and(|l| {
-                    l.get(labels::OWNER_NAME) == Some(&value) && l.get(labels::OWNER_KIND).map(String::as_str) == Some(owner.kind.as_str())
-                })
+            d.meta().namespace.as_deref() == Some(owner.namespace.as_str()) && labels::labelled_owner(d.meta().labels.as_ref(), &owner.kind, &value)
         })
         .collect()
 }

@@ -182,7 +182,7 @@ where
     let ours = live.is_some_and(|l| {
         let meta = l.meta();
         let managed = meta.labels.as_ref().and_then(|l| l.get(labels::MANAGED_BY_KEY)).is_some_and(|v| v == labels::MANAGED_BY);
-        managed && labels::owner_of(meta.labels.as_ref(), meta.annotations.as_ref()).is_some_and(|(k, n)| k == owner_kind && n == name)
+        managed && labels::labelled_owner(meta.labels.as_ref(), owner_kind, &labels::owner_value(name))
     });
     if ours { delete::<K>(cache, member, namespace, name).await } else { Ok(()) }
 }

@@ -76,6 +76,9 @@ pub struct Config {
     pub max_concurrent_provisions: usize,
     /// How often each CloudProvisioner is re-examined (machines booting, windows passing).
     pub cloud_poll: Duration,
+    /// The role the CloudProvisioner binds to itself in each cloud cluster's namespace
+    /// (`--cloud-namespace-role`, set by the chart); `None` with an admin identity.
+    pub cloud_access: Option<cloud::NamespaceAccess>,
 }
 
 /// Runs until the MultiClusterDeployment controller stops (SIGTERM/SIGINT). `clients` is the
@@ -179,6 +182,7 @@ async fn controllers(ctx: Arc<Context>, config: &Config) {
         watch_namespace: watch_namespace.clone(),
         max_concurrent_provisions: config.max_concurrent_provisions.max(1),
         poll: config.cloud_poll,
+        namespace_access: config.cloud_access.clone(),
     };
     let provisioner = async {
         if config.cloud_provisioning {

@@ -37,24 +37,8 @@ async fn harness(prefix: &str) -> Harness {
         c.cloud_poll = Duration::from_secs(1);
     })
     .await;
-    install_class(&h).await;
+    common::install_cloud_class(&h.mgmt).await;
     h
-}
-
-/// The shipped ClusterClass (its first document; the provider templates need CAPO's CRDs,
-/// which the simulator does not have) in `mck8s-system`, where CloudProvisioners look by
-/// default.
-async fn install_class(h: &Harness) {
-    let nss: Api<Namespace> = Api::all(h.mgmt.clone());
-    if nss.get_opt("mck8s-system").await.unwrap().is_none() {
-        let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": "mck8s-system"}})).unwrap();
-        let _ = nss.create(&PostParams::default(), &ns).await;
-    }
-    let text = std::fs::read_to_string(common::repo().join("deploy/capi/clusterclass-mck8s-openstack.yaml")).unwrap();
-    let first = text.split("\n---\n").next().unwrap();
-    let obj: DynamicObject = serde_yaml::from_str(first).unwrap();
-    let api: Api<DynamicObject> = Api::namespaced_with(h.mgmt.clone(), "mck8s-system", &capi("ClusterClass"));
-    api.patch("mck8s-openstack", &PatchParams::apply("cloud-test").force(), &Patch::Apply(&obj)).await.unwrap();
 }
 
 fn cps(h: &Harness) -> Api<CloudProvisioner> {
@@ -235,6 +219,18 @@ async fn the_example_provisions_a_cloud_cluster_for_the_overflow() {
     })
     .await;
     eprintln!("example: CloudProvisioner applied → 2 replicas Running in the new cloud cluster in {:.1} s", started.elapsed().as_secs_f64());
+    // The registry holds mck8s's own member token (deploy/member/rbac.yaml), not Cluster
+    // API's admin certificate: enough to run the overflow (above), refused beyond it.
+    let registry = Api::<Secret>::namespaced(h.mgmt.clone(), &h.ns.name).get("mck8s-cloud-cloud1").await.unwrap();
+    let text = String::from_utf8(registry.data.unwrap()["kubeconfig"].0.clone()).unwrap();
+    assert!(text.contains("token:") && !text.contains("client-key-data"), "the registered credentials are a token");
+    let kc = kube::config::Kubeconfig::from_yaml(&text).unwrap();
+    let member = Client::try_from(kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap()).unwrap();
+    match Api::<Secret>::namespaced(member.clone(), "kube-system").list(&ListParams::default()).await {
+        Err(kube::Error::Api(e)) if e.code == 403 => {}
+        other => panic!("the member token lists Secrets: {other:?}"),
+    }
+    Api::<Node>::all(member).list(&ListParams::default()).await.expect("the member token lists Nodes");
     h.wait_condition("burst", "Bursting", "False").await;
 
     // The Cluster has the example's fields as the class's variables; the credentials went into

@@ -100,16 +100,24 @@ fn rules(rules: &[PolicyRule]) -> BTreeSet<String> {
         .collect()
 }
 
-async fn eventually<F, Fut>(what: &str, mut check: F)
+async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    eventually_within(what, Duration::from_secs(120), check).await
+}
+
+async fn eventually_within<F, Fut>(what: &str, bound: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let deadline = tokio::time::Instant::now() + bound;
     loop {
         match check().await {
             Ok(()) => return,
-            Err(e) if tokio::time::Instant::now() > deadline => panic!("{what}: still not true after 120 s: {e}"),
+            Err(e) if tokio::time::Instant::now() > deadline => panic!("{what}: still not true after {bound:?}: {e}"),
             Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
         }
     }
@@ -232,13 +240,22 @@ async fn helm_install_upgrade_uninstall_on_the_management_cluster() {
     let want: BTreeSet<String> = [
         "fogguru.eu/cloudprovisioners list,patch,watch",
         "fogguru.eu/cloudprovisioners/status patch",
-        "cluster.x-k8s.io/clusters delete,get,patch",
+        "cluster.x-k8s.io/clusters create,delete,get,list,patch,watch",
         "cluster.x-k8s.io/machines list,patch",
-        "/namespaces,secrets delete,get,patch",
+        "/namespaces create,get",
+        "rbac.authorization.k8s.io/rolebindings create,patch",
+        format!("rbac.authorization.k8s.io/clusterroles[{cluster_name}-cloud-namespace] bind").as_str(),
+        "events.k8s.io/events create,patch",
     ]
     .map(String::from)
     .into();
-    assert_eq!(rules(&cloud.rules.unwrap_or_default()), want);
+    assert_eq!(rules(&cloud.rules.unwrap_or_default()), want, "no Secret right fleet-wide");
+    // Secrets only through the role it binds in each cloud cluster's namespace, and its registry here.
+    let per_ns = Api::<ClusterRole>::all(admin.clone()).get(&format!("{cluster_name}-cloud-namespace")).await.unwrap();
+    let want: BTreeSet<String> = ["/secrets create,delete,get,patch", "/namespaces delete,get", "rbac.authorization.k8s.io/rolebindings delete"].map(String::from).into();
+    assert_eq!(rules(&per_ns.rules.unwrap_or_default()), want);
+    let registry = ns.api::<Role>().get(&format!("{RELEASE}-cloud-registry")).await.unwrap();
+    assert_eq!(rules(&registry.rules.unwrap_or_default()), BTreeSet::from(["/secrets create,delete,get,patch".to_string()]));
     let role = ns.api::<Role>().get(RELEASE).await.unwrap();
     let want: BTreeSet<String> = ["/configmaps,secrets list,watch", "coordination.k8s.io/leases[mck8s-leader] get,update", "coordination.k8s.io/leases create"].map(String::from).into();
     assert_eq!(rules(&role.rules.unwrap_or_default()), want);
@@ -288,6 +305,7 @@ async fn helm_install_upgrade_uninstall_on_the_management_cluster() {
     assert!(Api::<ClusterRole>::all(admin.clone()).get_opt(&cluster_name).await.unwrap().is_none());
     assert!(Api::<ClusterRole>::all(admin.clone()).get_opt(&format!("{cluster_name}-rescheduler")).await.unwrap().is_none());
     assert!(Api::<ClusterRole>::all(admin.clone()).get_opt(&format!("{cluster_name}-cloud")).await.unwrap().is_none());
+    assert!(Api::<ClusterRole>::all(admin.clone()).get_opt(&format!("{cluster_name}-cloud-namespace")).await.unwrap().is_none());
     assert!(Api::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>::all(admin.clone()).get_opt(&cluster_name).await.unwrap().is_none());
     assert!(ns.api::<Role>().get_opt(RELEASE).await.unwrap().is_none());
     assert!(ns.api::<ServiceAccount>().get_opt(RELEASE).await.unwrap().is_none());
@@ -309,10 +327,18 @@ struct Release {
     sa: Client,
     sa_kubeconfig: PathBuf,
     dir: PathBuf,
+    /// Installed with `cloudProvisioning.enabled=true`: the controller runs the
+    /// CloudProvisioner loop with the chart's per-namespace role.
+    cloud: bool,
 }
 
 impl Release {
     async fn install(prefix: &str) -> Release {
+        Release::install_with(prefix, &[]).await
+    }
+
+    /// [`Release::install`] with extra `--set` values.
+    async fn install_with(prefix: &str, sets: &[&str]) -> Release {
         let env = TestEnv::shared().await.expect("test environment");
         install_crds(&env).await;
         let ns = env.namespace("cluster0", prefix).await.unwrap();
@@ -324,6 +350,9 @@ impl Release {
         c.args(["install", RELEASE]).arg(packaged_chart()).args(["-n", &ns.name]);
         c.arg("--set-file").arg(format!("clusters.cloud1.kubeconfig={}", env.kubeconfig("cloud1").display()));
         c.args(["--set", "clusters.cloud1.role=fog"]);
+        for set in sets {
+            c.args(["--set", set]);
+        }
         ok(c);
         // Kubernetes 1.20 makes a token Secret for the ServiceAccount.
         let sas: Api<ServiceAccount> = ns.api();
@@ -340,7 +369,8 @@ impl Release {
         let sa_kubeconfig = dir.join("sa.yaml");
         std::fs::write(&sa_kubeconfig, serde_yaml::to_string(&kc).unwrap()).unwrap();
         let sa = mck8s_testenv::kubeconfig::client(&sa_kubeconfig, "cluster0").await.unwrap();
-        Release { env, ns, apps, admin, sa, sa_kubeconfig, dir }
+        let cloud = sets.contains(&"cloudProvisioning.enabled=true");
+        Release { env, ns, apps, admin, sa, sa_kubeconfig, dir, cloud }
     }
 
     /// A controller as the chart's pod would run it: the ServiceAccount's identity, clusters
@@ -370,11 +400,15 @@ impl Release {
             timing: Timing { burst_retry: Duration::from_secs(2), error_retry: Duration::from_secs(2), resync: Duration::from_secs(60), ..Timing::default() },
             move_limit: Default::default(),
             leader_election,
-            // The chart's ClusterRole `-cloud` is asserted above; the controller here runs without
-            // the CloudProvisioner loop, as the cloud tests are not enabled yet.
-            cloud_provisioning: false,
+            // As the chart's Deployment sets it (MCK8S_CLOUD_NAMESPACE_ROLE, MCK8S_SERVICE_ACCOUNT).
+            cloud_provisioning: self.cloud,
             max_concurrent_provisions: 1,
             cloud_poll: Duration::from_secs(1),
+            cloud_access: self.cloud.then(|| mck8s_controller::cloud::NamespaceAccess {
+                cluster_role: format!("{RELEASE}-{}-cloud-namespace", self.ns.name),
+                service_account: RELEASE.into(),
+                service_account_namespace: self.ns.name.clone(),
+            }),
         };
         tokio::spawn(mck8s_controller::run(client, config))
     }
@@ -538,6 +572,84 @@ async fn the_chart_identity_places_an_mcd_is_refused_outside_its_role_and_takes_
     assert_eq!(s.policy.as_deref(), Some("house-rules"));
     assert!(!task.is_finished(), "the same controller, never restarted");
     r.finish(vec![task]).await;
+}
+
+/// The CloudProvisioner under the chart's narrow role: no Secret right outside the release
+/// namespace, yet a cloud cluster is provisioned, joined, given the overflow and removed,
+/// through the RoleBinding the controller gives itself in that cluster's namespace alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chart_identity_provisions_a_cloud_cluster_reaching_secrets_only_in_its_namespace() {
+    let _serial = serial();
+    logs();
+    const CP: &str = "rbaccloud";
+    let r = Release::install_with("mck8s-cloudrbac", &["cloudProvisioning.enabled=true"]).await;
+    let _leftovers = CloudLeftovers { env: r.env.clone(), cp: CP, apps: r.apps.name.clone() };
+    install_cloud_class(&r.admin).await;
+    forbidden(Api::<Secret>::namespaced(r.sa.clone(), &r.apps.name).get("anything").await, "getting a Secret in another namespace");
+    forbidden(Api::<Secret>::all(r.sa.clone()).list(&ListParams::default()).await, "listing Secrets everywhere");
+
+    let task = r.controller("mck8s-cloud-rbac", false, None);
+    // cloud1 (the release's only cluster, as fog) has 3 nodes of 16 CPUs: 8 pods of 6 CPUs overflow it.
+    r.apply(&mcd_shaped("heavy", "  replicas: 8", "{cpu: '6', memory: 1Gi}", ""));
+    r.wait_condition("heavy", "Bursting", "True").await;
+    r.apply(&format!(
+        "apiVersion: fogguru.eu/v1\nkind: CloudProvisioner\nmetadata: {{name: {CP}}}\nspec:\n  lifecycle: {{demandConfirmSeconds: 1, drainGraceSeconds: 2, deprovisionAfterIdleSeconds: 5, retryBackoffSeconds: 1, provisionTimeoutSeconds: 240}}\n"
+    ));
+    let cps: Api<mck8s_api::CloudProvisioner> = Api::all(r.admin.clone());
+    eventually_within("the cloud cluster Ready and the overflow ready there", Duration::from_secs(300), || async {
+        let phase = cps.get(CP).await.ok().and_then(|c| c.status).and_then(|s| s.phase);
+        let status = r.mcds().get("heavy").await.ok().and_then(|m| m.status).unwrap_or_default();
+        let there = status.placement.iter().find(|p| p.cluster == CP).map_or(0, |p| p.ready_replicas);
+        if phase.as_deref() == Some("Ready") && there > 0 { Ok(()) } else { Err(format!("phase {phase:?}, placement {:?}, unplaced {}", status.summary, status.unplaced)) }
+    })
+    .await;
+    r.wait_condition("heavy", "Bursting", "False").await;
+    // Its Secrets were reached through one RoleBinding in that namespace, to the chart's role.
+    let binding = Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(r.admin.clone(), CP).get("mck8s-cloudprovisioner").await.unwrap();
+    assert_eq!(binding.role_ref.name, format!("{RELEASE}-{}-cloud-namespace", r.ns.name));
+    Api::<Secret>::namespaced(r.sa.clone(), CP).get(&format!("{CP}-kubeconfig")).await.expect("the kubeconfig Secret, through the binding");
+    forbidden(Api::<Secret>::namespaced(r.sa.clone(), &r.apps.name).get("anything").await, "a Secret elsewhere, while provisioned");
+
+    // Idle once the MCD is gone: de-provisioned and cleaned up under the same role.
+    r.mcds().delete("heavy", &DeleteParams::default()).await.unwrap();
+    cps.delete(CP, &DeleteParams::default()).await.unwrap();
+    let clusters: Api<kube::api::DynamicObject> = Api::namespaced_with(r.admin.clone(), CP, &kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk("cluster.x-k8s.io", "v1beta2", "Cluster")));
+    eventually_within("the CloudProvisioner, its Cluster, registry Secret and namespace gone", Duration::from_secs(300), || async {
+        let cp = cps.get_opt(CP).await.unwrap().is_some();
+        let cluster = clusters.get_opt(CP).await.map(|c| c.is_some()).unwrap_or(false);
+        let ns = Api::<Namespace>::all(r.admin.clone()).get_opt(CP).await.unwrap().is_some();
+        let registry = Api::<Secret>::namespaced(r.admin.clone(), &r.ns.name).get_opt(&format!("mck8s-cloud-{CP}")).await.unwrap().is_some();
+        if !cp && !cluster && !ns && !registry { Ok(()) } else { Err(format!("cp {cp}, cluster {cluster}, namespace {ns}, registry Secret {registry}")) }
+    })
+    .await;
+    r.finish(vec![task]).await;
+}
+
+/// A failing cloud test's CloudProvisioner, Cluster and namespace, and its workloads'
+/// namespace in every cluster (children left in cloud1 would fill it for the next run),
+/// removed as it unwinds.
+struct CloudLeftovers {
+    env: Arc<TestEnv>,
+    cp: &'static str,
+    apps: String,
+}
+
+impl Drop for CloudLeftovers {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let kubectl = |args: &[&str]| {
+            let _ = self.env.kubectl("cluster0").args(args).output();
+        };
+        kubectl(&["patch", "cloudprovisioner", self.cp, "--type", "merge", "-p", r#"{"metadata":{"finalizers":null}}"#]);
+        kubectl(&["delete", "cloudprovisioner", self.cp, "--ignore-not-found", "--wait=false"]);
+        kubectl(&["delete", "clusters.cluster.x-k8s.io", "--all", "-n", self.cp, "--ignore-not-found", "--timeout=120s"]);
+        kubectl(&["delete", "namespace", self.cp, "--ignore-not-found", "--wait=false"]);
+        for c in ALL.iter().chain(&["cluster0"]) {
+            let _ = self.env.kubectl(c).args(["delete", "namespace", &self.apps, "--ignore-not-found", "--wait=false"]).output();
+        }
+    }
 }
 
 fn reconciled(metrics: &str) -> bool {

@@ -40,7 +40,12 @@ impl Decision {
     /// fuzzed with arbitrary field values.
     pub fn from_raw(policy: &str, digest: &str, fleet: &FleetSnapshot, workload: &wit::Workload, raw: wit::Decision) -> Result<Self, String> {
         validate::placement(fleet, workload, &raw)?;
-        Ok(Decision {
+        Ok(Decision::from_valid(policy, digest, fleet, raw))
+    }
+
+    /// The conversion alone, for a result `validate::placement` has already passed.
+    fn from_valid(policy: &str, digest: &str, fleet: &FleetSnapshot, raw: wit::Decision) -> Self {
+        Decision {
             policy: policy.to_string(),
             digest: digest.to_string(),
             placements: raw
@@ -51,7 +56,7 @@ impl Decision {
                 .collect(),
             unplaced: raw.unplaced,
             summary: validate::clip_text(raw.summary, validate::SUMMARY_MAX),
-        })
+        }
     }
 }
 
@@ -101,8 +106,9 @@ impl PlacementSession {
 
     /// One decision, validated. Raw output (indices) is returned by [`Self::place_raw`].
     pub fn place(&mut self, workload: &wit::Workload) -> Result<Decision, PolicyError> {
+        // `place_raw` has validated it.
         let raw = self.place_raw(workload)?;
-        Decision::from_raw(&self.policy.name, &self.policy.digest, &self.fleet, workload, raw).map_err(|e| self.policy.error(PolicyErrorKind::InvalidOutput(e)))
+        Ok(Decision::from_valid(&self.policy.name, &self.policy.digest, &self.fleet, raw))
     }
 
     pub fn place_raw(&mut self, workload: &wit::Workload) -> Result<wit::Decision, PolicyError> {

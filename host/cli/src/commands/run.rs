@@ -96,12 +96,26 @@ pub struct RunArgs {
     /// Seconds between re-examinations of each CloudProvisioner.
     #[arg(long, env = "MCK8S_CLOUD_POLL_SECONDS", default_value_t = 10)]
     pub cloud_poll_seconds: u64,
+    /// A ClusterRole the CloudProvisioner binds to --service-account in each cloud cluster's
+    /// namespace, so that its own role needs no Secrets outside --namespace (the chart's
+    /// `<release>-cloud-namespace`). Unset: nothing is bound (an identity that already
+    /// reaches every namespace).
+    #[arg(long, env = "MCK8S_CLOUD_NAMESPACE_ROLE", requires = "service_account")]
+    pub cloud_namespace_role: Option<String>,
+    /// The controller's own ServiceAccount in --namespace (the subject of those bindings).
+    #[arg(long, env = "MCK8S_SERVICE_ACCOUNT")]
+    pub service_account: Option<String>,
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let client = management_client(&args).await?;
+        let cloud_access = args.cloud_namespace_role.map(|cluster_role| mck8s_controller::cloud::NamespaceAccess {
+            cluster_role,
+            service_account: args.service_account.unwrap_or_default(),
+            service_account_namespace: args.namespace.clone(),
+        });
         let config = Config {
             namespace: args.namespace,
             watch_namespace: args.watch_namespace,
@@ -130,6 +144,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             cloud_provisioning: !args.no_cloud_provisioning,
             max_concurrent_provisions: args.max_concurrent_provisions,
             cloud_poll: Duration::from_secs(args.cloud_poll_seconds.max(1)),
+            cloud_access,
         };
         mck8s_controller::run(client, config).await
     })

@@ -1,12 +1,14 @@
 //! Carries out a plan's steps. Every write is a server-side apply with a fixed field manager
 //! or an idempotent delete, so a step repeated after a crash changes nothing.
 
+use super::access::{self, NamespaceAccess};
 use super::capi::{self, AUTOSCALER_MANAGER, ClusterShape, PROVISIONER_MANAGER};
+use super::member_identity::{self, IdentityError};
 use super::observe;
 use super::plan::Step;
 use super::settings::Settings;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::Client;
 use mck8s_api::labels;
 use serde_json::json;
@@ -24,6 +26,8 @@ pub enum ActError {
     Kube { what: String, source: kube::Error },
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Identity(IdentityError),
     /// Not an error yet: something it needs is on its way (retried without a warning).
     #[error("{0}")]
     NotYet(String),
@@ -43,6 +47,8 @@ pub struct Target<'a> {
     pub registry_namespace: &'a str,
     /// The worker flavor (for the Cluster's variables).
     pub flavor: &'a str,
+    /// The RoleBinding that opens the cluster's namespace to the controller (chart role).
+    pub access: Option<&'a NamespaceAccess>,
 }
 
 impl Target<'_> {
@@ -83,17 +89,26 @@ fn apply(manager: &str) -> PatchParams {
 
 async fn provision(t: &Target<'_>, workers: i32) -> Result<(), ActError> {
     let s = t.settings;
-    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": s.namespace, "labels": {MADE_BY: t.owner, "fogguru.eu/managed-by": "mck8s"}}});
     let namespaces: Api<Namespace> = Api::all(t.client.clone());
     match namespaces.get_opt(&s.namespace).await.map_err(kube("reading the namespace"))? {
         None => {
-            namespaces.patch(&s.namespace, &apply(PROVISIONER_MANAGER), &Patch::Apply(&ns)).await.map_err(kube(format!("namespace {}", s.namespace)))?;
+            // Created, not applied: the chart's role may create namespaces but not change one.
+            let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": s.namespace, "labels": {MADE_BY: t.owner, "fogguru.eu/managed-by": "mck8s"}}}))
+                .map_err(|e| ActError::Invalid(e.to_string()))?;
+            match namespaces.create(&PostParams { field_manager: Some(PROVISIONER_MANAGER.into()), ..Default::default() }, &ns).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(e) => return Err(ActError::Kube { what: format!("namespace {}", s.namespace), source: e }),
+            }
         }
         // The last de-provisioning's clean-up is still finishing: nothing can be made in it.
         Some(n) if n.metadata.deletion_timestamp.is_some() => {
             return Err(ActError::NotYet(format!("namespace {} is still being deleted", s.namespace)));
         }
         Some(_) => {}
+    }
+    if let Some(a) = t.access {
+        access::grant(t.client, a, &s.namespace, t.owner, PROVISIONER_MANAGER).await.map_err(kube(format!("RoleBinding {}/{}", s.namespace, access::BINDING)))?;
     }
     credentials(t).await?;
     let body = t.shape().apply_body(Some(workers));
@@ -127,21 +142,29 @@ async fn credentials(t: &Target<'_>) -> Result<(), ActError> {
     }
     let name = s.credentials_secret();
     let body = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": s.namespace, "labels": {MADE_BY: t.owner}}, "type": "Opaque", "data": data});
-    Api::<Secret>::namespaced(t.client.clone(), &s.namespace)
-        .patch(&name, &apply(PROVISIONER_MANAGER), &Patch::Apply(&body))
+    let secrets = Api::<Secret>::namespaced(t.client.clone(), &s.namespace);
+    let (pp, patch) = (apply(PROVISIONER_MANAGER), Patch::Apply(&body));
+    access::after_grant(|| secrets.patch(&name, &pp, &patch))
         .await
         .map_err(kube(format!("credentials Secret {}/{name}", s.namespace)))?;
     Ok(())
 }
 
-/// Copies Cluster API's kubeconfig into a registry Secret the cluster watch picks up. The
+/// Registers the cluster: a registry Secret the cluster watch picks up, with Cluster API's
+/// server and CA and mck8s's own member token ([`member_identity`]). The
 /// context is renamed `<cluster>-admin@<cluster>` → `<cluster>`, as the original did.
 async fn register(t: &Target<'_>, cordoned: bool) -> Result<(), ActError> {
     let s = t.settings;
     let source = observe::kubeconfig_secret(t.client, s).await.map_err(kube("reading the kubeconfig Secret"))?;
     let source = source.ok_or_else(|| ActError::Invalid(format!("Secret {}/{}-kubeconfig is gone", s.namespace, s.cluster)))?;
     let text = observe::kubeconfig_text(&source).map_err(ActError::Invalid)?;
-    let mut kc = kube::config::Kubeconfig::from_yaml(&text).map_err(|_| ActError::Invalid("the kubeconfig does not parse".into()))?;
+    let admin = kube::config::Kubeconfig::from_yaml(&text).map_err(|_| ActError::Invalid("the kubeconfig does not parse".into()))?;
+    // The registry gets mck8s's own least-privilege token, not Cluster API's admin.
+    let workload = observe::workload_client(&text).await.map_err(ActError::Invalid)?;
+    let mut kc = member_identity::token_kubeconfig(&workload, &admin, PROVISIONER_MANAGER).await.map_err(|e| match e {
+        IdentityError::NotYet => ActError::NotYet(e.to_string()),
+        e => ActError::Identity(e),
+    })?;
     let current = kc.current_context.clone().or_else(|| kc.contexts.first().map(|c| c.name.clone()));
     for c in &mut kc.contexts {
         if Some(&c.name) == current.as_ref() {
@@ -192,11 +215,13 @@ async fn clean_up(t: &Target<'_>) -> Result<(), ActError> {
     {
         delete_opt(secrets, &s.credentials_secret()).await?;
     }
+    // The namespace goes if we made it (our RoleBinding in it allows exactly that); in a
+    // namespace someone else made, only our RoleBinding goes, last, as we need it until then.
     let namespaces: Api<Namespace> = Api::all(t.client.clone());
-    if let Some(ns) = namespaces.get_opt(&s.namespace).await.map_err(kube("reading the namespace"))?
-        && ours(ns.metadata.labels.as_ref())
-    {
-        delete_opt(namespaces, &s.namespace).await?;
+    match namespaces.get_opt(&s.namespace).await.map_err(kube("reading the namespace"))? {
+        Some(ns) if ours(ns.metadata.labels.as_ref()) => delete_opt(namespaces, &s.namespace).await?,
+        Some(_) if t.access.is_some() => access::revoke(t.client, &s.namespace).await.map_err(kube(format!("deleting RoleBinding {}/{}", s.namespace, access::BINDING)))?,
+        _ => {}
     }
     Ok(())
 }

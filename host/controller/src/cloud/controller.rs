@@ -33,11 +33,14 @@ pub struct CloudConfig {
     /// Clusters being provisioned at once, fleet-wide.
     pub max_concurrent_provisions: usize,
     pub poll: Duration,
+    /// Bind this role in each cloud cluster's namespace (the chart's narrow role); `None`
+    /// with an identity that can already reach every namespace's Secrets.
+    pub namespace_access: Option<super::NamespaceAccess>,
 }
 
 impl Default for CloudConfig {
     fn default() -> Self {
-        CloudConfig { registry_namespace: "mck8s-system".into(), watch_namespace: None, max_concurrent_provisions: 1, poll: Duration::from_secs(10) }
+        CloudConfig { registry_namespace: "mck8s-system".into(), watch_namespace: None, max_concurrent_provisions: 1, poll: Duration::from_secs(10), namespace_access: None }
     }
 }
 
@@ -83,7 +86,12 @@ async fn capi_served(client: &kube::Client) -> bool {
 }
 
 fn error_policy(cp: Arc<CloudProvisioner>, error: &Error, shared: Arc<Shared>) -> Action {
-    tracing::warn!(name = %cp.name_any(), %error, "cloud provisioner reconcile failed");
+    if matches!(error, Error::Act(act::ActError::NotYet(_))) {
+        // Something it needs is on its way (a token being issued, a namespace going away).
+        tracing::info!(name = %cp.name_any(), %error, "cloud provisioner waiting");
+    } else {
+        tracing::warn!(name = %cp.name_any(), %error, "cloud provisioner reconcile failed");
+    }
     Action::requeue(shared.ctx.timing.error_retry)
 }
 
@@ -194,7 +202,7 @@ async fn carry_out(cp: &CloudProvisioner, s: &Settings, plan: &Plan, shared: &Sh
     let owner = cp.name_any();
     let uid = cp.uid().unwrap_or_default();
     let flavor = plan.status.flavor.clone().unwrap_or_else(|| "k8s.large".into());
-    let target = Target { client: &ctx.client, settings: s, owner: &owner, owner_uid: &uid, registry_namespace: &shared.cfg.registry_namespace, flavor: &flavor };
+    let target = Target { client: &ctx.client, settings: s, owner: &owner, owner_uid: &uid, registry_namespace: &shared.cfg.registry_namespace, flavor: &flavor, access: shared.cfg.namespace_access.as_ref() };
     for step in &plan.steps {
         tracing::info!(?step, cluster = %s.cluster, "cloud provisioner step");
         if let Err(e) = act::run(&target, step).await {

@@ -5,10 +5,14 @@
 //!
 //! `plan` is the algorithm (pure); `observe` and `act` are the I/O around it; `controller`
 //! runs the loop. `sizing` and `node_scaling` are the arithmetic, `settings` the spec with
-//! its defaults, `capi` the Cluster API objects.
+//! its defaults, `capi` the Cluster API objects, `access` the RoleBinding that opens a cloud cluster's
+//! namespace to the controller, `member_identity` mck8s's least-privilege token in the
+//! cloud cluster itself.
 
+pub mod access;
 pub mod act;
 pub mod capi;
+pub mod member_identity;
 pub mod controller;
 pub mod node_scaling;
 pub mod observe;
@@ -16,4 +20,5 @@ pub mod plan;
 pub mod settings;
 pub mod sizing;
 
+pub use access::NamespaceAccess;
 pub use controller::{CloudConfig, run};

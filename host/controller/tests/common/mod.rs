@@ -137,6 +137,7 @@ impl Harness {
             cloud_provisioning: false,
             max_concurrent_provisions: 1,
             cloud_poll: Duration::from_secs(1),
+            cloud_access: None,
         };
         let mut config = config;
         tune(&mut config);
@@ -384,6 +385,25 @@ impl Drop for Harness {
             let _ = self.env.kubectl(c).args(["delete", "namespace", &self.ns.name, "--ignore-not-found", "--wait=false"]).output();
         }
     }
+}
+
+/// The shipped ClusterClass (its first document; the provider templates need CAPO's CRDs,
+/// which the simulated Cluster API does not have) in `mck8s-system`, where CloudProvisioners
+/// look by default.
+pub async fn install_cloud_class(mgmt: &kube::Client) {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+    let nss: Api<Namespace> = Api::all(mgmt.clone());
+    if nss.get_opt("mck8s-system").await.unwrap().is_none() {
+        let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": "mck8s-system"}})).unwrap();
+        let _ = nss.create(&PostParams::default(), &ns).await;
+    }
+    let text = std::fs::read_to_string(repo().join("deploy/capi/clusterclass-mck8s-openstack.yaml")).unwrap();
+    let first = text.split("\n---\n").next().unwrap();
+    let obj: DynamicObject = serde_yaml::from_str(first).unwrap();
+    let class = kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk("cluster.x-k8s.io", "v1beta2", "ClusterClass"));
+    let api: Api<DynamicObject> = Api::namespaced_with(mgmt.clone(), "mck8s-system", &class);
+    api.patch("mck8s-openstack", &PatchParams::apply("cloud-test").force(), &Patch::Apply(&obj)).await.unwrap();
 }
 
 pub fn example(file: &str) -> String {
