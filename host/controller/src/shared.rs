@@ -232,26 +232,14 @@ pub fn bounded_reasons(reasons: BTreeMap<String, String>, budget: usize) -> BTre
     out
 }
 
-/// A policy loaded, replaced or removed. Polls the registry's digests (200 ms): objects that
-/// name a policy which just appeared were InvalidSpec until now and must be decided again.
+/// A policy loaded, replaced or removed, as the registry publishes it: objects that name a
+/// policy which just appeared were InvalidSpec until now and must be decided again.
 pub fn policy_changes(ctx: &Context) -> impl futures::Stream<Item = ()> + Send + use<> {
-    fn digests(registry: &mck8s_policy::PolicyRegistry) -> Vec<(String, String)> {
-        registry.list().iter().map(|p| (p.name.clone(), p.digest.clone())).collect()
-    }
-    let policies = ctx.scheduler.registry().clone();
-    futures::stream::unfold(digests(&policies), move |mut last| {
-        let policies = policies.clone();
-        async move {
-            loop {
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                let now = digests(&policies);
-                if now != last {
-                    last = now;
-                    return Some(((), last));
-                }
-            }
-        }
-    })
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    ctx.scheduler.registry().subscribe(Box::new(move |_| {
+        let _ = tx.send(());
+    }));
+    tokio_stream(rx)
 }
 
 /// A cluster added, removed, lost or back.

@@ -34,7 +34,7 @@ pub use error::{PolicyError, PolicyErrorKind};
 pub use input::{Adjustment, ClusterInput, FleetSnapshot, PlacementInput, ScalingInput};
 pub use limits::Limits;
 pub use loaded::{LoadedPolicy, PolicyKind};
-pub use registry::PolicyRegistry;
+pub use registry::{PolicyChange, PolicyRegistry, Subscriber};
 pub use session::{Decision, PlacementSession, ScalingOutcome};
 pub use source::DirSource;
 pub use state::guest_log_lines_dropped;

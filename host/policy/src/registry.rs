@@ -4,7 +4,8 @@
 //! version is compiled, checked and self-checked off the decision path, then swapped in;
 //! if any step fails it is refused, logged with its sha256, and the previous version keeps
 //! serving. Sources (a directory, a ConfigMap) feed [`PolicyRegistry::upsert`] and
-//! [`PolicyRegistry::remove`].
+//! [`PolicyRegistry::remove`]; [`PolicyRegistry::subscribe`] tells controllers what changed,
+//! so objects that name a policy are decided again at once (nobody polls).
 
 use crate::canary;
 use crate::engine::PolicyEngine;
@@ -40,10 +41,31 @@ pub struct PolicyRegistry {
     writer: Mutex<Writer>,
 }
 
+/// A version of `name` started or stopped serving (`digest` is the new one, `None` when the
+/// policy was removed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyChange {
+    pub name: String,
+    pub digest: Option<String>,
+}
+
+/// Called on every change, in order, under the writer lock: it must only hand the change on
+/// (a channel send), never call back into the registry.
+pub type Subscriber = Box<dyn Fn(&PolicyChange) + Send + Sync>;
+
 #[derive(Default)]
 struct Writer {
     limits: HashMap<String, Limits>,
     refused: BTreeMap<String, Refusal>,
+    subscribers: Vec<Subscriber>,
+}
+
+impl Writer {
+    fn publish(&self, change: PolicyChange) {
+        for s in &self.subscribers {
+            s(&change);
+        }
+    }
 }
 
 impl PolicyRegistry {
@@ -72,6 +94,12 @@ impl PolicyRegistry {
 
     pub fn refusals(&self) -> Vec<Refusal> {
         self.writer.lock().expect("registry lock").refused.values().cloned().collect()
+    }
+
+    /// `subscriber` is told of every version that starts or stops serving from now on. A
+    /// subscriber whose receiver is gone stays registered and costs one failed send.
+    pub fn subscribe(&self, subscriber: Subscriber) {
+        self.writer.lock().expect("registry lock").subscribers.push(subscriber);
     }
 
     /// Limits for `name` from its next load on (the engine's defaults otherwise).
@@ -125,6 +153,7 @@ impl PolicyRegistry {
                     previous = previous.as_deref().map(short).unwrap_or("none"),
                     "policy loaded"
                 );
+                writer.publish(PolicyChange { name: key.clone(), digest: Some(policy.digest.clone()) });
                 Ok(policy)
             }
             Err(e) => {
@@ -153,6 +182,7 @@ impl PolicyRegistry {
                 map
             });
             tracing::info!(policy = %key, origin, "policy removed");
+            writer.publish(PolicyChange { name: key.clone(), digest: None });
         }
         owned
     }

@@ -154,3 +154,23 @@ fn names_with_underscores_and_configmap_symlinks() {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// Subscribers hear of every version that starts or stops serving, once, and of nothing
+/// else: not the same bytes again, not a refused version.
+#[test]
+fn subscribers_hear_each_serving_change_once() {
+    let registry = PolicyRegistry::new(common::engine());
+    let heard = Arc::new(Mutex::new(Vec::<mck8s_policy::PolicyChange>::new()));
+    let sink = heard.clone();
+    registry.subscribe(Box::new(move |c| sink.lock().unwrap().push(c.clone())));
+    let worst = common::builtin("worst-fit");
+    let best = common::builtin("best-fit");
+    let v1 = registry.upsert("p", &worst, "test").unwrap().digest.clone();
+    registry.upsert("p", &worst, "test").unwrap();
+    assert!(registry.upsert("p", b"not wasm", "test").is_err());
+    let v2 = registry.upsert("p", &best, "test").unwrap().digest.clone();
+    assert!(!registry.remove("p", "another source"));
+    assert!(registry.remove("p", "test"));
+    let names = |d: Option<String>| mck8s_policy::PolicyChange { name: "p".into(), digest: d };
+    assert_eq!(*heard.lock().unwrap(), vec![names(Some(v1)), names(Some(v2)), names(None)]);
+}
