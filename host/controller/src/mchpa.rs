@@ -22,7 +22,8 @@ use mck8s_api::conditions::{self, ABLE_TO_SCALE, INVALID_SPEC, SCALING_ACTIVE, S
 use mck8s_api::{ClusterLoad, MultiClusterDeployment, MultiClusterDeploymentSpec, MultiClusterHorizontalPodAutoscaler, MultiClusterHorizontalPodAutoscalerSpec, MultiClusterHorizontalPodAutoscalerStatus};
 use mck8s_policy::ScalingOutcome;
 use mck8s_policy::bindings::wit_scaling::{ClusterSample, ScalingRequest};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tracing::Instrument;
 
@@ -157,16 +158,53 @@ pub fn elapsed_seconds(last: Option<&Time>, now: &Time, period: Duration) -> u32
     secs.min(2 * period.as_secs()) as u32
 }
 
+/// The controller's own state: which version of its scaling policy each MCHPA asked last,
+/// successful or not. A different version serving now is asked at once (a policy swap or a
+/// policy that just appeared), not at the next period; the same version that just failed is
+/// not asked again before it.
+struct Shared {
+    ctx: Arc<Context>,
+    asked: Mutex<HashMap<(String, String), String>>,
+}
+
+impl Shared {
+    fn asked(&self, hpa: &MultiClusterHorizontalPodAutoscaler) -> Option<String> {
+        self.asked.lock().unwrap_or_else(|p| p.into_inner()).get(&key(hpa)).cloned()
+    }
+
+    fn remember(&self, hpa: &MultiClusterHorizontalPodAutoscaler, digest: Option<String>) {
+        let mut asked = self.asked.lock().unwrap_or_else(|p| p.into_inner());
+        match digest {
+            Some(d) => asked.insert(key(hpa), d),
+            None => asked.remove(&key(hpa)),
+        };
+    }
+}
+
+fn key(hpa: &MultiClusterHorizontalPodAutoscaler) -> (String, String) {
+    (hpa.namespace().unwrap_or_default(), hpa.name_any())
+}
+
 pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
     let api: Api<MultiClusterHorizontalPodAutoscaler> = shared::scoped_api(&ctx.watches, &watch_namespace);
-    let results = Controller::new(api, mck8s_clusters::watch_config()).shutdown_on_signal().run(reconcile, shared::error_policy, ctx);
+    let policy_changes = shared::policy_changes(&ctx);
+    let state = Arc::new(Shared { ctx, asked: Mutex::default() });
+    let results = Controller::new(api, mck8s_clusters::watch_config())
+        .shutdown_on_signal()
+        .reconcile_all_on(policy_changes)
+        .run(reconcile, error_policy, state);
     shared::drive(results).await;
 }
 
-async fn reconcile(obj: Arc<MultiClusterHorizontalPodAutoscaler>, ctx: Arc<Context>) -> Result<Action, Error> {
+fn error_policy(obj: Arc<MultiClusterHorizontalPodAutoscaler>, error: &Error, state: Arc<Shared>) -> Action {
+    shared::error_policy(obj, error, state.ctx.clone())
+}
+
+async fn reconcile(obj: Arc<MultiClusterHorizontalPodAutoscaler>, state: Arc<Shared>) -> Result<Action, Error> {
+    let ctx = &state.ctx;
     let ns = obj.namespace().unwrap_or_else(|| "default".into());
     let span = tracing::info_span!("reconcile", kind = KIND, namespace = %ns, name = %obj.name_any());
-    let result = evaluate(obj, &ctx, ns).instrument(span).await;
+    let result = evaluate(obj, &state, ns).instrument(span).await;
     let label = if result.is_ok() { "ok" } else { "error" };
     ctx.metrics.reconciles.get_or_create(&crate::metrics::KindResult { kind: KIND.into(), result: label.into() }).inc();
     result
@@ -176,9 +214,11 @@ fn count(ctx: &Context, result: &str) {
     ctx.metrics.scaling.get_or_create(&crate::metrics::ResultLabel { result: result.into() }).inc();
 }
 
-async fn evaluate(hpa: Arc<MultiClusterHorizontalPodAutoscaler>, ctx: &Context, ns: String) -> Result<Action, Error> {
+async fn evaluate(hpa: Arc<MultiClusterHorizontalPodAutoscaler>, own: &Shared, ns: String) -> Result<Action, Error> {
+    let ctx = own.ctx.as_ref();
     if hpa.metadata.deletion_timestamp.is_some() {
         ctx.mchpa_status.forget(hpa.as_ref());
+        own.remember(&hpa, None);
         return Ok(Action::await_change());
     }
     let now = Time(k8s_openapi::jiff::Timestamp::now());
@@ -201,8 +241,12 @@ async fn evaluate(hpa: Arc<MultiClusterHorizontalPodAutoscaler>, ctx: &Context, 
     };
     conditions::set(&mut new.conditions, INVALID_SPEC, false, "Valid", "", generation, &now);
 
-    // Our own status writes wake this reconcile too: evaluate once per period.
-    if status.observed_generation == generation
+    // Our own status writes wake this reconcile too: evaluate once per period, unless
+    // another version of the policy serves now than the one asked last.
+    let serving = ctx.scheduler.registry().get(&a.policy).ok().map(|p| p.digest.clone());
+    let swapped = serving.is_some() && serving != own.asked(&hpa).or_else(|| status.policy_digest.clone());
+    if !swapped
+        && status.observed_generation == generation
         && let Some(last) = &status.last_evaluation_time
     {
         let since = Duration::from_millis(now.0.duration_since(last.0).as_millis().max(0) as u64);
@@ -280,6 +324,7 @@ async fn evaluate(hpa: Arc<MultiClusterHorizontalPodAutoscaler>, ctx: &Context, 
         conditions::set(&mut new.conditions, SCALING_ACTIVE, false, "MissingMetrics", msg, generation, &now);
     }
 
+    own.remember(&hpa, serving);
     let outcome = match ask(ctx, &a.policy, request).await {
         Ok(o) => o,
         Err(msg) => {

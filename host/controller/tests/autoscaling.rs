@@ -8,6 +8,7 @@ use common::*;
 use k8s_openapi::api::core::v1::{Event, Pod, Service};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use mck8s_api::conditions::{self, ABLE_TO_SCALE};
 use mck8s_api::{AppRescheduler, MultiClusterHorizontalPodAutoscaler, MultiClusterHorizontalPodAutoscalerStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -338,6 +339,49 @@ async fn the_scaling_state_survives_a_controller_restart_and_a_policy_hot_reload
         if r == 1 { Ok(()) } else { Err(format!("{r}, {:?}", hpa_status(&h, "calm").await.reason)) }
     })
     .await;
+    h.finish().await;
+}
+
+/// A scaling policy that appears, and then a new version of it, reach an MCHPA at once: its
+/// period is 10 minutes, and each is asked within seconds (the policy registry tells the
+/// controller; nothing polls it, and the period does not hold a new version back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scaling_policy_that_appears_or_changes_is_asked_at_once_not_at_the_next_period() {
+    let _serial = serial();
+    let env = mck8s_testenv::TestEnv::shared().await.unwrap();
+    let ns = env.namespace("cluster0", "hpa-swap").await.unwrap();
+    let h = Harness::start_tuned(env, ns, &FOG, None, tuned).await;
+    h.apply_yaml(&loaded_mcd("lazy", "200m", "0.02", "  placementPolicy: worst-fit\n  replicas: 2"));
+    h.wait_condition("lazy", "Ready", "True").await;
+    h.apply_yaml(&mchpa("lazy", "lazy", 1, 10, 50, "  periodSeconds: 600\n  scalingPolicy: late-scaler\n"));
+    h.eventually("evaluated once, without its policy", || async {
+        let s = hpa_status(&h, "lazy").await;
+        let failed = conditions::get(&s.conditions, ABLE_TO_SCALE).is_some_and(|c| c.reason == "PolicyFailed");
+        if failed && s.last_evaluation_time.is_some() { Ok(()) } else { Err(format!("{:?}", s.conditions)) }
+    })
+    .await;
+
+    let api: Api<k8s_openapi::api::core::v1::ConfigMap> = h.ns.api();
+    let v1 = std::fs::read(builtin_dir().join("mchpa.wasm")).unwrap();
+    let started = std::time::Instant::now();
+    api.create(&Default::default(), &mck8s_controller::policy_configmaps::configmap_for("late-scaler", &h.ns.name, &v1).unwrap()).await.unwrap();
+    h.eventually("the policy that appeared decides", || async {
+        let s = hpa_status(&h, "lazy").await;
+        if s.policy.as_deref() == Some("late-scaler") { Ok(()) } else { Err(format!("{:?}", s.conditions)) }
+    })
+    .await;
+    eprintln!("a policy that appeared was asked {:.1} s after its ConfigMap (period 600 s)", started.elapsed().as_secs_f64());
+    let first = hpa_status(&h, "lazy").await.policy_digest.unwrap();
+
+    let v2 = std::fs::read(builtin_dir().join("mchpa-traffic.wasm")).unwrap();
+    let started = std::time::Instant::now();
+    api.replace("mck8s-policy-late-scaler", &Default::default(), &mck8s_controller::policy_configmaps::configmap_for("late-scaler", &h.ns.name, &v2).unwrap()).await.unwrap();
+    h.eventually("the new version decides", || async {
+        let s = hpa_status(&h, "lazy").await;
+        if s.policy_digest.as_deref().is_some_and(|d| d != first) { Ok(()) } else { Err(format!("{:?}", s.policy_digest)) }
+    })
+    .await;
+    eprintln!("a new version was asked {:.1} s after its ConfigMap changed (period 600 s)", started.elapsed().as_secs_f64());
     h.finish().await;
 }
 
