@@ -64,6 +64,17 @@ pub struct CloudProvisionerSpec {
     /// The ClusterClass. Default: `mck8s-openstack` in `mck8s-system` (deploy/capi/).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_class: Option<ClassRef>,
+    /// How the Cluster is asked for: `Topology` (a Cluster with `spec.topology` and the
+    /// ClusterClass), `Templates` (the provider's objects rendered from `clusterTemplate`, for
+    /// management clusters without the ClusterTopology feature gate) or `Auto` (default:
+    /// Topology, and Templates when Cluster API refuses `spec.topology`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioning_mode: Option<String>,
+    /// The cluster template for `Templates`: a ConfigMap key holding clusterctl-style YAML
+    /// with `${VARIABLE}` placeholders. Default: key `cluster-template.yaml` of ConfigMap
+    /// `mck8s-openstack-template` in `mck8s-system` (deploy/capi/).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_template: Option<TemplateRef>,
     /// The workload cluster's Kubernetes version. Default: v1.34.2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubernetes_version: Option<String>,
@@ -98,6 +109,19 @@ pub struct ClassRef {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateRef {
+    /// The ConfigMap's name.
+    pub name: String,
+    /// Default: `mck8s-system`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Default: `cluster-template.yaml`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
@@ -270,6 +294,9 @@ pub struct CloudProvisionerStatus {
     /// `<namespace>/<name>` of the Cluster API Cluster while it exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
+    /// How the Cluster was asked for: `Topology` or `Templates` (observed on the Cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioning_mode: Option<String>,
     /// The worker flavor, fixed for the cluster's life.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flavor: Option<String>,

@@ -538,3 +538,132 @@ async fn deleting_a_cloud_provisioner_while_busy_and_while_idle() {
     remove(&h, "cloud-busy", "cloud-busy").await;
     h.finish().await;
 }
+
+/// The simulated ClusterTopology gate turned off for one test, and on again after it,
+/// whether it passes or panics (a panicking test cannot await, so kubectl puts it back).
+struct TopologyGateOff {
+    env: std::sync::Arc<mck8s_testenv::TestEnv>,
+}
+
+impl TopologyGateOff {
+    async fn new(h: &Harness) -> TopologyGateOff {
+        mck8s_testenv::capi::access::set_cluster_topology_gate(&h.mgmt, false).await.expect("gate off");
+        TopologyGateOff { env: h.env.clone() }
+    }
+}
+
+impl Drop for TopologyGateOff {
+    fn drop(&mut self) {
+        let path = "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/topology/maxProperties";
+        let patch = format!(r#"[{{"op":"remove","path":"{path}"}}]"#);
+        let _ = self.env.kubectl("cluster0").args(["patch", "crd", "clusters.cluster.x-k8s.io", "--type", "json", "-p", &patch]).output();
+    }
+}
+
+/// Cluster API without the ClusterTopology gate refuses `spec.topology`: the provisioner
+/// falls back to the shipped cluster template (the provider's objects, the original's way),
+/// the cluster joins and runs the overflow, the node autoscaler scales the template's
+/// MachineDeployment, and deleting the Cluster (only the Cluster) removes every object it
+/// owns, in a namespace mck8s did not make and so leaves in place.
+#[tokio::test]
+async fn without_the_topology_gate_the_clusters_objects_come_from_the_template() {
+    let _g = serial();
+    let h = harness("cloud-template").await;
+    let (cp_name, ns) = ("cloud-tmpl", "tmpl");
+    let _leftovers = Leftovers::of(&h, &[("cloud-tmpl", "tmpl")]);
+    let gate = TopologyGateOff::new(&h).await;
+    common::install_cloud_template(&h.mgmt).await;
+    let nss: Api<Namespace> = Api::all(h.mgmt.clone());
+    let _ = nss.create(&PostParams::default(), &serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap()).await;
+    h.apply_yaml(&mcd("burst", "  replicas: 14"));
+    h.wait_condition("burst", "Bursting", "True").await;
+    let fields = "  namespace: tmpl
+  extNetworkID: net-1
+  securityGroupID: sg-1
+  gatewayIP: 10.0.0.1
+  workers: {minReplicas: 1, maxReplicas: 4}
+  sizing: {mode: Legacy}
+  variables: [{name: identityRef, value: {name: openstack-creds, cloudName: openstack}}]";
+    apply_cluster_scoped(&h, &provisioner(cp_name, fields));
+    let cp = wait_phase(&h, cp_name, "Ready", PROVISION_BOUND).await;
+    let st = cp.status.clone().unwrap();
+    assert_eq!(st.provisioning_mode.as_deref(), Some("Templates"));
+    let cloud = cloud_client(&h, ns, cp_name).await;
+    wait("2 overflow replicas Running in the templated cluster", PROVISION_BOUND, || async {
+        let n = running_in(&cloud, &h.ns.name, "burst").await;
+        if n == 2 { Ok(()) } else { Err(format!("{n} running")) }
+    })
+    .await;
+
+    // The Cluster names its provider objects instead of a class; they carry the variables
+    // and are owned by the Cluster.
+    let cluster = Api::<DynamicObject>::namespaced_with(h.mgmt.clone(), ns, &capi("Cluster")).get(cp_name).await.unwrap();
+    assert!(cluster.data["spec"].get("topology").is_none(), "{:?}", cluster.data["spec"]);
+    assert_eq!(cluster.data["spec"]["infrastructureRef"]["kind"], "OpenStackCluster");
+    let provider = |group: &str, version: &str, kind: &str| Api::<DynamicObject>::namespaced_with(h.mgmt.clone(), ns, &ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind)));
+    let osc = provider("infrastructure.cluster.x-k8s.io", "v1beta1", "OpenStackCluster").get(cp_name).await.unwrap();
+    assert_eq!(osc.data["spec"]["externalNetwork"]["id"], "net-1");
+    assert_eq!(osc.data["spec"]["identityRef"]["name"], "openstack-creds");
+    assert_eq!(osc.owner_references().iter().map(|o| o.uid.as_str()).collect::<Vec<_>>(), [cluster.uid().unwrap().as_str()]);
+    let worker_template = provider("infrastructure.cluster.x-k8s.io", "v1beta1", "OpenStackMachineTemplate").get("cloud-tmpl-md-0").await.unwrap();
+    assert_eq!(worker_template.data["spec"]["template"]["spec"]["flavor"].as_str(), st.flavor.as_deref());
+    let mds: Api<DynamicObject> = Api::namespaced_with(h.mgmt.clone(), ns, &capi("MachineDeployment"));
+    let md_replicas = || async { mds.get("cloud-tmpl-md-0").await.unwrap().data["spec"]["replicas"].as_i64().unwrap_or(0) };
+    assert_eq!(md_replicas().await, 1, "Legacy: one k8s.large for 2 × 1 CPU");
+    let reasons = events(&h, &cp).await;
+    assert_eq!(reasons.iter().filter(|r| *r == "RenderedFromTemplate").count(), 1, "{reasons:?}");
+    assert_eq!(reasons.iter().filter(|r| *r == "Provisioning").count(), 1, "{reasons:?}");
+
+    // Pods the cloud cannot place: one scale step, on the MachineDeployment.
+    let batch = "batch-jobs";
+    let _ = Api::<Namespace>::all(cloud.clone()).create(&PostParams::default(), &serde_json::from_value(serde_json::json!({"metadata": {"name": batch}})).unwrap()).await;
+    let big: Deployment = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "big"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "big"}}, "template": {"metadata": {"labels": {"app": "big"}},
+            "spec": {"containers": [{"name": "big", "image": "registry.example/big:1", "resources": {"requests": {"cpu": "5", "memory": "4Gi"}}}]}}}
+    }))
+    .unwrap();
+    Api::<Deployment>::namespaced(cloud.clone(), batch).create(&PostParams::default(), &big).await.unwrap();
+    wait("2 big pods Running after a scale step", PROVISION_BOUND, || async {
+        let n = running_in(&cloud, batch, "big").await;
+        if n == 2 { Ok(()) } else { Err(format!("{n} running, MachineDeployment replicas {}; {}", md_replicas().await, cp_state(&h, cp_name).await)) }
+    })
+    .await;
+    assert!(md_replicas().await >= 2);
+    let md = mds.get("cloud-tmpl-md-0").await.unwrap();
+    let replicas_owner = md.metadata.managed_fields.iter().flatten().filter(|f| f.fields_v1.as_ref().is_some_and(|v| v.0.pointer("/f:spec/f:replicas").is_some())).map(|f| f.manager.clone().unwrap_or_default()).collect::<Vec<_>>();
+    assert_eq!(replicas_owner, ["mck8s-node-autoscaler"], "the replicas are the node autoscaler's alone");
+
+    // Idle, then deleted: only the Cluster is deleted, and what it owns goes with it.
+    Api::<Deployment>::namespaced(cloud.clone(), batch).delete("big", &DeleteParams::default()).await.unwrap();
+    h.mcds().delete("burst", &DeleteParams::default()).await.unwrap();
+    let _ = cps(&h).delete(cp_name, &DeleteParams::default()).await;
+    wait("the CloudProvisioner and its Cluster gone", PROVISION_BOUND, || async {
+        let cp_left = cps(&h).get_opt(cp_name).await.map_err(|e| e.to_string())?.is_some();
+        let cluster_left = Api::<DynamicObject>::namespaced_with(h.mgmt.clone(), ns, &capi("Cluster")).get_opt(cp_name).await.map_err(|e| e.to_string())?.is_some();
+        if !cp_left && !cluster_left { Ok(()) } else { Err(format!("cp {cp_left}, cluster {cluster_left}")) }
+    })
+    .await;
+    let kinds = [
+        ("infrastructure.cluster.x-k8s.io", "v1beta1", "OpenStackCluster"),
+        ("infrastructure.cluster.x-k8s.io", "v1beta1", "OpenStackMachineTemplate"),
+        ("controlplane.cluster.x-k8s.io", "v1beta2", "KubeadmControlPlane"),
+        ("bootstrap.cluster.x-k8s.io", "v1beta2", "KubeadmConfigTemplate"),
+        ("cluster.x-k8s.io", "v1beta2", "MachineDeployment"),
+    ];
+    wait("every object the Cluster owned garbage-collected", PROVISION_BOUND, || async {
+        let mut left = Vec::new();
+        for (g, v, k) in kinds {
+            for o in provider(g, v, k).list(&ListParams::default()).await.map_err(|e| e.to_string())?.items {
+                left.push(format!("{k} {}", o.name_any()));
+            }
+        }
+        if left.is_empty() { Ok(()) } else { Err(format!("left: {left:?}")) }
+    })
+    .await;
+    assert!(nss.get_opt(ns).await.unwrap().is_some_and(|n| n.metadata.deletion_timestamp.is_none()), "a namespace mck8s did not make stays");
+    let _ = nss.delete(ns, &DeleteParams::default()).await;
+    mck8s_testenv::capi::access::set_cluster_topology_gate(&h.mgmt, true).await.expect("gate on");
+    drop(gate);
+    h.finish().await;
+}

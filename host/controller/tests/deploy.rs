@@ -252,10 +252,19 @@ async fn helm_install_upgrade_uninstall_on_the_management_cluster() {
     assert_eq!(rules(&cloud.rules.unwrap_or_default()), want, "no Secret right fleet-wide");
     // Secrets only through the role it binds in each cloud cluster's namespace, and its registry here.
     let per_ns = Api::<ClusterRole>::all(admin.clone()).get(&format!("{cluster_name}-cloud-namespace")).await.unwrap();
-    let want: BTreeSet<String> = ["/secrets create,delete,get,patch", "/namespaces delete,get", "rbac.authorization.k8s.io/rolebindings delete"].map(String::from).into();
+    let want: BTreeSet<String> = [
+        "/secrets create,delete,get,patch",
+        "/namespaces delete,get",
+        "rbac.authorization.k8s.io/rolebindings delete",
+        "cluster.x-k8s.io/machinedeployments create,get,patch",
+        "infrastructure.cluster.x-k8s.io,controlplane.cluster.x-k8s.io,bootstrap.cluster.x-k8s.io/* create,get,patch",
+    ]
+    .map(String::from)
+    .into();
     assert_eq!(rules(&per_ns.rules.unwrap_or_default()), want);
     let registry = ns.api::<Role>().get(&format!("{RELEASE}-cloud-registry")).await.unwrap();
-    assert_eq!(rules(&registry.rules.unwrap_or_default()), BTreeSet::from(["/secrets create,delete,get,patch".to_string()]));
+    let want: BTreeSet<String> = ["/secrets create,delete,get,patch", "/configmaps get"].map(String::from).into();
+    assert_eq!(rules(&registry.rules.unwrap_or_default()), want);
     let role = ns.api::<Role>().get(RELEASE).await.unwrap();
     let want: BTreeSet<String> = ["/configmaps,secrets list,watch", "coordination.k8s.io/leases[mck8s-leader] get,update", "coordination.k8s.io/leases create"].map(String::from).into();
     assert_eq!(rules(&role.rules.unwrap_or_default()), want);

@@ -6,10 +6,11 @@ use super::capi::{self, AUTOSCALER_MANAGER, ClusterShape, PROVISIONER_MANAGER};
 use super::member_identity::{self, IdentityError};
 use super::observe;
 use super::plan::Step;
-use super::settings::Settings;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use super::settings::{ProvisioningMode, Settings};
+use super::template;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
-use kube::Client;
+use kube::{Client, ResourceExt};
 use mck8s_api::labels;
 use serde_json::json;
 
@@ -31,6 +32,9 @@ pub enum ActError {
     /// Not an error yet: something it needs is on its way (retried without a warning).
     #[error("{0}")]
     NotYet(String),
+    /// Cluster API refused `spec.topology` (its ClusterTopology feature gate is off).
+    #[error("Cluster API refused spec.topology (is the ClusterTopology feature gate off?); spec.provisioningMode Auto or Templates renders the provider's objects instead: {0}")]
+    TopologyRefused(String),
 }
 
 fn kube(what: impl Into<String>) -> impl FnOnce(kube::Error) -> ActError {
@@ -49,6 +53,9 @@ pub struct Target<'a> {
     pub flavor: &'a str,
     /// The RoleBinding that opens the cluster's namespace to the controller (chart role).
     pub access: Option<&'a NamespaceAccess>,
+    /// The Cluster as it is: `Some(true)` rendered from the template, `Some(false)` with a
+    /// topology, `None` not there (the settings and Cluster API decide).
+    pub templated: Option<bool>,
 }
 
 impl Target<'_> {
@@ -111,8 +118,62 @@ async fn provision(t: &Target<'_>, workers: i32) -> Result<(), ActError> {
         access::grant(t.client, a, &s.namespace, t.owner, PROVISIONER_MANAGER).await.map_err(kube(format!("RoleBinding {}/{}", s.namespace, access::BINDING)))?;
     }
     credentials(t).await?;
+    // A Cluster keeps the way it was made; a new one follows the settings.
+    match (t.templated, s.mode) {
+        (Some(true), _) | (None, ProvisioningMode::Templates) => apply_template(t, workers).await,
+        (Some(false), _) | (None, ProvisioningMode::Topology) => apply_topology(t, workers).await,
+        (None, ProvisioningMode::Auto) => match apply_topology(t, workers).await {
+            Err(ActError::TopologyRefused(why)) => {
+                tracing::warn!(cluster = %s.cluster, %why, template = %format!("{}/{}", s.template.namespace, s.template.name), "Cluster API refused spec.topology; rendering the cluster template");
+                apply_template(t, workers).await
+            }
+            other => other,
+        },
+    }
+}
+
+async fn apply_topology(t: &Target<'_>, workers: i32) -> Result<(), ActError> {
+    let s = t.settings;
     let body = t.shape().apply_body(Some(workers));
-    t.clusters().patch(&s.cluster, &apply(PROVISIONER_MANAGER), &Patch::Apply(&body)).await.map_err(kube(format!("Cluster {}/{}", s.namespace, s.cluster)))?;
+    match t.clusters().patch(&s.cluster, &apply(PROVISIONER_MANAGER), &Patch::Apply(&body)).await {
+        Ok(_) => Ok(()),
+        Err(e) if capi::topology_refusal(&e).is_some() => Err(ActError::TopologyRefused(capi::topology_refusal(&e).unwrap_or_default().to_string())),
+        Err(e) => Err(ActError::Kube { what: format!("Cluster {}/{}", s.namespace, s.cluster), source: e }),
+    }
+}
+
+/// The provider's objects from the cluster template: the Cluster first, then the rest with
+/// the Cluster as their owner (deleting the Cluster removes them), the workers'
+/// MachineDeployment last. An object that exists and is not ours is never taken over; an
+/// existing MachineDeployment is left alone (its replicas are the node autoscaler's).
+async fn apply_template(t: &Target<'_>, workers: i32) -> Result<(), ActError> {
+    let s = t.settings;
+    let src = &s.template;
+    let where_ = format!("cluster template {}/{} key {}", src.namespace, src.name, src.key);
+    let cm = Api::<ConfigMap>::namespaced(t.client.clone(), &src.namespace).get_opt(&src.name).await.map_err(kube(format!("reading the {where_}")))?;
+    let text = cm.and_then(|c| c.data).and_then(|mut d| d.remove(&src.key)).ok_or_else(|| ActError::Invalid(format!("the {where_} does not exist")))?;
+    let rendered = template::render(&text, &t.shape(), &s.worker_machine_deployment(), workers).map_err(|e| ActError::Invalid(format!("{where_}: {e}")))?;
+    let cluster = t.clusters().patch(&s.cluster, &apply(PROVISIONER_MANAGER), &Patch::Apply(&rendered.cluster)).await.map_err(kube(format!("Cluster {}/{}", s.namespace, s.cluster)))?;
+    let owner = json!({"apiVersion": format!("{}/{}", capi::GROUP, capi::VERSION), "kind": "Cluster", "name": s.cluster, "uid": cluster.metadata.uid});
+    for mut obj in rendered.objects {
+        let (api_version, kind) = (obj["apiVersion"].as_str().unwrap_or_default().to_string(), obj["kind"].as_str().unwrap_or_default().to_string());
+        let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let what = format!("{kind} {}/{name}", s.namespace);
+        let (group, version) = api_version.split_once('/').unwrap_or_default();
+        let gvk = kube::core::GroupVersionKind::gvk(group, version, &kind);
+        let (resource, _) = kube::discovery::pinned_kind(t.client, &gvk).await.map_err(kube(format!("{what}: is {api_version} served?")))?;
+        let api: Api<DynamicObject> = Api::namespaced_with(t.client.clone(), &s.namespace, &resource);
+        if let Some(existing) = api.get_opt(&name).await.map_err(kube(format!("reading {what}")))? {
+            if existing.labels().get(capi::OWNER_UID_LABEL).map(String::as_str) != Some(t.owner_uid) {
+                return Err(ActError::Invalid(format!("{what} exists and was not made by this CloudProvisioner; it is left alone")));
+            }
+            if kind == "MachineDeployment" {
+                continue;
+            }
+        }
+        obj["metadata"]["ownerReferences"] = json!([owner]);
+        api.patch(&name, &apply(PROVISIONER_MANAGER), &Patch::Apply(&obj)).await.map_err(kube(what))?;
+    }
     Ok(())
 }
 
@@ -196,12 +257,21 @@ async fn register(t: &Target<'_>, cordoned: bool) -> Result<(), ActError> {
     Ok(())
 }
 
+/// The workers' replicas: the topology entry's, or the rendered MachineDeployment's.
 async fn set_workers(t: &Target<'_>, n: i32) -> Result<(), ActError> {
+    let s = t.settings;
+    if t.templated == Some(true) {
+        let md = s.worker_machine_deployment();
+        let body = capi::machine_deployment_replicas_body(&md, &s.namespace, n);
+        let api: Api<DynamicObject> = Api::namespaced_with(t.client.clone(), &s.namespace, &capi::resource("MachineDeployment"));
+        api.patch(&md, &apply(AUTOSCALER_MANAGER), &Patch::Apply(&body)).await.map_err(kube(format!("scaling MachineDeployment {md} to {n} workers")))?;
+        return Ok(());
+    }
     let body = t.shape().replicas_body(n);
     t.clusters()
-        .patch(&t.settings.cluster, &apply(AUTOSCALER_MANAGER), &Patch::Apply(&body))
+        .patch(&s.cluster, &apply(AUTOSCALER_MANAGER), &Patch::Apply(&body))
         .await
-        .map_err(kube(format!("scaling Cluster {} to {n} workers", t.settings.cluster)))?;
+        .map_err(kube(format!("scaling Cluster {} to {n} workers", s.cluster)))?;
     Ok(())
 }
 

@@ -98,6 +98,26 @@ impl ClusterShape {
     }
 }
 
+/// The node autoscaler's apply body for a rendered MachineDeployment: its replicas only.
+pub fn machine_deployment_replicas_body(name: &str, namespace: &str, replicas: i32) -> Value {
+    json!({
+        "apiVersion": format!("{GROUP}/{VERSION}"),
+        "kind": "MachineDeployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"replicas": replicas}
+    })
+}
+
+/// Cluster API's message when it refused `spec.topology` itself: the ClusterTopology feature gate is
+/// off. Its webhook says `spec.topology: Forbidden: can be set only if the ClusterTopology
+/// feature flag is enabled`; any schema that forbids the field names it the same way. An
+/// error inside the topology (`spec.topology.variables[...]`) is not this.
+pub fn topology_refusal(e: &kube::Error) -> Option<&str> {
+    let kube::Error::Api(s) = e else { return None };
+    let on_topology = s.details.as_ref().is_some_and(|d| d.causes.iter().any(|c| c.field == "spec.topology"));
+    (s.code == 422 && (on_topology || s.message.contains("spec.topology: "))).then_some(s.message.as_str())
+}
+
 /// A Cluster as observed.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ClusterView {
@@ -109,8 +129,14 @@ pub struct ClusterView {
     pub control_plane_available: bool,
     pub remote_probe: bool,
     pub workers_ready: i32,
-    /// The topology's replicas for our worker entry, if set.
-    pub topology_replicas: Option<i32>,
+    /// The workers' replicas as asked for: the topology entry's, or the rendered
+    /// MachineDeployment's ([`ClusterView::with_machine_deployment`]).
+    pub worker_replicas: Option<i32>,
+    /// Rendered from the cluster template (no `spec.topology`).
+    pub templated: bool,
+    /// Templated, and the workers' MachineDeployment (applied last) is not there: the
+    /// rendering was cut short and is applied again.
+    pub template_incomplete: bool,
     pub conditions: Vec<Condition>,
 }
 
@@ -120,7 +146,7 @@ impl ClusterView {
         let conditions: Vec<Condition> = status.get("conditions").and_then(|c| serde_json::from_value(c.clone()).ok()).unwrap_or_default();
         let cond = |t: &str| conditions.iter().any(|c| c.type_ == t && c.status == "True");
         let init = |f: &str| status.pointer(&format!("/initialization/{f}")).and_then(Value::as_bool).unwrap_or(false);
-        let topology_replicas = obj
+        let worker_replicas = obj
             .data
             .pointer("/spec/topology/workers/machineDeployments")
             .and_then(Value::as_array)
@@ -137,9 +163,22 @@ impl ClusterView {
             control_plane_available: cond("ControlPlaneAvailable"),
             remote_probe: cond("RemoteConnectionProbe"),
             workers_ready: status.pointer("/workers/readyReplicas").and_then(Value::as_i64).unwrap_or(0) as i32,
-            topology_replicas,
+            worker_replicas,
+            templated: obj.data.pointer("/spec/topology").is_none_or(Value::is_null),
+            template_incomplete: false,
             conditions,
         }
+    }
+
+    /// A templated Cluster's workers, from its MachineDeployment (`None`: not there yet).
+    pub fn with_machine_deployment(mut self, md: Option<&DynamicObject>) -> ClusterView {
+        self.template_incomplete = md.is_none_or(|m| m.metadata.deletion_timestamp.is_some());
+        self.worker_replicas = md.and_then(|m| m.data.pointer("/spec/replicas")).and_then(Value::as_i64).map(|r| r as i32);
+        self
+    }
+
+    pub fn mode(&self) -> &'static str {
+        if self.templated { "Templates" } else { "Topology" }
     }
 
     /// The conditions that are not True, for diagnostics (`Type: reason: message`).
@@ -242,6 +281,25 @@ mod tests {
         assert!(b["metadata"].get("labels").is_none());
     }
 
+    fn invalid(message: &str, field: &str) -> kube::Error {
+        let status: kube::core::Status = serde_json::from_value(json!({
+            "status": "Failure", "code": 422, "reason": "Invalid", "message": message,
+            "details": {"name": "cloud1", "group": GROUP, "kind": "Cluster", "causes": [{"reason": "FieldValueForbidden", "message": "x", "field": field}]}
+        }))
+        .unwrap();
+        kube::Error::Api(Box::new(status))
+    }
+
+    #[test]
+    fn only_a_refusal_of_the_topology_itself_means_the_gate_is_off() {
+        let webhook = r#"admission webhook "validation.cluster.cluster.x-k8s.io" denied the request: Cluster.cluster.x-k8s.io "cloud1" is invalid: spec.topology: Forbidden: can be set only if the ClusterTopology feature flag is enabled"#;
+        assert!(topology_refusal(&invalid(webhook, "spec.topology")).is_some());
+        let schema = r#"Cluster.cluster.x-k8s.io "cloud1" is invalid: spec.topology: Too many: 4: must have at most 0 items"#;
+        assert!(topology_refusal(&invalid(schema, "spec.topology")).is_some());
+        let variable = r#"Cluster.cluster.x-k8s.io "cloud1" is invalid: spec.topology.variables[workerFlavor].value: Invalid value: 3"#;
+        assert!(topology_refusal(&invalid(variable, "spec.topology.variables[workerFlavor].value")).is_none());
+    }
+
     #[test]
     fn cluster_view_reads_v1beta2_status() {
         let obj: DynamicObject = serde_json::from_value(json!({
@@ -257,7 +315,7 @@ mod tests {
         .unwrap();
         let v = ClusterView::parse(&obj, "md-0");
         assert!(v.control_plane_initialized && v.control_plane_available && v.remote_probe && v.infrastructure_provisioned);
-        assert_eq!((v.workers_ready, v.topology_replicas, v.owner_uid.as_deref()), (1, Some(2), Some("u1")));
+        assert_eq!((v.workers_ready, v.worker_replicas, v.owner_uid.as_deref(), v.templated), (1, Some(2), Some("u1"), false));
         assert_eq!(v.problems(), vec!["WorkersAvailable: Scaling: 1 of 2".to_string()]);
     }
 }

@@ -132,7 +132,7 @@ async fn reconcile_inner(cp: &CloudProvisioner, shared: &Shared) -> Result<Actio
     let cp = &cp;
     let observed = observe_all(cp, &settings, shared).await?;
     let plan = plan::plan(&settings, cp.status.as_ref(), &observed);
-    carry_out(cp, &settings, &plan, shared).await?;
+    carry_out(cp, &settings, &observed, &plan, shared).await?;
     let mut status = plan.status.clone();
     conditions::set(&mut status.conditions, conditions::INVALID_SPEC, false, "Valid", "the spec is valid", cp.metadata.generation, &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(observed.now));
     if cp.status.as_ref() != Some(&status) {
@@ -197,12 +197,21 @@ async fn probe(secret: &Secret) -> Result<plan::Workload, String> {
     observe::workload(&client).await
 }
 
-async fn carry_out(cp: &CloudProvisioner, s: &Settings, plan: &Plan, shared: &Shared) -> Result<(), Error> {
+async fn carry_out(cp: &CloudProvisioner, s: &Settings, observed: &Observed, plan: &Plan, shared: &Shared) -> Result<(), Error> {
     let ctx = &shared.ctx;
     let owner = cp.name_any();
     let uid = cp.uid().unwrap_or_default();
     let flavor = plan.status.flavor.clone().unwrap_or_else(|| "k8s.large".into());
-    let target = Target { client: &ctx.client, settings: s, owner: &owner, owner_uid: &uid, registry_namespace: &shared.cfg.registry_namespace, flavor: &flavor, access: shared.cfg.namespace_access.as_ref() };
+    let target = Target {
+        client: &ctx.client,
+        settings: s,
+        owner: &owner,
+        owner_uid: &uid,
+        registry_namespace: &shared.cfg.registry_namespace,
+        flavor: &flavor,
+        access: shared.cfg.namespace_access.as_ref(),
+        templated: observed.cluster.as_ref().map(|c| c.templated),
+    };
     for step in &plan.steps {
         tracing::info!(?step, cluster = %s.cluster, "cloud provisioner step");
         if let Err(e) = act::run(&target, step).await {

@@ -66,9 +66,15 @@ pub fn older_claim(me: &CloudProvisioner, all: &[CloudProvisioner], mine: &Setti
 pub async fn cluster(client: &Client, s: &Settings, uid: &str) -> Result<(Option<ClusterView>, Claim), kube::Error> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &s.namespace, &capi::resource("Cluster"));
     let Some(obj) = api.get_opt(&s.cluster).await? else { return Ok((None, Claim::Ours)) };
-    let view = ClusterView::parse(&obj, &s.worker_name);
+    let mut view = ClusterView::parse(&obj, &s.worker_name);
     if view.owner_uid.as_deref() != Some(uid) {
         return Ok((None, Claim::ForeignCluster));
+    }
+    if view.templated {
+        // Rendered from the template: the workers are the MachineDeployment it named.
+        let mds: Api<DynamicObject> = Api::namespaced_with(client.clone(), &s.namespace, &capi::resource("MachineDeployment"));
+        let md = mds.get_opt(&s.worker_machine_deployment()).await?;
+        view = view.with_machine_deployment(md.as_ref());
     }
     Ok((Some(view), Claim::Ours))
 }

@@ -82,7 +82,9 @@ pub struct Observed {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
-    /// Namespace, credentials Secret, then the Cluster with `workers` replicas (SSA).
+    /// Namespace, credentials Secret, then the Cluster with `workers` replicas (SSA): with a
+    /// topology, or rendered from the cluster template (Cluster first, then what it refers
+    /// to, owned by it), as the settings and Cluster API allow.
     Provision { flavor: String, workers: i32 },
     /// Copy the kubeconfig into the registry; `cordoned`: no new placements.
     Register { cordoned: bool },
@@ -258,6 +260,12 @@ impl Planner<'_> {
         if c.deleting {
             return;
         }
+        if c.templated && c.template_incomplete {
+            // Cut short between the Cluster and its last object (a crash): the same objects
+            // again, by server-side apply, so nothing is made twice.
+            let flavor = self.st.flavor.clone().unwrap_or_else(|| "k8s.large".into());
+            self.steps.push(Step::Provision { flavor, workers: self.s.min_workers.max(1) });
+        }
         let gate = c.control_plane_initialized && (c.remote_probe || c.control_plane_available) && c.workers_ready >= 1;
         if gate {
             self.condition("ClusterProvisioned", true, "ControlPlaneAndWorkersReady", format!("{} workers ready", c.workers_ready));
@@ -307,7 +315,7 @@ impl Planner<'_> {
                 // open step, so machines that never come (quota) end it as partial capacity
                 // instead of being counted as in flight forever.
                 if let Some(c) = &self.o.cluster
-                    && let Some(desired) = c.topology_replicas
+                    && let Some(desired) = c.worker_replicas
                     && desired > c.workers_ready
                 {
                     self.st.scale_step = Some(ScaleStep { kind: "Provision".into(), desired, started: self.now.clone(), node: None });
@@ -399,7 +407,7 @@ impl Planner<'_> {
     fn scale(&mut self, c: &ClusterView, w: &Workload) -> bool {
         let workers = w.nodes.iter().filter(|n| !n.control_plane).count() as i32;
         let ready = w.nodes.iter().filter(|n| !n.control_plane && n.ready).count() as i32;
-        let desired = c.topology_replicas.unwrap_or(workers);
+        let desired = c.worker_replicas.unwrap_or(workers);
         self.st.workers = Some(WorkersStatus { desired, ready, min: self.s.min_workers, max: self.s.max_workers });
         if let Some(step) = self.st.scale_step.clone() {
             let done = match step.kind.as_str() {
@@ -520,6 +528,7 @@ impl Planner<'_> {
                     self.steps.push(Step::CleanUp);
                 }
                 self.st.cluster = None;
+                self.st.provisioning_mode = None;
                 self.st.workers = None;
                 self.st.kubeconfig_version = None;
                 self.st.unneeded_since = BTreeMap::new();
@@ -593,8 +602,13 @@ pub fn plan(s: &Settings, status: Option<&CloudProvisionerStatus>, o: &Observed)
         p.enter(IDLE);
     }
     p.st.demand = (!o.demand.pods.is_empty()).then(|| demand_status(&o.demand));
-    if o.cluster.is_some() {
+    if let Some(c) = &o.cluster {
         p.st.cluster = Some(format!("{}/{}", s.namespace, s.cluster));
+        if c.templated && p.st.provisioning_mode.as_deref() != Some(c.mode()) {
+            let t = &s.template;
+            p.event(false, "RenderedFromTemplate", format!("no managed topology: Cluster {}/{} and the provider's objects come from cluster template {}/{} (key {})", s.namespace, s.cluster, t.namespace, t.name, t.key));
+        }
+        p.st.provisioning_mode = Some(c.mode().to_string());
     }
     for note in &s.notes {
         p.condition("Warning", true, "Spec", note.clone());

@@ -47,7 +47,7 @@ fn usable_cluster(ready: i32, replicas: i32) -> ClusterView {
         control_plane_available: true,
         remote_probe: true,
         workers_ready: ready,
-        topology_replicas: Some(replicas),
+        worker_replicas: Some(replicas),
         ..Default::default()
     }
 }
@@ -354,4 +354,21 @@ fn deletion_waits_for_workloads_then_deprovisions() {
 fn backoff_doubles_up_to_ten_minutes() {
     let b = Duration::from_secs(30);
     assert_eq!([1, 2, 3, 10].map(|a| backoff(b, a).as_secs()), [30, 60, 120, 600]);
+}
+
+#[test]
+fn a_template_cut_short_is_applied_again_and_its_mode_announced_once() {
+    let s = settings();
+    let mut o = observed(10);
+    let cluster = ClusterView { templated: true, template_incomplete: true, infrastructure_provisioned: true, ..usable_cluster(0, 0) };
+    o.cluster = Some(ClusterView { worker_replicas: None, ..cluster.clone() });
+    let p = plan(&s, Some(&in_phase(PROVISIONING, 0)), &o);
+    assert!(matches!(p.steps.as_slice(), [Step::Provision { .. }]), "{:?}", p.steps);
+    assert_eq!(p.status.provisioning_mode.as_deref(), Some("Templates"));
+    assert_eq!(p.events.iter().filter(|e| e.reason == "RenderedFromTemplate").count(), 1);
+    // Complete: nothing to apply, and the mode is not announced again.
+    o.cluster = Some(ClusterView { template_incomplete: false, worker_replicas: Some(1), ..cluster });
+    let again = plan(&s, Some(&p.status), &o);
+    assert!(again.steps.is_empty(), "{:?}", again.steps);
+    assert!(again.events.iter().all(|e| e.reason != "RenderedFromTemplate"));
 }

@@ -11,6 +11,27 @@ use std::time::Duration;
 pub const DEFAULT_CLASS: &str = "mck8s-openstack";
 pub const DEFAULT_CLASS_NAMESPACE: &str = "mck8s-system";
 pub const DEFAULT_VERSION: &str = "v1.34.2";
+/// The cluster template used without the ClusterTopology gate (deploy/capi/).
+pub const DEFAULT_TEMPLATE: &str = "mck8s-openstack-template";
+pub const DEFAULT_TEMPLATE_KEY: &str = "cluster-template.yaml";
+
+/// How the Cluster is asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProvisioningMode {
+    /// `spec.topology`, falling back to the template when Cluster API refuses it.
+    Auto,
+    Topology,
+    /// The provider's objects rendered from the cluster template.
+    Templates,
+}
+
+/// Where the cluster template is: a key of a ConfigMap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TemplateSource {
+    pub namespace: String,
+    pub name: String,
+    pub key: String,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AutoscalingMode {
@@ -32,6 +53,8 @@ pub struct Settings {
     pub namespace: String,
     pub class_name: String,
     pub class_namespace: String,
+    pub mode: ProvisioningMode,
+    pub template: TemplateSource,
     pub version: String,
     pub control_plane_replicas: i32,
     pub control_plane_flavor: Option<String>,
@@ -75,6 +98,12 @@ impl Settings {
     /// The credentials Secret in the Cluster's namespace (the original's name).
     pub fn credentials_secret(&self) -> String {
         format!("{}-cloud-config", self.cluster)
+    }
+
+    /// The workers' MachineDeployment when the Cluster is rendered from the template (the
+    /// original's `<cluster>-md-0`); a topology's is named by Cluster API instead.
+    pub fn worker_machine_deployment(&self) -> String {
+        format!("{}-{}", self.cluster, self.worker_name)
     }
 
     pub fn shape(&self, owner: &str, owner_uid: &str, flavor: &str) -> ClusterShape {
@@ -179,6 +208,18 @@ pub fn resolve(cp: &CloudProvisioner) -> Result<Settings, String> {
         Some("Keep") => false,
         Some(m) => return Err(format!("spec.lifecycle.onProvisionFailure {m:?}: expected Delete or Keep")),
     };
+    let mode = match spec.provisioning_mode.as_deref() {
+        None | Some("Auto") => ProvisioningMode::Auto,
+        Some("Topology") => ProvisioningMode::Topology,
+        Some("Templates") => ProvisioningMode::Templates,
+        Some(m) => return Err(format!("spec.provisioningMode {m:?}: expected Auto, Topology or Templates")),
+    };
+    let template_ref = spec.cluster_template.clone().unwrap_or_default();
+    let template = TemplateSource {
+        namespace: template_ref.namespace.unwrap_or_else(|| DEFAULT_CLASS_NAMESPACE.to_string()),
+        name: if template_ref.name.is_empty() { DEFAULT_TEMPLATE.to_string() } else { template_ref.name },
+        key: template_ref.key.unwrap_or_else(|| DEFAULT_TEMPLATE_KEY.to_string()),
+    };
     let deletion_policy = match life.deletion_policy.as_deref() {
         None | Some("DeleteWhenIdle") => DeletionPolicy::DeleteWhenIdle,
         Some("Delete") => DeletionPolicy::Delete,
@@ -223,6 +264,8 @@ pub fn resolve(cp: &CloudProvisioner) -> Result<Settings, String> {
         namespace,
         class_name: if class.name.is_empty() { DEFAULT_CLASS.to_string() } else { class.name },
         class_namespace: class.namespace.unwrap_or_else(|| DEFAULT_CLASS_NAMESPACE.to_string()),
+        mode,
+        template,
         version: spec.kubernetes_version.clone().unwrap_or_else(|| DEFAULT_VERSION.to_string()),
         control_plane_replicas: cp_spec.replicas.unwrap_or(1).max(1),
         control_plane_flavor: cp_spec.flavor,

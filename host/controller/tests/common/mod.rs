@@ -52,12 +52,16 @@ pub async fn install_crds(env: &TestEnv) {
     CRDS.get_or_init(|| async {
         let out = env.kubectl("cluster0").args(["apply", "-f"]).arg(repo().join("deploy/crds")).output().expect("kubectl");
         assert!(out.status.success(), "kubectl apply deploy/crds: {}", String::from_utf8_lossy(&out.stderr));
-        let out = env
-            .kubectl("cluster0")
-            .args(["wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"])
-            .output()
-            .expect("kubectl");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        // Watched until Established: `kubectl wait` fails outright on a CRD whose status
+        // the API server has not written yet ("status.conditions accessor error").
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        use kube::runtime::wait::{await_condition, conditions};
+        let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(env.client("cluster0").await.expect("management client"));
+        for crd in mck8s_api::crds::all() {
+            let name = crd.metadata.name.clone().unwrap_or_default();
+            let established = await_condition(crds.clone(), &name, conditions::is_crd_established());
+            tokio::time::timeout(std::time::Duration::from_secs(60), established).await.unwrap_or_else(|_| panic!("CRD {name} not Established in 60 s")).expect("watching the CRD");
+        }
     })
     .await;
 }
@@ -404,6 +408,18 @@ pub async fn install_cloud_class(mgmt: &kube::Client) {
     let class = kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk("cluster.x-k8s.io", "v1beta2", "ClusterClass"));
     let api: Api<DynamicObject> = Api::namespaced_with(mgmt.clone(), "mck8s-system", &class);
     api.patch("mck8s-openstack", &PatchParams::apply("cloud-test").force(), &Patch::Apply(&obj)).await.unwrap();
+}
+
+/// The shipped cluster template (deploy/capi/), as a ConfigMap in mck8s-system: what a
+/// CloudProvisioner renders where the ClusterTopology gate is off.
+pub async fn install_cloud_template(mgmt: &kube::Client) {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Api, Patch, PatchParams};
+    install_cloud_class(mgmt).await;
+    let text = std::fs::read_to_string(repo().join("deploy/capi/cluster-template-mck8s-openstack.yaml")).unwrap();
+    let cm: ConfigMap = serde_yaml::from_str(&text).unwrap();
+    let name = cm.metadata.name.clone().unwrap();
+    Api::<ConfigMap>::namespaced(mgmt.clone(), "mck8s-system").patch(&name, &PatchParams::apply("cloud-test").force(), &Patch::Apply(&cm)).await.unwrap();
 }
 
 pub fn example(file: &str) -> String {

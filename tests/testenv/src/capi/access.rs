@@ -79,3 +79,62 @@ pub fn processes(state_dir: &Path, ns: &str, cluster: &str) -> Vec<ProcRecord> {
         .map(|w| w.procs)
         .unwrap_or_default()
 }
+
+/// Turns the simulated ClusterTopology feature gate off (`false`) or on (`true`, the
+/// default) and waits until the API server enforces it. Cluster API refuses `spec.topology`
+/// in its validating webhook when the gate is off; no webhook runs here, so the Cluster CRD's
+/// schema refuses it instead (`maxProperties: 0`): the same 422 on `spec.topology`, from the
+/// real API server. A restarted simulator re-applies its CRDs, which turns the gate on.
+pub async fn set_cluster_topology_gate(mgmt: &kube::Client, on: bool) -> Result<()> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::DynamicObject;
+    let crds: Api<CustomResourceDefinition> = Api::all(mgmt.clone());
+    let name = "clusters.cluster.x-k8s.io";
+    let mut crd =
+        serde_json::to_value(crds.get(name).await?).map_err(|e| Error::State(e.to_string()))?;
+    let topology = crd
+        .pointer_mut("/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/topology")
+        .and_then(serde_json::Value::as_object_mut)
+        .ok_or_else(|| Error::State("the Cluster CRD has no spec.topology schema".into()))?;
+    let changed = if on {
+        topology.remove("maxProperties").is_some()
+    } else {
+        topology.insert("maxProperties".into(), serde_json::json!(0)) != Some(serde_json::json!(0))
+    };
+    if changed {
+        let crd: CustomResourceDefinition =
+            serde_json::from_value(crd).map_err(|e| Error::State(e.to_string()))?;
+        crds.replace(name, &PostParams::default(), &crd).await?;
+    }
+    // The API server rebuilds a CRD's handler asynchronously: probe with a dry run.
+    let clusters: Api<DynamicObject> = Api::namespaced_with(
+        mgmt.clone(),
+        SIM_NAMESPACE,
+        &super::Kind::Cluster.resource(),
+    );
+    let probe: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": super::API_VERSION, "kind": "Cluster",
+        "metadata": {"name": "topology-gate-probe", "namespace": SIM_NAMESPACE},
+        "spec": {"topology": {"classRef": {"name": super::CLASS_NAME}, "version": "v1.34.2"}},
+    }))
+    .map_err(|e| Error::State(e.to_string()))?;
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    for _ in 0..150 {
+        let refused = match clusters.create(&dry, &probe).await {
+            Ok(_) => false,
+            Err(kube::Error::Api(e)) if e.code == 422 => true,
+            Err(e) => return Err(e.into()),
+        };
+        if refused != on {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    Err(Error::Timeout {
+        what: format!("the ClusterTopology gate {}", if on { "on" } else { "off" }),
+        secs: 30,
+    })
+}

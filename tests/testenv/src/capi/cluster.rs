@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::faults::{self, Behaviour};
 use super::machines::{self, Counts};
+use super::templated;
 use super::topology::{self, deleting};
 use super::workload::{self, Workload};
 use super::{
@@ -98,8 +99,10 @@ pub(super) async fn reconcile(ctx: &Ctx, rt: &mut ClusterRt) -> Result<Next> {
         forget(ctx, rt).await?;
         return Ok(Next::Gone);
     };
-    if cluster.data["spec"]["topology"].is_null() {
-        // Only managed topologies are simulated; a bare Cluster is left alone.
+    // A managed topology, or the objects a cluster template rendered (the gate off); a bare
+    // Cluster (neither) is left alone.
+    let templated = cluster.data["spec"]["topology"].is_null();
+    if templated && cluster.data["spec"]["infrastructureRef"].is_null() {
         return Ok(Next::After(RESYNC * 2));
     }
     let f = faults::read(&ctx.mgmt, &rt.ns, &rt.name).await;
@@ -131,93 +134,55 @@ pub(super) async fn reconcile(ctx: &Ctx, rt: &mut ClusterRt) -> Result<Next> {
     status["observedGeneration"] = json!(generation);
     let mut pending_events: Vec<(&str, String)> = Vec::new();
 
-    // The ClusterClass must exist; until it does nothing else happens.
-    let topo = &cluster.data["spec"]["topology"];
-    let class_name = topo["classRef"]["name"].as_str().unwrap_or_default();
-    let class_ns = topo["classRef"]["namespace"]
-        .as_str()
-        .filter(|s| !s.is_empty())
-        .unwrap_or(&rt.ns);
-    if class_name.is_empty()
-        || ctx
-            .api(Kind::ClusterClass, class_ns)
-            .get_opt(class_name)
-            .await?
-            .is_none()
-    {
-        if status["phase"].is_null() {
-            status["phase"] = json!("Pending");
-        }
-        let msg = format!("ClusterClass {class_ns}/{class_name} not found");
-        conditions::set(
-            &mut status,
-            "TopologyReconciled",
-            false,
-            "ClusterClassNotFound",
-            &msg,
-            generation,
-        );
-        conditions::set(
-            &mut status,
-            "Available",
-            false,
-            "NotAvailable",
-            &msg,
-            generation,
-        );
-        write_status(ctx, &cluster, &old, &status, &pending_events).await?;
-        return Ok(Next::After(RESYNC));
-    }
     let infra = initialized(&old, "infrastructureProvisioned");
     let cp_init = initialized(&old, "controlPlaneInitialized");
+    let made = if templated {
+        templated::parts(ctx, &cluster).await?.map(|p| Made {
+            machine_deployments: p.machine_deployments,
+            flavors: p.flavors,
+            control_plane_flavor: p.control_plane_flavor,
+            from: "its infrastructureRef and controlPlaneRef".to_string(),
+        })
+    } else {
+        from_topology(ctx, &cluster, &rt.ns, &mut status, generation).await?
+    };
+    let made = match made {
+        Ok(m) => m,
+        Err(msg) => {
+            // Until the ClusterClass (or the referenced objects) exist nothing else happens.
+            if status["phase"].is_null() {
+                status["phase"] = json!("Pending");
+            }
+            if templated {
+                conditions::set(
+                    &mut status,
+                    "InfrastructureReady",
+                    false,
+                    "WaitingForInfrastructure",
+                    &msg,
+                    generation,
+                );
+            }
+            conditions::set(
+                &mut status,
+                "Available",
+                false,
+                "NotAvailable",
+                &msg,
+                generation,
+            );
+            write_status(ctx, &cluster, &old, &status, &pending_events).await?;
+            return Ok(Next::After(RESYNC));
+        }
+    };
+    let mds = made.machine_deployments;
     if !infra && status["phase"] != "Provisioning" {
         status["phase"] = json!("Provisioning");
         pending_events.push((
             "Provisioning",
-            format!(
-                "provisioning Cluster {} with ClusterClass {class_ns}/{class_name}",
-                rt.key()
-            ),
+            format!("provisioning Cluster {} from {}", rt.key(), made.from),
         ));
     }
-
-    // Topology -> MachineDeployments (unless the topology is one CAPI's webhook rejects).
-    let entries = topology::entries(topo);
-    let mds = match topology::validate(&entries) {
-        Ok(()) => {
-            let mds = topology::sync(ctx, &cluster, &entries).await?;
-            conditions::set(
-                &mut status,
-                "TopologyReconciled",
-                true,
-                "ReconcileSucceeded",
-                "",
-                generation,
-            );
-            mds
-        }
-        Err(msg) => {
-            conditions::set(
-                &mut status,
-                "TopologyReconciled",
-                false,
-                "ReconcileFailed",
-                &msg,
-                generation,
-            );
-            let lp = ListParams::default().labels(&format!(
-                "{LABEL_CLUSTER_NAME}={},{LABEL_TOPOLOGY_OWNED}",
-                rt.name
-            ));
-            ctx.api(Kind::MachineDeployment, &rt.ns)
-                .list(&lp)
-                .await?
-                .items
-                .into_iter()
-                .filter(|m| !deleting(m))
-                .collect()
-        }
-    };
 
     // Infrastructure: endpoint, a real API server, the kubeconfig Secret (KCP publishes it as
     // soon as the endpoint exists).
@@ -268,7 +233,15 @@ pub(super) async fn reconcile(ctx: &Ctx, rt: &mut ClusterRt) -> Result<Next> {
         reachable = wl.probe().await;
         // The controller-manager and scheduler start once the API server has answered.
         wl.rec = workload::ensure_running(ctx, &wl.rec, wl.ready_since.is_some())?;
-        cp_counts = machines::control_plane(ctx, rt, &cluster, &all_machines, &f).await?;
+        cp_counts = machines::control_plane(
+            ctx,
+            rt,
+            &cluster,
+            &all_machines,
+            made.control_plane_flavor.as_deref(),
+            &f,
+        )
+        .await?;
     }
     let ready_since = rt.workload.as_ref().and_then(|w| w.ready_since);
     if cp_init {
@@ -371,7 +344,7 @@ pub(super) async fn reconcile(ctx: &Ctx, rt: &mut ClusterRt) -> Result<Next> {
         rt,
         &cluster,
         &mds,
-        &entries,
+        &made.flavors,
         &all_machines,
         &f,
         allow_workers,
@@ -403,6 +376,7 @@ pub(super) async fn reconcile(ctx: &Ctx, rt: &mut ClusterRt) -> Result<Next> {
         &msg,
         generation,
     );
+    // TopologyReconciled counts only where there is a topology.
     let summary = [
         "InfrastructureReady",
         "ControlPlaneAvailable",
@@ -410,8 +384,10 @@ pub(super) async fn reconcile(ctx: &Ctx, rt: &mut ClusterRt) -> Result<Next> {
         "RemoteConnectionProbe",
         "TopologyReconciled",
     ];
+    let summary = &summary[..if templated { 4 } else { 5 }];
     let failing: Vec<&str> = summary
-        .into_iter()
+        .iter()
+        .copied()
         .filter(|c| !conditions::is_true(&status, c))
         .collect();
     let msg = if failing.is_empty() {
@@ -435,6 +411,102 @@ pub(super) async fn reconcile(ctx: &Ctx, rt: &mut ClusterRt) -> Result<Next> {
     write_status(ctx, &cluster, &old, &status, &pending_events).await?;
     let wake = rt.timers.take_wake().unwrap_or(RESYNC);
     Ok(Next::After(wake.clamp(Duration::from_millis(20), RESYNC)))
+}
+
+/// What a Cluster is made of, whichever way it was asked for.
+struct Made {
+    machine_deployments: Vec<DynamicObject>,
+    /// Worker flavor by MachineDeployment name.
+    flavors: std::collections::BTreeMap<String, String>,
+    control_plane_flavor: Option<String>,
+    /// For the Provisioning Event.
+    from: String,
+}
+
+/// The topology controller's share: the ClusterClass must exist (`Err` until it does), then
+/// MachineDeployments follow the topology (unless CAPI's webhook would reject it).
+async fn from_topology(
+    ctx: &Ctx,
+    cluster: &DynamicObject,
+    ns: &str,
+    status: &mut Value,
+    generation: i64,
+) -> Result<std::result::Result<Made, String>> {
+    let topo = &cluster.data["spec"]["topology"];
+    let class_name = topo["classRef"]["name"].as_str().unwrap_or_default();
+    let class_ns = topo["classRef"]["namespace"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .unwrap_or(ns);
+    if class_name.is_empty()
+        || ctx
+            .api(Kind::ClusterClass, class_ns)
+            .get_opt(class_name)
+            .await?
+            .is_none()
+    {
+        let msg = format!("ClusterClass {class_ns}/{class_name} not found");
+        conditions::set(
+            status,
+            "TopologyReconciled",
+            false,
+            "ClusterClassNotFound",
+            &msg,
+            generation,
+        );
+        return Ok(Err(msg));
+    }
+    let entries = topology::entries(topo);
+    let mds = match topology::validate(&entries) {
+        Ok(()) => {
+            let mds = topology::sync(ctx, cluster, &entries).await?;
+            conditions::set(
+                status,
+                "TopologyReconciled",
+                true,
+                "ReconcileSucceeded",
+                "",
+                generation,
+            );
+            mds
+        }
+        Err(msg) => {
+            conditions::set(
+                status,
+                "TopologyReconciled",
+                false,
+                "ReconcileFailed",
+                &msg,
+                generation,
+            );
+            let name = cluster.metadata.name.clone().unwrap_or_default();
+            let lp = ListParams::default().labels(&format!(
+                "{LABEL_CLUSTER_NAME}={name},{LABEL_TOPOLOGY_OWNED}"
+            ));
+            ctx.api(Kind::MachineDeployment, ns)
+                .list(&lp)
+                .await?
+                .items
+                .into_iter()
+                .filter(|m| !deleting(m))
+                .collect()
+        }
+    };
+    let flavors = mds
+        .iter()
+        .filter_map(|md| {
+            let entry = entries.iter().find(|e| {
+                Some(e.name.as_str()) == topology::label(md, super::LABEL_TOPOLOGY_DEPLOYMENT)
+            })?;
+            Some((md.metadata.name.clone()?, entry.flavor.clone()?))
+        })
+        .collect();
+    Ok(Ok(Made {
+        machine_deployments: mds,
+        flavors,
+        control_plane_flavor: None,
+        from: format!("ClusterClass {class_ns}/{class_name}"),
+    }))
 }
 
 async fn write_status(

@@ -15,15 +15,45 @@ use crate::{Error, Result};
 
 /// The CRDs, one YAML document each.
 pub const CRDS_YAML: &str = include_str!("../../capi/crds.yaml");
+/// The simulated providers' kinds (deploy/capi/cluster-template-mck8s-openstack.yaml's).
+pub const PROVIDER_CRDS_YAML: &str = include_str!("../../capi/provider-crds.yaml");
 /// The ClusterClass `capi-sim-system/mck8s-sim`.
 pub const CLASS_YAML: &str = include_str!("../../capi/clusterclass.yaml");
 
 pub fn crds() -> Result<Vec<Value>> {
-    serde_yaml::Deserializer::from_str(CRDS_YAML)
-        .map(|doc| {
-            Value::deserialize(doc).map_err(|e| Error::Config(format!("capi/crds.yaml: {e}")))
-        })
+    parse(CRDS_YAML, "capi/crds.yaml")
+}
+
+pub fn provider_crds() -> Result<Vec<Value>> {
+    parse(PROVIDER_CRDS_YAML, "capi/provider-crds.yaml")
+}
+
+fn parse(text: &str, file: &str) -> Result<Vec<Value>> {
+    serde_yaml::Deserializer::from_str(text)
+        .map(|doc| Value::deserialize(doc).map_err(|e| Error::Config(format!("{file}: {e}"))))
         .collect()
+}
+
+/// The served resource of a v1beta2 reference (`apiGroup` + `kind`, no version): as Cluster
+/// API does, the version is the CRD's `cluster.x-k8s.io/v1beta2` contract label.
+pub(super) fn resource_for(group: &str, kind: &str) -> Option<kube::api::ApiResource> {
+    static ALL: std::sync::OnceLock<Vec<Value>> = std::sync::OnceLock::new();
+    let all = ALL.get_or_init(|| {
+        let mut v = crds().unwrap_or_default();
+        v.extend(provider_crds().unwrap_or_default());
+        v
+    });
+    let crd = all
+        .iter()
+        .find(|c| c["spec"]["group"] == group && c["spec"]["names"]["kind"] == kind)?;
+    let version = crd["metadata"]["labels"]["cluster.x-k8s.io/v1beta2"].as_str()?;
+    Some(kube::api::ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: format!("{group}/{version}"),
+        kind: kind.into(),
+        plural: crd["spec"]["names"]["plural"].as_str()?.into(),
+    })
 }
 
 use serde::Deserialize;
@@ -32,7 +62,7 @@ pub(super) async fn install(mgmt: &kube::Client) -> Result<()> {
     let pp = PatchParams::apply(COMPONENT).force();
     let api: Api<CustomResourceDefinition> = Api::all(mgmt.clone());
     let mut names = Vec::new();
-    for crd in crds()? {
+    for crd in crds()?.into_iter().chain(provider_crds()?) {
         let name = crd["metadata"]["name"]
             .as_str()
             .unwrap_or_default()
@@ -148,6 +178,29 @@ mod tests {
         assert_eq!(md["specReplicasPath"], ".spec.replicas");
         assert_eq!(md["statusReplicasPath"], ".status.replicas");
         assert_eq!(md["labelSelectorPath"], ".status.selector");
+    }
+
+    #[test]
+    fn references_resolve_through_the_contract_label() {
+        let osc = resource_for("infrastructure.cluster.x-k8s.io", "OpenStackCluster").unwrap();
+        assert_eq!(
+            (osc.api_version.as_str(), osc.plural.as_str()),
+            (
+                "infrastructure.cluster.x-k8s.io/v1beta1",
+                "openstackclusters"
+            )
+        );
+        let kcp = resource_for("controlplane.cluster.x-k8s.io", "KubeadmControlPlane").unwrap();
+        assert_eq!(kcp.version, "v1beta2");
+        assert!(resource_for("infrastructure.cluster.x-k8s.io", "AWSCluster").is_none());
+        for c in provider_crds().unwrap() {
+            let v = &c["spec"]["versions"][0];
+            assert_eq!(
+                v["name"],
+                c["metadata"]["labels"]["cluster.x-k8s.io/v1beta2"]
+            );
+            assert_eq!(c["metadata"]["labels"]["mck8s.io/simulated"], "true");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::cluster::ClusterRt;
 use super::faults::{Behaviour, Faults};
-use super::topology::{MdTopology, deleting, label, owner};
+use super::topology::{deleting, label, owner};
 use super::{
     ANN_DELETE_MACHINE, API_VERSION, Ctx, FINALIZER_MACHINE, Kind, LABEL_CLUSTER_NAME,
     LABEL_CONTROL_PLANE, LABEL_DEPLOYMENT_NAME, LABEL_TOPOLOGY_DEPLOYMENT, conditions, deletion,
@@ -89,6 +89,7 @@ pub(super) async fn control_plane(
     rt: &mut ClusterRt,
     cluster: &DynamicObject,
     machines: &[DynamicObject],
+    flavor: Option<&str>,
     f: &Faults,
 ) -> Result<Counts> {
     let cp: Vec<&DynamicObject> = machines.iter().filter(|m| is_control_plane(m)).collect();
@@ -107,7 +108,17 @@ pub(super) async fn control_plane(
     }
     let mut quota = Quota(None);
     for m in &live {
-        step(ctx, rt, cluster, m, Role::ControlPlane, None, f, &mut quota).await?;
+        step(
+            ctx,
+            rt,
+            cluster,
+            m,
+            Role::ControlPlane,
+            flavor,
+            f,
+            &mut quota,
+        )
+        .await?;
     }
     let ready = live.iter().filter(|m| is_ready(m)).count() as i64;
     Ok(Counts {
@@ -178,7 +189,7 @@ pub(super) async fn workers(
     rt: &mut ClusterRt,
     cluster: &DynamicObject,
     mds: &[DynamicObject],
-    entries: &[MdTopology],
+    flavors: &BTreeMap<String, String>,
     machines: &[DynamicObject],
     f: &Faults,
     allow_create: bool,
@@ -194,9 +205,6 @@ pub(super) async fn workers(
     let mut out = BTreeMap::new();
     for md in mds {
         let md_name = md.metadata.name.clone().unwrap_or_default();
-        let entry = entries
-            .iter()
-            .find(|e| Some(e.name.as_str()) == label(md, LABEL_TOPOLOGY_DEPLOYMENT));
         let mine: Vec<&DynamicObject> = workers
             .iter()
             .copied()
@@ -265,7 +273,7 @@ pub(super) async fn workers(
             live.retain(|m| !victims.contains(m.metadata.name.as_ref().expect("named")));
             rt.timers.wake(std::time::Duration::ZERO);
         }
-        let flavor = entry.and_then(|e| e.flavor.clone());
+        let flavor = flavors.get(&md_name).cloned();
         for m in &live {
             step(
                 ctx,
@@ -413,6 +421,7 @@ fn node_profile(
     let cname = cluster.metadata.name.clone().unwrap_or_default();
     let wanted = match role {
         Role::Worker => flavor.map(String::from),
+        Role::ControlPlane if flavor.is_some() => flavor.map(String::from),
         Role::ControlPlane => {
             let vars = &cluster.data["spec"]["topology"]["variables"];
             let v = vars

@@ -12,7 +12,8 @@
 //!
 //! Modules: `crds` (CRDs + the ClusterClass), `record` (the workload clusters' processes on
 //! disk), `workload` (starting and stopping them), `controller` (watches, one task per Cluster),
-//! `cluster` (the Cluster's lifecycle), `topology` (topology -> MachineDeployments), `machines`,
+//! `cluster` (the Cluster's lifecycle), `topology` (topology -> MachineDeployments),
+//! `templated` (a Cluster rendered from a template, without a topology), `machines`,
 //! `deletion`, `secret` (the kubeconfig Secret), `faults`, `conditions`, `events`, `names`,
 //! `access` (for tests).
 //!
@@ -30,6 +31,7 @@ mod machines;
 pub mod names;
 pub mod record;
 mod secret;
+mod templated;
 mod topology;
 mod workload;
 
