@@ -89,33 +89,30 @@ pub fn parse(spec: &MultiClusterHorizontalPodAutoscalerSpec) -> Result<Autoscali
     })
 }
 
+/// The CPU utilization target. Like the original, the first metric decides; it must be a
+/// Resource cpu Utilization target.
 fn target_utilization(metrics: &[serde_json::Value]) -> Result<u32, String> {
-    if metrics.is_empty() {
+    let Some(m) = metrics.first() else {
         return Ok(DEFAULT_TARGET);
+    };
+    let type_ = m.get("type").and_then(|t| t.as_str()).unwrap_or("Resource");
+    if type_ != "Resource" {
+        return Err(format!("spec.metrics[0].type is {type_:?}; only Resource (cpu) metrics are supported"));
     }
-    for (i, m) in metrics.iter().enumerate() {
-        let type_ = m.get("type").and_then(|t| t.as_str()).unwrap_or("Resource");
-        if type_ != "Resource" {
-            return Err(format!("spec.metrics[{i}].type is {type_:?}; only Resource (cpu) metrics are supported"));
-        }
-        let resource = m.get("resource").ok_or_else(|| format!("spec.metrics[{i}].resource is required"))?;
-        let name = resource.get("name").and_then(|n| n.as_str()).unwrap_or("");
-        if name != "cpu" {
-            return Err(format!("spec.metrics[{i}].resource.name is {name:?}; only cpu is supported"));
-        }
-        if let Some(t) = resource.pointer("/target/type").and_then(|t| t.as_str()).filter(|t| *t != "Utilization") {
-            return Err(format!("spec.metrics[{i}].resource.target.type is {t:?}; only Utilization is supported"));
-        }
-        let value = resource.pointer("/target/averageUtilization").or_else(|| resource.get("targetAverageUtilization"));
-        let Some(v) = value else {
-            return Err(format!("spec.metrics[{i}].resource.target.averageUtilization is required"));
-        };
-        return match v.as_u64() {
-            Some(u) if (1..=u32::MAX as u64).contains(&u) => Ok(u as u32),
-            _ => Err(format!("spec.metrics[{i}].resource.target.averageUtilization must be a positive integer, got {v}")),
-        };
+    let resource = m.get("resource").ok_or("spec.metrics[0].resource is required")?;
+    let name = resource.get("name").and_then(|n| n.as_str()).unwrap_or("");
+    if name != "cpu" {
+        return Err(format!("spec.metrics[0].resource.name is {name:?}; only cpu is supported"));
     }
-    unreachable!("the loop returns on the first metric")
+    if let Some(t) = resource.pointer("/target/type").and_then(|t| t.as_str()).filter(|t| *t != "Utilization") {
+        return Err(format!("spec.metrics[0].resource.target.type is {t:?}; only Utilization is supported"));
+    }
+    let value = resource.pointer("/target/averageUtilization").or_else(|| resource.get("targetAverageUtilization"));
+    let v = value.ok_or("spec.metrics[0].resource.target.averageUtilization is required")?;
+    match v.as_u64() {
+        Some(u) if (1..=u32::MAX as u64).contains(&u) => Ok(u as u32),
+        _ => Err(format!("spec.metrics[0].resource.target.averageUtilization must be a positive integer, got {v}")),
+    }
 }
 
 /// How a total becomes the target MCD's replicas. Without `locations`, `spec.replicas` is
