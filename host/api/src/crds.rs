@@ -7,15 +7,23 @@ use crate::*;
 
 /// All six CRDs, in the original's file order.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![
+    let mut all = vec![
         MultiClusterDeployment::crd(),
         MultiClusterJob::crd(),
         MultiClusterService::crd(),
         MultiClusterHorizontalPodAutoscaler::crd(),
         CloudProvisioner::crd(),
         AppRescheduler::crd(),
-    ]
+    ];
+    // `kubectl get mck8s` lists every kind at once.
+    for crd in &mut all {
+        crd.spec.names.categories = Some(vec![CATEGORY.to_string()]);
+    }
+    all
 }
+
+/// The category every mck8s CRD is in.
+pub const CATEGORY: &str = "mck8s";
 
 /// File name in `deploy/crds/` for a CRD.
 pub fn file_name(crd: &CustomResourceDefinition) -> String {

@@ -25,6 +25,7 @@ fn names_short_names_and_scopes_match_mck8s() {
         assert_eq!(crd.spec.names.kind, kind);
         assert_eq!(crd.spec.names.short_names.clone().unwrap_or_default(), short);
         assert_eq!(crd.spec.scope, scope);
+        assert_eq!(crd.spec.names.categories.clone().unwrap_or_default(), [crds::CATEGORY], "kubectl get mck8s");
         assert_eq!(crd.spec.versions.len(), 1);
         assert_eq!(crd.spec.versions[0].name, "v1");
     }

@@ -36,7 +36,9 @@ pub const FINALIZER: &str = shared::FINALIZER;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("kubernetes: {0}")]
+    /// Said as kube says it: a prefix here would repeat under a chain printer, which
+    /// prints the source after it.
+    #[error(transparent)]
     Kube(#[from] kube::Error),
     #[error("finalizer: {0}")]
     Finalizer(String),
@@ -431,4 +433,18 @@ async fn write_status(ctx: &Context, mcd: &MultiClusterDeployment, old: &MultiCl
 
 async fn publish(ctx: &Context, mcd: &MultiClusterDeployment, type_: EventType, reason: &str, note: &str) {
     shared::publish(ctx, mcd, type_, reason, "Place", note).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_kubernetes_error_is_reported_once_in_a_chain() {
+        let api_error = || {
+            let status: kube::core::Status = serde_json::from_value(serde_json::json!({"status": "Failure", "code": 409, "reason": "Conflict", "message": "the object has been modified"})).unwrap();
+            kube::Error::Api(Box::new(status))
+        };
+        // Our wrapper adds nothing: before, the chain said the message twice.
+        let ours = anyhow::Error::from(super::Error::from(api_error()));
+        assert_eq!(format!("{ours:#}"), format!("{:#}", anyhow::Error::from(api_error())));
+    }
 }

@@ -38,7 +38,9 @@ const TARGET_BUSY_RETRY: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("kubernetes: {0}")]
+    /// Said as kube says it: a prefix here would repeat under a chain printer, which
+    /// prints the source after it.
+    #[error(transparent)]
     Kube(#[from] kube::Error),
 }
 

@@ -37,7 +37,9 @@ pub const FAILED_STATE: &str = "Failed";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("kubernetes: {0}")]
+    /// Said as kube says it: a prefix here would repeat under a chain printer, which
+    /// prints the source after it.
+    #[error(transparent)]
     Kube(#[from] kube::Error),
     #[error("finalizer: {0}")]
     Finalizer(String),
