@@ -10,5 +10,7 @@ cd "$(dirname "$0")/.."
 export MCK8S_CACHE="${MCK8S_CACHE:-$HOME/.cache/mck8s}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$MCK8S_CACHE/target}"
 bash scripts/build-policies.sh >/dev/null
-cargo build --release --quiet -p mck8s-cli
+# --bin from the workspace root (not -p): the default members' feature set, which
+# scripts/test.sh builds too, so its build reuses every crate compiled here.
+cargo build --release --quiet --bin mck8s
 exec "$CARGO_TARGET_DIR/release/mck8s" simulate --policies "$CARGO_TARGET_DIR/wasm32-wasip2/policy/builtin" "$@"

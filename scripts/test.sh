@@ -37,5 +37,13 @@ trap 'step "tearing down"; bash scripts/testenv.sh down || true' EXIT
 # (another base port and state dir); CI uses the defaults.
 bash scripts/testenv.sh up --serf --prometheus ${MCK8S_TESTENV_FLEET:+"$MCK8S_TESTENV_FLEET"}
 
-step "running every test"
-cargo test --release --no-fail-fast
+# Two groups, one environment. The hermetic tests (unit tests, the hermetic integration
+# binaries, doc tests) need no cluster. The real-environment suites are one binary per crate,
+# `realenv`, left out of a bare `cargo test` (`test = false`). Both run even when the first
+# fails, and the script fails if either did.
+status=0
+step "running the hermetic tests (cargo test)"
+cargo test --release --no-fail-fast || status=1
+step "running the real-environment suites (cargo test --test realenv)"
+cargo test --release --no-fail-fast --test realenv || status=1
+exit $status

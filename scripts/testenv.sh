@@ -114,8 +114,10 @@ provision_helm() {
   rm -rf "$work"
 }
 
+# From the workspace root without -p: features are then resolved for the default members, as
+# for `cargo build` and `cargo test`, so the dependencies built here are reused by both.
 build_testenv() {
-  (cd "$ROOT" && cargo build --release -q -p mck8s-testenv --bins)
+  (cd "$ROOT" && cargo build --release -q --bin testenv)
 }
 
 cmd="${1:-}"

@@ -4,6 +4,10 @@
 //! validate what mck8s reads; status gains conditions, `observedGeneration` and a
 //! per-cluster placement.
 
+// kube's CustomResource derive takes one `derive = …` or `printcolumn(…)` per item, which
+// this lint reads as the same attribute written twice.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod cloud_provisioner;
 pub mod conditions;
 pub mod crds;

@@ -40,7 +40,7 @@ impl Resources {
 
     /// How many pods of `request` fit in `self`. Zero-valued request dimensions do not limit.
     pub fn fits_times(&self, request: &Resources) -> u64 {
-        let per = |free: u64, req: u64| if req == 0 { u64::MAX } else { free / req };
+        let per = |free: u64, req: u64| free.checked_div(req).unwrap_or(u64::MAX);
         let mut n = per(self.cpu_millis, request.cpu_millis)
             .min(per(self.memory_bytes, request.memory_bytes))
             .min(per(self.pods, request.pods.max(1)));
@@ -98,19 +98,19 @@ mod tests {
         let mut alloc = res(64_000, 1 << 16, 3);
         alloc.extended.insert("nvidia.com/gpu".into(), 2);
         let node = NodeCapacity { allocatable: alloc, requested: res(0, 0, 0) };
-        assert_eq!(slots_in_cluster(&[node.clone()], &res(1, 1, 1)), 3);
+        assert_eq!(slots_in_cluster(std::slice::from_ref(&node), &res(1, 1, 1)), 3);
         let mut gpu = res(1, 1, 1);
         gpu.extended.insert("nvidia.com/gpu".into(), 1);
-        assert_eq!(slots_in_cluster(&[node.clone()], &gpu), 2);
+        assert_eq!(slots_in_cluster(std::slice::from_ref(&node), &gpu), 2);
         gpu.extended.insert("example.com/fpga".into(), 1);
-        assert_eq!(slots_in_cluster(&[node.clone()], &gpu), 0);
+        assert_eq!(slots_in_cluster(std::slice::from_ref(&node), &gpu), 0);
         assert!(!fits_any_node(&[node], &gpu));
     }
 
     #[test]
     fn feasibility_uses_allocatable_not_free() {
         let full = NodeCapacity { allocatable: res(1000, 1024, 110), requested: res(1000, 1024, 5) };
-        assert!(fits_any_node(&[full.clone()], &res(1000, 1024, 1)));
+        assert!(fits_any_node(std::slice::from_ref(&full), &res(1000, 1024, 1)));
         assert_eq!(slots_in_cluster(&[full], &res(1000, 1024, 1)), 0);
     }
 }

@@ -120,13 +120,14 @@ impl Member {
         let (deployments, d_writer) = reflector::store();
         let (services, s_writer) = reflector::store();
         let (jobs, j_writer) = reflector::store();
-        let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(watch_nodes(spec.name.clone(), watches.clone(), state.clone(), notifier.clone())).abort_handle());
-        tasks.push(tokio::spawn(watch_pods(spec.name.clone(), watches.clone(), state.clone(), notifier.clone())).abort_handle());
-        tasks.push(tokio::spawn(probe(spec.name.clone(), client.clone(), state.clone(), notifier.clone())).abort_handle());
-        tasks.push(tokio::spawn(watch_children(spec.name.clone(), watches.clone(), d_writer, notifier.clone())).abort_handle());
-        tasks.push(tokio::spawn(watch_children(spec.name.clone(), watches.clone(), s_writer, notifier.clone())).abort_handle());
-        tasks.push(tokio::spawn(watch_children(spec.name.clone(), watches, j_writer, notifier)).abort_handle());
+        let tasks = vec![
+            tokio::spawn(watch_nodes(spec.name.clone(), watches.clone(), state.clone(), notifier.clone())).abort_handle(),
+            tokio::spawn(watch_pods(spec.name.clone(), watches.clone(), state.clone(), notifier.clone())).abort_handle(),
+            tokio::spawn(probe(spec.name.clone(), client.clone(), state.clone(), notifier.clone())).abort_handle(),
+            tokio::spawn(watch_children(spec.name.clone(), watches.clone(), d_writer, notifier.clone())).abort_handle(),
+            tokio::spawn(watch_children(spec.name.clone(), watches.clone(), s_writer, notifier.clone())).abort_handle(),
+            tokio::spawn(watch_children(spec.name.clone(), watches, j_writer, notifier)).abort_handle(),
+        ];
         tracing::info!(cluster = %spec.name, source = %spec.source, "workload cluster added");
         Ok(Arc::new(Member {
             name: spec.name.clone(),

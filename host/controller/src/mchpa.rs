@@ -317,7 +317,7 @@ async fn evaluate(hpa: Arc<MultiClusterHorizontalPodAutoscaler>, own: &Shared, n
     } else {
         let why: Vec<String> = missing.iter().map(|m| format!("{}: {}", m.cluster, m.source)).collect();
         let msg = format!("no CPU metric for {} (holding their replicas; never scaling down on a missing metric)", why.join("; "));
-        if !conditions::get(&status.conditions, SCALING_ACTIVE).is_some_and(|c| c.reason == "MissingMetrics") {
+        if conditions::get(&status.conditions, SCALING_ACTIVE).is_none_or(|c| c.reason != "MissingMetrics") {
             publish(ctx, &hpa, EventType::Warning, "MissingMetrics", &msg).await;
         }
         conditions::set(&mut new.conditions, SCALING_ACTIVE, false, "MissingMetrics", msg, generation, &now);
@@ -412,7 +412,7 @@ async fn inactive(
     retry: Duration,
 ) -> Result<Action, Error> {
     let g = hpa.metadata.generation;
-    if !conditions::get(&old.conditions, SCALING_ACTIVE).is_some_and(|c| c.reason == reason) && reason != "TargetUpdating" {
+    if conditions::get(&old.conditions, SCALING_ACTIVE).is_none_or(|c| c.reason != reason) && reason != "TargetUpdating" {
         publish(ctx, hpa, EventType::Warning, reason, msg).await;
     }
     conditions::set(&mut new.conditions, SCALING_ACTIVE, false, reason, msg, g, now);

@@ -157,47 +157,6 @@ fn status_patch<S: Serialize>(old: &S, new: &S) -> serde_json::Value {
     patch
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_written_status_stands_in_for_the_stale_object_it_was_based_on() {
-        let memo = super::StatusMemo::<u32>::default();
-        let mut obj = mck8s_api::MultiClusterDeployment::new("a", Default::default());
-        obj.metadata.uid = Some("u".into());
-        obj.metadata.resource_version = Some("10".into());
-        assert_eq!(memo.current(&obj, 1), 1);
-        memo.remember(&obj, 2);
-        assert_eq!(memo.current(&obj, 1), 2, "the same version: the write is not in it yet");
-        obj.metadata.resource_version = Some("11".into());
-        assert_eq!(memo.current(&obj, 3), 3, "a later version carries its own status");
-        obj.metadata.resource_version = Some("10".into());
-        memo.forget(&obj);
-        assert_eq!(memo.current(&obj, 1), 1);
-    }
-
-    #[test]
-    fn reasons_stay_within_their_budget() {
-        let many: std::collections::BTreeMap<String, String> = (0..1000).map(|i| (format!("c{i:04}"), "x".repeat(1024))).collect();
-        let out = super::bounded_reasons(many, 16 << 10);
-        assert_eq!(out.len(), 1000, "every cluster keeps its row");
-        let total: usize = out.values().map(String::len).sum();
-        assert!(total < (16 << 10) + 100, "{total}");
-        assert!(out["c0015"].ends_with("[984 more reasons left out: status size]"), "{}", &out["c0015"][1000..]);
-        let few: std::collections::BTreeMap<String, String> = [("a".to_string(), "fits".to_string())].into();
-        assert_eq!(super::bounded_reasons(few.clone(), 16), few);
-    }
-
-    #[test]
-    fn fields_that_went_away_are_nulled() {
-        let old = mck8s_api::MultiClusterDeploymentStatus { failed_over: vec!["c3".into()], policy: Some("a".into()), summary: Some("a".into()), ..Default::default() };
-        let new = mck8s_api::MultiClusterDeploymentStatus { summary: Some("b".into()), ..Default::default() };
-        let p = super::status_patch(&old, &new);
-        assert!(p.as_object().unwrap().contains_key("policy") && p["policy"].is_null());
-        assert_eq!(p["summary"], "b");
-        assert_eq!(p["failedOver"], serde_json::json!([]), "lists are always written, so they can be emptied");
-    }
-}
-
 /// Objects of `kind` whose children (or their pods) changed in some workload cluster.
 pub fn owner_triggers<K: Resource<DynamicType = ()>>(ctx: &Context, kind: &'static str, watch_namespace: Option<String>) -> impl futures::Stream<Item = ObjectRef<K>> + Send + use<K> {
     let owners = ctx.clusters.subscribe_owners();
@@ -259,5 +218,46 @@ where
     match watch_namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_written_status_stands_in_for_the_stale_object_it_was_based_on() {
+        let memo = super::StatusMemo::<u32>::default();
+        let mut obj = mck8s_api::MultiClusterDeployment::new("a", Default::default());
+        obj.metadata.uid = Some("u".into());
+        obj.metadata.resource_version = Some("10".into());
+        assert_eq!(memo.current(&obj, 1), 1);
+        memo.remember(&obj, 2);
+        assert_eq!(memo.current(&obj, 1), 2, "the same version: the write is not in it yet");
+        obj.metadata.resource_version = Some("11".into());
+        assert_eq!(memo.current(&obj, 3), 3, "a later version carries its own status");
+        obj.metadata.resource_version = Some("10".into());
+        memo.forget(&obj);
+        assert_eq!(memo.current(&obj, 1), 1);
+    }
+
+    #[test]
+    fn reasons_stay_within_their_budget() {
+        let many: std::collections::BTreeMap<String, String> = (0..1000).map(|i| (format!("c{i:04}"), "x".repeat(1024))).collect();
+        let out = super::bounded_reasons(many, 16 << 10);
+        assert_eq!(out.len(), 1000, "every cluster keeps its row");
+        let total: usize = out.values().map(String::len).sum();
+        assert!(total < (16 << 10) + 100, "{total}");
+        assert!(out["c0015"].ends_with("[984 more reasons left out: status size]"), "{}", &out["c0015"][1000..]);
+        let few: std::collections::BTreeMap<String, String> = [("a".to_string(), "fits".to_string())].into();
+        assert_eq!(super::bounded_reasons(few.clone(), 16), few);
+    }
+
+    #[test]
+    fn fields_that_went_away_are_nulled() {
+        let old = mck8s_api::MultiClusterDeploymentStatus { failed_over: vec!["c3".into()], policy: Some("a".into()), summary: Some("a".into()), ..Default::default() };
+        let new = mck8s_api::MultiClusterDeploymentStatus { summary: Some("b".into()), ..Default::default() };
+        let p = super::status_patch(&old, &new);
+        assert!(p.as_object().unwrap().contains_key("policy") && p["policy"].is_null());
+        assert_eq!(p["summary"], "b");
+        assert_eq!(p["failedOver"], serde_json::json!([]), "lists are always written, so they can be emptied");
     }
 }

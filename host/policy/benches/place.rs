@@ -6,7 +6,7 @@
 //! `cargo bench -p mck8s-policy --bench place` (after scripts/build-policies.sh).
 //! `MCK8S_BENCH_SIZES=10,100` limits the fleet sizes.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/integration/common.rs"]
 mod common;
 
 use mck8s_policy::input::PlacementInput;

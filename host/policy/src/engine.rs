@@ -137,11 +137,10 @@ impl PolicyEngine {
 
     /// Compiles `bytes`, or loads the cached compilation for this digest and engine.
     pub fn compile(&self, bytes: &[u8], digest: &str) -> Result<Component, PolicyErrorKind> {
-        if let Some(cache) = &self.inner.cache {
-            if let Some(component) = cache.get(&self.inner.engine, digest) {
+        if let Some(cache) = &self.inner.cache
+            && let Some(component) = cache.get(&self.inner.engine, digest) {
                 return Ok(component);
             }
-        }
         let component =
             Component::new(&self.inner.engine, bytes).map_err(|e| PolicyErrorKind::Compile(format!("{e:#}")))?;
         if let Some(cache) = &self.inner.cache {

@@ -222,8 +222,8 @@ pub struct FleetSnapshot {
 pub fn requests_of(w: &WorkloadDoc) -> Result<Resources, InputError> {
     let bad = |what: String| InputError::Workload { workload: w.name.clone(), what };
     Ok(Resources {
-        cpu_millis: w.requests.cpu.as_deref().map(|q| parse_cpu_millis(q)).transpose().map_err(|e| bad(format!("requests.cpu: {e}")))?.unwrap_or(0),
-        memory_bytes: w.requests.memory.as_deref().map(|q| parse_bytes(q)).transpose().map_err(|e| bad(format!("requests.memory: {e}")))?.unwrap_or(0),
+        cpu_millis: w.requests.cpu.as_deref().map(parse_cpu_millis).transpose().map_err(|e| bad(format!("requests.cpu: {e}")))?.unwrap_or(0),
+        memory_bytes: w.requests.memory.as_deref().map(parse_bytes).transpose().map_err(|e| bad(format!("requests.memory: {e}")))?.unwrap_or(0),
         pods: 1,
         extended: w.requests.extended.clone(),
     })
@@ -238,7 +238,7 @@ impl FleetSnapshot {
                 Ok(ClusterInput {
                     name: c.name.clone(),
                     role: c.role.clone(),
-                    health: c.health.clone(),
+                    health: c.health,
                     labels: c.labels.clone(),
                     nodes: lower_nodes(c)?,
                     traffic: c.traffic,
@@ -494,8 +494,8 @@ fn lower_nodes(c: &ClusterDoc) -> Result<Vec<NodeCapacity>, InputError> {
                 extended: n.extended.clone(),
             },
             requested: Resources {
-                cpu_millis: n.used_cpu.as_deref().map(|q| parse_cpu_millis(q)).transpose().map_err(|e| bad(format!("node usedCpu: {e}")))?.unwrap_or(0),
-                memory_bytes: n.used_memory.as_deref().map(|q| parse_bytes(q)).transpose().map_err(|e| bad(format!("node usedMemory: {e}")))?.unwrap_or(0),
+                cpu_millis: n.used_cpu.as_deref().map(parse_cpu_millis).transpose().map_err(|e| bad(format!("node usedCpu: {e}")))?.unwrap_or(0),
+                memory_bytes: n.used_memory.as_deref().map(parse_bytes).transpose().map_err(|e| bad(format!("node usedMemory: {e}")))?.unwrap_or(0),
                 pods: n.used_pods,
                 extended: n.used_extended.clone(),
             },

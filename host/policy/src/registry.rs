@@ -114,16 +114,14 @@ impl PolicyRegistry {
         let key = normalize(name);
         let digest = sha256_hex(bytes);
         let mut writer = self.writer.lock().expect("registry lock");
-        if let Some(cur) = self.current.load().get(&key) {
-            if cur.digest == digest {
+        if let Some(cur) = self.current.load().get(&key)
+            && cur.digest == digest {
                 return Ok(cur.clone());
             }
-        }
-        if let Some(r) = writer.refused.get(&key) {
-            if r.digest == digest {
+        if let Some(r) = writer.refused.get(&key)
+            && r.digest == digest {
                 return Err(PolicyError::new(&key, &digest, PolicyErrorKind::Incompatible(format!("was refused before: {}", r.error))));
             }
-        }
         let limits = writer.limits.get(&key).copied().unwrap_or(self.engine.config().default_limits);
         let span = tracing::info_span!("policy.load", policy = %key, digest = short(&digest), origin);
         let _guard = span.enter();

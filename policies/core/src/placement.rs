@@ -66,8 +66,8 @@ pub fn automatic(fleet: &Fleet, req: &Request, ranking: Ranking) -> Placement {
     let fog_eligible = ranked.len();
     match ranking {
         // Stable sorts: ties keep fleet (name) order, as mck8s's sorted() over the KubeFed list.
-        Ranking::WorstFit => ranked.sort_by(|a, b| b.1.cmp(&a.1)),
-        Ranking::BestFit => ranked.sort_by(|a, b| a.1.cmp(&b.1)),
+        Ranking::WorstFit => ranked.sort_by_key(|a| std::cmp::Reverse(a.1)),
+        Ranking::BestFit => ranked.sort_by_key(|a| a.1),
         Ranking::MostTraffic => {
             let traffic = |c: u32| match req.app_traffic.get(c as usize) {
                 Some(t) => *t,
@@ -114,13 +114,12 @@ pub fn automatic(fleet: &Fleet, req: &Request, ranking: Ranking) -> Placement {
         spilled += give;
     }
     let mut absorbed = 0;
-    if overflow > 0 {
-        if let Some(&cloud) = chosen.iter().find(|&&c| fleet.is_cloud(c)) {
+    if overflow > 0
+        && let Some(&cloud) = chosen.iter().find(|&&c| fleet.is_cloud(c)) {
             ledger.grant(cloud, overflow, || format!("cloud absorbs {overflow} replicas beyond fog capacity"));
             absorbed = overflow;
             overflow = 0;
         }
-    }
     let summary = format!(
         "{}: {} locations × {} replicas; {} eligible fog clusters; {} spilled down the ranking, {} absorbed by cloud, {} unplaced",
         ranking.name(),
@@ -289,13 +288,12 @@ pub fn divided(fleet: &Fleet, req: &Request) -> Result<Placement, String> {
         excess -= redivided;
     }
     let mut to_cloud = 0;
-    if excess > 0 {
-        if let Some(cloud) = leftover_cloud(fleet, std::iter::empty()) {
+    if excess > 0
+        && let Some(cloud) = leftover_cloud(fleet, std::iter::empty()) {
             ledger.grant(cloud, excess, || format!("cloud takes {excess} replicas fog cannot"));
             to_cloud = excess;
             excess = 0;
         }
-    }
     let summary = format!(
         "divided ({mode}): {} replicas over {} weighted clusters; {redivided} re-divided, {to_cloud} to cloud, {excess} unplaced",
         req.total,

@@ -1,6 +1,6 @@
 //! `mck8s policy new LANG NAME`: writes a ready-to-build policy project. The templates are
 //! the example policies of `policies/examples/` themselves, embedded in the binary, so the
-//! examples that `scripts/build-examples.sh` builds and `host/policy/tests/examples.rs`
+//! examples that `scripts/build-examples.sh` builds and `host/policy/tests/integration/examples.rs`
 //! checks are what users start from; only the policy's name and a few paths differ.
 
 use anyhow::{Context, Result, bail};

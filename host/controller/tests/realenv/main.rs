@@ -1,0 +1,11 @@
+//! The controllers end to end on the real test environment (`scripts/testenv.sh up`): one
+//! binary, one module per area, run one test at a time (`common::serial`).
+
+mod common;
+
+mod autoscaling;
+mod cloud;
+mod deploy;
+mod failover;
+mod placement;
+mod services_jobs;

@@ -1,0 +1,172 @@
+//! The simulator and the controller must decide alike: the simulator's fleet (pods bound by
+//! its kube-scheduler, Pending pods, a failed cluster) goes through its own fleet-building
+//! code into `decide_once`; the same observations, written down as the `ClusterState`s a
+//! controller builds from its watches, go straight into `mck8s_scheduler::Scheduler`. The
+//! decisions must be equal for every policy.
+
+use crate::common;
+use mck8s_capacity::{NodeCapacity, Resources};
+use mck8s_policy::input::{HealthDoc, WorkloadDoc};
+use mck8s_scheduler::{ClusterState, FleetCycle, OwnedPods, OwnerKey, PlacementRequest, Scheduler};
+use mck8s_sim::Fleet;
+use mck8s_sim::scenario::ClusterSpec;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+const CLUSTERS: &str = r#"
+- {name: cluster1, traffic: 900, nodes: [{count: 2, cpu: 2, memory: 2000Mi}]}
+- {name: cluster2, traffic: 100, nodes: [{cpu: 4, memory: 4000Mi, usedCpu: 1000m, usedMemory: 1000Mi, usedPods: 3}]}
+- {name: cluster3, traffic: 500, nodes: [{count: 3, cpu: 2, memory: 2000Mi}]}
+- {name: cluster4, traffic: 50, nodes: [{count: 2, cpu: 4, memory: 4000Mi}]}
+- {name: cloud1, cost: 2, nodes: [{cpu: 8, memory: 32Gi}]}
+"#;
+
+fn rtt() -> Vec<(String, String, f32)> {
+    [("cluster1", "cluster2", 2.0), ("cluster1", "cluster3", 9.0), ("cluster1", "cluster4", 4.0), ("cluster2", "cluster4", 3.0)]
+        .into_iter()
+        .map(|(a, b, ms)| (a.to_string(), b.to_string(), ms))
+        .collect()
+}
+
+fn owner(name: &str) -> OwnerKey {
+    OwnerKey { kind: "MultiClusterDeployment".into(), namespace: "default".into(), name: name.into() }
+}
+
+fn cpu(m: u64, pods: u64) -> Resources {
+    Resources { cpu_millis: m, memory_bytes: m << 20, pods, ..Default::default() }
+}
+
+fn desired(pairs: &[(&str, u32)]) -> BTreeMap<String, u32> {
+    pairs.iter().map(|(c, n)| (c.to_string(), *n)).collect()
+}
+
+/// The simulator's fleet after a's and b's pods were created and bound (b has 2 Pending)
+/// and cluster3 failed.
+fn simulated() -> Fleet {
+    let specs: Vec<ClusterSpec> = serde_yaml::from_str(CLUSTERS).unwrap();
+    let mut fleet = Fleet::new(&specs, &rtt()).unwrap();
+    let (a, b) = (fleet.owner(&owner("a")), fleet.owner(&owner("b")));
+    fleet.apply(a, &cpu(1000, 1), &desired(&[("cluster1", 3), ("cluster2", 1)])).unwrap();
+    fleet.schedule();
+    fleet.apply(b, &cpu(1000, 1), &desired(&[("cluster1", 3), ("cluster2", 2), ("cluster4", 1)])).unwrap();
+    fleet.schedule();
+    fleet.fail(fleet.index_of("cluster3").unwrap(), HealthDoc::NotReady);
+    fleet
+}
+
+/// The same fleet as a controller observes it: nodes with the requests of bound pods, each
+/// owner's bound pods per node. Pending pods request nothing on any node.
+fn observed() -> Vec<ClusterState> {
+    let node = |cpu_m: u64, mem_mib: u64, used: Resources| NodeCapacity {
+        allocatable: Resources { cpu_millis: cpu_m, memory_bytes: mem_mib << 20, pods: 110, ..Default::default() },
+        requested: used,
+    };
+    let state = |name: &str, health: HealthDoc, nodes: Vec<NodeCapacity>, owned: Vec<(&str, OwnedPods)>, traffic: f64, cost: f64| ClusterState {
+        name: name.into(),
+        role: None,
+        health,
+        labels: BTreeMap::new(),
+        nodes,
+        owned: owned.into_iter().map(|(o, p)| (owner(o), p)).collect::<HashMap<_, _>>(),
+        traffic,
+        cost,
+    };
+    let sys = Resources { cpu_millis: 1000, memory_bytes: 1000 << 20, pods: 3, ..Default::default() };
+    let mut c2 = sys.clone();
+    c2.add(&cpu(3000, 3));
+    vec![
+        // kube-scheduler spread a over both nodes (least allocated: node0, node1, node0);
+        // b's first pod took node1's last CPU, its other two are Pending.
+        state(
+            "cluster1",
+            HealthDoc::Ready,
+            vec![node(2000, 2000, cpu(2000, 2)), node(2000, 2000, cpu(2000, 2))],
+            vec![
+                ("a", OwnedPods { per_node: vec![(0, cpu(2000, 2)), (1, cpu(1000, 1))], bound: 3 }),
+                ("b", OwnedPods { per_node: vec![(1, cpu(1000, 1))], bound: 1 }),
+            ],
+            900.0,
+            0.0,
+        ),
+        state(
+            "cluster2",
+            HealthDoc::Ready,
+            vec![node(4000, 4000, c2)],
+            vec![
+                ("a", OwnedPods { per_node: vec![(0, cpu(1000, 1))], bound: 1 }),
+                ("b", OwnedPods { per_node: vec![(0, cpu(2000, 2))], bound: 2 }),
+            ],
+            100.0,
+            0.0,
+        ),
+        state("cluster3", HealthDoc::NotReady, vec![node(2000, 2000, Resources::default()); 3], vec![], 500.0, 0.0),
+        state(
+            "cluster4",
+            HealthDoc::Ready,
+            vec![node(4000, 4000, cpu(1000, 1)), node(4000, 4000, Resources::default())],
+            vec![("b", OwnedPods { per_node: vec![(0, cpu(1000, 1))], bound: 1 })],
+            50.0,
+            0.0,
+        ),
+        state("cloud1", HealthDoc::Ready, vec![node(8000, 32 * 1024, Resources::default())], vec![], 0.0, 2.0),
+    ]
+}
+
+fn request(policy: &str, yaml: &str) -> PlacementRequest {
+    let workload: WorkloadDoc = serde_yaml::from_str(yaml).unwrap();
+    PlacementRequest { owner: owner(&workload.name), policy: policy.into(), workload }
+}
+
+#[test]
+fn simulator_and_controller_decide_the_same_placement() {
+    let registry = common::registry();
+    let fleet = simulated();
+    let cases = [
+        ("worst-fit", "{name: a, replicas: 6, requests: {cpu: 1000m, memory: 1000Mi}, current: {cluster1: 3, cluster2: 1}}"),
+        ("best-fit", "{name: a, replicas: 3, numberOfLocations: 2, requests: {cpu: 1000m, memory: 1000Mi}}"),
+        ("most-traffic", "{name: b, replicas: 5, requests: {cpu: 1000m, memory: 1000Mi}}"),
+        ("divided", "{name: c, replicas: 9, requests: {cpu: 500m, memory: 500Mi}}"),
+        ("preferred", "{name: a, replicas: 4, locations: 'cluster1, cluster3', requests: {cpu: 1000m, memory: 1000Mi}}"),
+        ("kubefed-even", "{name: a, replicas: 7, requests: {cpu: 1000m, memory: 1000Mi}}"),
+    ];
+    for (policy, yaml) in cases {
+        let req = request(policy, yaml);
+        let sim = mck8s_sim::decide_once(registry.clone(), &fleet, &req).unwrap();
+        let controller = if policy == mck8s_sim::EVEN_SPLIT {
+            mck8s_sim::baseline::even_split(&FleetCycle::build(observed(), &rtt(), 1).unwrap(), &req.workload).unwrap()
+        } else {
+            let cycle = Arc::new(FleetCycle::build(observed(), &rtt(), 1).unwrap());
+            Scheduler::new(registry.clone()).place(&cycle, &req).unwrap()
+        };
+        assert_eq!(sim, controller, "{policy}: the simulator and the controller disagree");
+    }
+}
+
+#[test]
+fn the_comparison_sees_own_pods_freed_and_pending_pods_as_nothing() {
+    // Anchors the cross-check to the capacity model, so equal-but-wrong cannot pass: a's own
+    // 3 pods on cluster1 count as free (3 slots), b's Pending pods take nothing, cluster2 has
+    // a's 1 slot back, and cluster3 (failed) none.
+    let d = mck8s_sim::decide_once(
+        common::registry(),
+        &simulated(),
+        &request("worst-fit", "{name: a, replicas: 6, requests: {cpu: 1000m, memory: 1000Mi}}"),
+    )
+    .unwrap();
+    let cycle = simulated().cycle(1).unwrap();
+    let w = cycle.snapshot.workload(&request("worst-fit", "{name: z, replicas: 1, requests: {cpu: 1000m, memory: 1000Mi}}").workload).unwrap();
+    let slots: Vec<u32> = w.slots.clone();
+    // For a newcomer (nothing freed): cluster1 0, cluster2 0, cluster3 0 (failed), cluster4 7, cloud 8.
+    let by_name = |n: &str| slots[cycle.snapshot.index_of(n).unwrap() as usize];
+    assert_eq!([by_name("cluster1"), by_name("cluster2"), by_name("cluster3"), by_name("cluster4"), by_name("cloud1")], [0, 0, 0, 7, 8]);
+    // For a: worst-fit ranks cluster4 (7 slots) first, which takes all 6.
+    assert_eq!(d.replicas_on("cluster4"), 6, "{d:?}");
+    let d = mck8s_sim::decide_once(
+        common::registry(),
+        &simulated(),
+        &request("best-fit", "{name: a, replicas: 3, requests: {cpu: 1000m, memory: 1000Mi}}"),
+    )
+    .unwrap();
+    // best-fit: cluster2 has 1 slot (a's own pod), cluster1 3 (a's own pods), cluster4 7.
+    assert_eq!((d.replicas_on("cluster2"), d.replicas_on("cluster1")), (1, 2), "{d:?}");
+}

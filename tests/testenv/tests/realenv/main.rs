@@ -1,0 +1,11 @@
+//! The test environment itself, running (`scripts/testenv.sh up`): real control planes,
+//! simulated kubelets and Cluster API, serf, Prometheus, Helm.
+
+mod common;
+
+mod capi_sim;
+mod disruption;
+mod helm;
+mod nodes;
+mod observability;
+mod scheduling;
