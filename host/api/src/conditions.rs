@@ -44,14 +44,9 @@ pub fn set(conditions: &mut Vec<Condition>, type_: &str, status: bool, reason: &
             c.message = message;
             c.observed_generation = generation;
         }
-        None => conditions.push(Condition {
-            type_: type_.to_string(),
-            status,
-            reason: reason.to_string(),
-            message,
-            observed_generation: generation,
-            last_transition_time: now.clone(),
-        }),
+        None => {
+            conditions.push(Condition { type_: type_.to_string(), status, reason: reason.to_string(), message, observed_generation: generation, last_transition_time: now.clone() })
+        }
     }
 }
 

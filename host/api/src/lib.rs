@@ -16,8 +16,8 @@ pub mod mcd;
 pub mod others;
 pub mod schema;
 
-pub use mcd::{ClusterPlacement, DrainingChild, MultiClusterDeployment, MultiClusterDeploymentSpec, MultiClusterDeploymentStatus};
 pub use cloud_provisioner::*;
+pub use mcd::{ClusterPlacement, DrainingChild, MultiClusterDeployment, MultiClusterDeploymentSpec, MultiClusterDeploymentStatus};
 pub use others::*;
 
 pub const GROUP: &str = "fogguru.eu";

@@ -21,11 +21,7 @@ impl Resources {
             cpu_millis: self.cpu_millis.saturating_sub(other.cpu_millis),
             memory_bytes: self.memory_bytes.saturating_sub(other.memory_bytes),
             pods: self.pods.saturating_sub(other.pods),
-            extended: self
-                .extended
-                .iter()
-                .map(|(k, v)| (k.clone(), v.saturating_sub(other.extended.get(k).copied().unwrap_or(0))))
-                .collect(),
+            extended: self.extended.iter().map(|(k, v)| (k.clone(), v.saturating_sub(other.extended.get(k).copied().unwrap_or(0)))).collect(),
         }
     }
 
@@ -41,9 +37,7 @@ impl Resources {
     /// How many pods of `request` fit in `self`. Zero-valued request dimensions do not limit.
     pub fn fits_times(&self, request: &Resources) -> u64 {
         let per = |free: u64, req: u64| free.checked_div(req).unwrap_or(u64::MAX);
-        let mut n = per(self.cpu_millis, request.cpu_millis)
-            .min(per(self.memory_bytes, request.memory_bytes))
-            .min(per(self.pods, request.pods.max(1)));
+        let mut n = per(self.cpu_millis, request.cpu_millis).min(per(self.memory_bytes, request.memory_bytes)).min(per(self.pods, request.pods.max(1)));
         for (k, req) in &request.extended {
             n = n.min(per(self.extended.get(k).copied().unwrap_or(0), *req));
         }

@@ -69,7 +69,9 @@ async fn bench(runs: usize) -> Result<()> {
     }
     let class_text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/capi/clusterclass-mck8s-openstack.yaml"))?;
     let class: DynamicObject = serde_yaml::from_str(class_text.split("\n---\n").next().unwrap_or_default())?;
-    Api::<DynamicObject>::namespaced_with(mgmt.clone(), "mck8s-system", &capi("ClusterClass")).patch("mck8s-openstack", &PatchParams::apply("bench").force(), &Patch::Apply(&class)).await?;
+    Api::<DynamicObject>::namespaced_with(mgmt.clone(), "mck8s-system", &capi("ClusterClass"))
+        .patch("mck8s-openstack", &PatchParams::apply("bench").force(), &Patch::Apply(&class))
+        .await?;
 
     let exclude: Vec<String> = env.cluster_names().into_iter().filter(|c| !fog.contains(c)).collect();
     let config = Config {
@@ -183,7 +185,9 @@ where
 }
 
 fn print(rows: &[Marks]) {
-    println!("| run | demand → Cluster (mck8s) | → control plane (sim: apiserver start) | → worker Ready (sim) | → joined (mck8s) | → Running (mck8s + cloud KCM/scheduler) | total | mck8s share |");
+    println!(
+        "| run | demand → Cluster (mck8s) | → control plane (sim: apiserver start) | → worker Ready (sim) | → joined (mck8s) | → Running (mck8s + cloud KCM/scheduler) | total | mck8s share |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     for (i, m) in rows.iter().enumerate() {
         let [a, b, c, d, e] = [m.cluster, m.control_plane, m.worker, m.joined, m.running].map(|x| x.unwrap_or(f64::NAN));

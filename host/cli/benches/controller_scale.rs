@@ -488,9 +488,7 @@ async fn create_namespace(f: &Fleet, cluster: &str, ns: &str) -> Result<()> {
     // controller retries): wait for it, as a namespace made ahead of time would have.
     let sas: Api<ServiceAccount> = Api::namespaced(client, ns);
     let cond = |sa: Option<&ServiceAccount>| sa.is_some_and(|sa| sa.secrets.as_ref().is_some_and(|s| !s.is_empty()));
-    tokio::time::timeout(Duration::from_secs(60), kube::runtime::wait::await_condition(sas, "default", cond))
-        .await
-        .context("default ServiceAccount")??;
+    tokio::time::timeout(Duration::from_secs(60), kube::runtime::wait::await_condition(sas, "default", cond)).await.context("default ServiceAccount")??;
     Ok(())
 }
 
@@ -790,9 +788,7 @@ async fn direct_phase(f: &Fleet, o: &Opts) -> Result<PhaseResult> {
     let apis = &apis;
     let objects = &objects;
     let sampler = LoadSampler::start();
-    let creating = create_all(o.count, o.concurrency, o.rate, |i| async move {
-        apis[i % apis.len()].create(&PostParams::default(), &objects[i]).await.map(|_| ())
-    });
+    let creating = create_all(o.count, o.concurrency, o.rate, |i| async move { apis[i % apis.len()].create(&PostParams::default(), &objects[i]).await.map(|_| ()) });
     let (created, collected) = tokio::join!(creating, collect(&mut rx, o.count, 1));
     let created = created?;
     let (env1, bench1, load_after) = (env_cpu(&f.sd), cpu_seconds(std::process::id() as i32).unwrap_or(0.0), loadavg());
@@ -1013,7 +1009,9 @@ fn report(f: &Fleet, o: &Opts, results: &[PhaseResult]) {
     println!();
     println!("Latency per object: from its create call returning (and, in brackets, from the call being sent) to its Deployment being seen by a watch in a workload cluster.");
     println!();
-    println!("| phase | complete | P50 ms | P90 ms | P99 ms | max ms | (sent) P50 / P99 ms | total s | objects/s | create call P50 / P99 ms | load avg (1 min) during: mean / max |");
+    println!(
+        "| phase | complete | P50 ms | P90 ms | P99 ms | max ms | (sent) P50 / P99 ms | total s | objects/s | create call P50 / P99 ms | load avg (1 min) during: mean / max |"
+    );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in results {
         let what = match r.phase {
@@ -1090,10 +1088,8 @@ fn report(f: &Fleet, o: &Opts, results: &[PhaseResult]) {
     }
     println!();
     for r in results {
-        let per: Vec<String> = std::iter::once(&f.mgmt)
-            .chain(&f.workload)
-            .map(|c| format!("{c} {:.1}", r.env_cpu.get(&format!("{c}/kube-apiserver")).copied().unwrap_or(0.0)))
-            .collect();
+        let per: Vec<String> =
+            std::iter::once(&f.mgmt).chain(&f.workload).map(|c| format!("{c} {:.1}", r.env_cpu.get(&format!("{c}/kube-apiserver")).copied().unwrap_or(0.0))).collect();
         println!("{:?}: kube-apiserver CPU s by cluster: {}.", r.phase, per.join(", "));
     }
     println!();

@@ -55,11 +55,7 @@ impl ClusterInventory {
             self.delete_pod_key(&key);
             return;
         }
-        let entry = PodEntry {
-            node: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
-            requests: pod_requests(pod),
-            owner: pod_owner(pod),
-        };
+        let entry = PodEntry { node: pod.spec.as_ref().and_then(|s| s.node_name.clone()), requests: pod_requests(pod), owner: pod_owner(pod) };
         self.delete_pod_key(&key);
         self.add(&entry);
         self.pods.insert(key, entry);
@@ -154,9 +150,7 @@ impl ClusterInventory {
 }
 
 fn pod_key(pod: &Pod) -> String {
-    pod.metadata.uid.clone().unwrap_or_else(|| {
-        format!("{}/{}", pod.metadata.namespace.as_deref().unwrap_or(""), pod.metadata.name.as_deref().unwrap_or(""))
-    })
+    pod.metadata.uid.clone().unwrap_or_else(|| format!("{}/{}", pod.metadata.namespace.as_deref().unwrap_or(""), pod.metadata.name.as_deref().unwrap_or("")))
 }
 
 /// Pods are counted under the label form of their owner's name (see
@@ -200,10 +194,7 @@ pub fn node_schedulable(node: &Node) -> bool {
 }
 
 pub fn node_ready(node: &Node) -> bool {
-    node.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    node.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 fn requests_of(r: Option<&ResourceRequirements>) -> Resources {
@@ -296,7 +287,8 @@ spec:
         assert_eq!(r.cpu_millis, 2000 + 100);
         assert_eq!(r.memory_bytes, (1 << 30) + (10 << 20));
         assert_eq!(r.pods, 1);
-        let small_init = pod("{metadata: {name: q}, spec: {initContainers: [{name: i, resources: {requests: {cpu: 100m}}}], containers: [{name: a, resources: {requests: {cpu: 1500m}}}]}}");
+        let small_init =
+            pod("{metadata: {name: q}, spec: {initContainers: [{name: i, resources: {requests: {cpu: 100m}}}], containers: [{name: a, resources: {requests: {cpu: 1500m}}}]}}");
         assert_eq!(pod_requests(&small_init).cpu_millis, 1500);
     }
 
@@ -332,7 +324,9 @@ spec:
     #[test]
     fn pods_move_requests_and_ownership_incrementally() {
         let mut inv = ClusterInventory::default();
-        inv.apply_node(&serde_yaml::from_str("{metadata: {name: n0}, status: {allocatable: {cpu: '4', memory: 8Gi, pods: '10'}, conditions: [{type: Ready, status: 'True'}]}}").unwrap());
+        inv.apply_node(
+            &serde_yaml::from_str("{metadata: {name: n0}, status: {allocatable: {cpu: '4', memory: 8Gi, pods: '10'}, conditions: [{type: Ready, status: 'True'}]}}").unwrap(),
+        );
         let mk = |uid: &str, node: Option<&str>, phase: &str| -> Pod {
             let node = node.map(|n| format!("nodeName: {n},")).unwrap_or_default();
             pod(&format!(

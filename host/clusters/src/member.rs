@@ -9,9 +9,9 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, Resource};
 use mck8s_api::labels;
 use mck8s_policy::input::{HealthDoc, RoleDoc};
@@ -195,16 +195,7 @@ impl Member {
         let health = self.health();
         let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let (nodes, owned) = s.inventory.snapshot();
-        ClusterState {
-            name: self.name.clone(),
-            role: self.role.clone(),
-            health,
-            labels: self.labels.clone(),
-            nodes,
-            owned,
-            traffic,
-            cost: 0.0,
-        }
+        ClusterState { name: self.name.clone(), role: self.role.clone(), health, labels: self.labels.clone(), nodes, owned, traffic, cost: 0.0 }
     }
 
     /// Child Deployments of `owner` in this cluster, from the watch cache.
@@ -232,9 +223,7 @@ where
     store
         .state()
         .into_iter()
-        .filter(|d| {
-            d.meta().namespace.as_deref() == Some(owner.namespace.as_str()) && labels::labelled_owner(d.meta().labels.as_ref(), &owner.kind, &value)
-        })
+        .filter(|d| d.meta().namespace.as_deref() == Some(owner.namespace.as_str()) && labels::labelled_owner(d.meta().labels.as_ref(), &owner.kind, &value))
         .collect()
 }
 

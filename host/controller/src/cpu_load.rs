@@ -71,11 +71,7 @@ pub fn pod_metrics_cpu(items: &[DynamicObject]) -> (f64, u32) {
     let mut pods = 0;
     for item in items {
         let Some(containers) = item.data.get("containers").and_then(|c| c.as_array()) else { continue };
-        let millis: u64 = containers
-            .iter()
-            .filter_map(|c| c.pointer("/usage/cpu").and_then(|q| q.as_str()))
-            .filter_map(|q| mck8s_capacity::parse_cpu_millis(q).ok())
-            .sum();
+        let millis: u64 = containers.iter().filter_map(|c| c.pointer("/usage/cpu").and_then(|q| q.as_str())).filter_map(|q| mck8s_capacity::parse_cpu_millis(q).ok()).sum();
         cores += millis as f64 / 1000.0;
         pods += 1;
     }

@@ -63,12 +63,7 @@ pub fn assess<'a>(
 /// `status.failedOver` after a new decision: clusters that were placed and are not Ready
 /// (they failed, or the decision avoided them while they were down) are added; recovered or
 /// unregistered ones, and those chosen again, are dropped.
-pub fn failed_over_after(
-    before: &[String],
-    placed_before: &BTreeSet<String>,
-    placed_now: &BTreeSet<String>,
-    health: impl Fn(&str) -> Option<HealthDoc>,
-) -> Vec<String> {
+pub fn failed_over_after(before: &[String], placed_before: &BTreeSet<String>, placed_now: &BTreeSet<String>, health: impl Fn(&str) -> Option<HealthDoc>) -> Vec<String> {
     let mut out: BTreeSet<String> = BTreeSet::new();
     for c in before.iter().chain(placed_before) {
         if placed_now.contains(c) {

@@ -25,8 +25,8 @@
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, PostParams};
 use kube::Client;
+use kube::api::{Api, PostParams};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -136,12 +136,7 @@ async fn try_acquire(api: &Api<Lease>, config: &LeaderConfig, observed: &mut Opt
     if changed {
         *observed = Some(Observed { record: record.clone(), at: Instant::now() });
     }
-    let duration = current
-        .spec
-        .as_ref()
-        .and_then(|s| s.lease_duration_seconds)
-        .map(|s| Duration::from_secs(s.max(1) as u64))
-        .unwrap_or(config.lease_duration);
+    let duration = current.spec.as_ref().and_then(|s| s.lease_duration_seconds).map(|s| Duration::from_secs(s.max(1) as u64)).unwrap_or(config.lease_duration);
     let expired = observed.as_ref().is_some_and(|o| o.at.elapsed() >= duration);
     if !(holder.is_empty() || holder == config.identity || expired) {
         return Ok(Err(holder));

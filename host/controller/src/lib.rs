@@ -96,7 +96,8 @@ pub async fn run(clients: impl Into<mck8s_clusters::Clients>, config: Config) ->
         tokio::spawn(mck8s_clusters::watch_secrets(clusters.clone(), watches.clone(), config.namespace.clone()));
     }
 
-    let engine = PolicyEngine::new(EngineConfig { default_limits: config.policy_limits, cache_max_bytes: config.policy_cache_max_bytes, ..EngineConfig::default() }).context("policy engine")?;
+    let engine = PolicyEngine::new(EngineConfig { default_limits: config.policy_limits, cache_max_bytes: config.policy_cache_max_bytes, ..EngineConfig::default() })
+        .context("policy engine")?;
     let policies = Arc::new(PolicyRegistry::new(engine));
     let mut dir_sources = Vec::new();
     for dir in &config.policy_dirs {

@@ -14,12 +14,12 @@ use crate::failover::{self, Drain};
 use crate::render::{self, Owner};
 use crate::shared;
 use crate::spec::{self, ParsedSpec};
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
-use futures::StreamExt;
 use kube::{Api, ResourceExt};
 use mck8s_api::conditions::{self, BURSTING, DEGRADED, INVALID_SPEC, PLACED, READY};
 use mck8s_api::mcd::LegacyMessage;
@@ -74,7 +74,6 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
         .run(reconcile, shared::error_policy, ctx);
     shared::drive(results).await;
 }
-
 
 fn object_label(o: &OwnerKey) -> crate::metrics::ObjectLabel {
     crate::metrics::ObjectLabel { kind: o.kind.clone(), namespace: o.namespace.clone(), name: o.name.clone() }
@@ -135,8 +134,18 @@ async fn apply(mcd: Arc<MultiClusterDeployment>, ctx: Arc<Context>) -> Result<Ac
         ctx.metrics.reschedules.get_or_create(&crate::metrics::ResultLabel { result: label.into() }).inc();
         if label == "adopted" {
             ctx.scheduler.remember(&owner, &parsed.request, &p.placement);
-            let placements = p.placement.iter().map(|(c, r)| mck8s_policy::session::ClusterReplicas { cluster: c.clone(), replicas: *r, reason: format!("rescheduled from the cloud ({})", p.note) }).collect();
-            decision = Some(Decision { policy: parsed.policy.clone(), digest: status.policy_digest.clone().unwrap_or_default(), placements, unplaced: 0, summary: format!("rescheduled: {}", p.note) });
+            let placements = p
+                .placement
+                .iter()
+                .map(|(c, r)| mck8s_policy::session::ClusterReplicas { cluster: c.clone(), replicas: *r, reason: format!("rescheduled from the cloud ({})", p.note) })
+                .collect();
+            decision = Some(Decision {
+                policy: parsed.policy.clone(),
+                digest: status.policy_digest.clone().unwrap_or_default(),
+                placements,
+                unplaced: 0,
+                summary: format!("rescheduled: {}", p.note),
+            });
             rescheduled = Some(p);
         }
     }
@@ -146,10 +155,7 @@ async fn apply(mcd: Arc<MultiClusterDeployment>, ctx: Arc<Context>) -> Result<Ac
             Ok(d) => decision = Some(d),
             Err(ScheduleError::Input(e)) => return reject(&mcd, &ctx, &owner, status, &e.to_string(), now).await,
             Err(ScheduleError::Policy(e)) => {
-                ctx.metrics
-                    .policy_errors
-                    .get_or_create(&crate::metrics::PolicyError { policy: parsed.policy.clone(), error: e.kind.label().into() })
-                    .inc();
+                ctx.metrics.policy_errors.get_or_create(&crate::metrics::PolicyError { policy: parsed.policy.clone(), error: e.kind.label().into() }).inc();
                 publish(&ctx, &mcd, EventType::Warning, "PolicyFailed", &e.to_string()).await;
                 decision_error = Some(e.to_string());
             }
@@ -186,7 +192,12 @@ async fn apply(mcd: Arc<MultiClusterDeployment>, ctx: Arc<Context>) -> Result<Ac
         // An unreachable cluster's cached status is stale: count nothing ready there.
         let ready = ctx.clusters.get(cluster).filter(|m| m.health() != HealthDoc::Unreachable).map(|m| ready_of(&m.children_of(&owner))).unwrap_or(0);
         ready_total += ready.min(*replicas);
-        placement.push(ClusterPlacement { cluster: cluster.clone(), replicas: *replicas as i32, ready_replicas: ready as i32, reason: reasons.get(cluster).cloned().unwrap_or_default() });
+        placement.push(ClusterPlacement {
+            cluster: cluster.clone(),
+            replicas: *replicas as i32,
+            ready_replicas: ready as i32,
+            reason: reasons.get(cluster).cloned().unwrap_or_default(),
+        });
     }
     let placed: u32 = desired.values().sum();
 
@@ -240,7 +251,13 @@ async fn apply(mcd: Arc<MultiClusterDeployment>, ctx: Arc<Context>) -> Result<Ac
                 }
                 Err(e) => cluster_errors.push(e.to_string()),
             },
-            Drain::Keep(reason) => draining.push(DrainingChild { cluster: member.name.clone(), replicas: spec_replicas_of(&children) as i32, ready_replicas: ready_of(&children) as i32, since, reason: reason.into() }),
+            Drain::Keep(reason) => draining.push(DrainingChild {
+                cluster: member.name.clone(),
+                replicas: spec_replicas_of(&children) as i32,
+                ready_replicas: ready_of(&children) as i32,
+                since,
+                reason: reason.into(),
+            }),
         }
     }
 
@@ -281,7 +298,15 @@ async fn apply(mcd: Arc<MultiClusterDeployment>, ctx: Arc<Context>) -> Result<Ac
         conditions::set(&mut new.conditions, DEGRADED, false, "AllClustersReached", "", g, &now);
     }
     let all_ready = unplaced == 0 && ready_total == placed && placed > 0;
-    conditions::set(&mut new.conditions, READY, all_ready, if all_ready { "AllReplicasReady" } else { "ReplicasNotReady" }, format!("{ready_total}/{} ready", placed + unplaced), g, &now);
+    conditions::set(
+        &mut new.conditions,
+        READY,
+        all_ready,
+        if all_ready { "AllReplicasReady" } else { "ReplicasNotReady" },
+        format!("{ready_total}/{} ready", placed + unplaced),
+        g,
+        &now,
+    );
 
     if let Some(d) = &decision
         && recorded(Some(&new)) != current
@@ -315,7 +340,10 @@ async fn apply(mcd: Arc<MultiClusterDeployment>, ctx: Arc<Context>) -> Result<Ac
     };
     // Wake up when a failing cluster's grace ends, when the rate limit lets a move through,
     // and while children drain (their timeout; readiness changes wake us earlier).
-    for wake in [moves.grace_left.map(|d| d + Duration::from_millis(100)), throttled, (!new.draining.is_empty()).then_some(ctx.timing.drain_timeout.min(ctx.timing.resync))].into_iter().flatten() {
+    for wake in [moves.grace_left.map(|d| d + Duration::from_millis(100)), throttled, (!new.draining.is_empty()).then_some(ctx.timing.drain_timeout.min(ctx.timing.resync))]
+        .into_iter()
+        .flatten()
+    {
         next = next.min(wake);
     }
     Ok(Action::requeue(next))
@@ -440,7 +468,8 @@ mod tests {
     #[test]
     fn a_kubernetes_error_is_reported_once_in_a_chain() {
         let api_error = || {
-            let status: kube::core::Status = serde_json::from_value(serde_json::json!({"status": "Failure", "code": 409, "reason": "Conflict", "message": "the object has been modified"})).unwrap();
+            let status: kube::core::Status =
+                serde_json::from_value(serde_json::json!({"status": "Failure", "code": 409, "reason": "Conflict", "message": "the object has been modified"})).unwrap();
             kube::Error::Api(Box::new(status))
         };
         // Our wrapper adds nothing: before, the chain said the message twice.

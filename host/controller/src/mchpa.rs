@@ -19,7 +19,10 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 use mck8s_api::conditions::{self, ABLE_TO_SCALE, INVALID_SPEC, SCALING_ACTIVE, SCALING_LIMITED};
-use mck8s_api::{ClusterLoad, MultiClusterDeployment, MultiClusterDeploymentSpec, MultiClusterHorizontalPodAutoscaler, MultiClusterHorizontalPodAutoscalerSpec, MultiClusterHorizontalPodAutoscalerStatus};
+use mck8s_api::{
+    ClusterLoad, MultiClusterDeployment, MultiClusterDeploymentSpec, MultiClusterHorizontalPodAutoscaler, MultiClusterHorizontalPodAutoscalerSpec,
+    MultiClusterHorizontalPodAutoscalerStatus,
+};
 use mck8s_policy::ScalingOutcome;
 use mck8s_policy::bindings::wit_scaling::{ClusterSample, ScalingRequest};
 use std::collections::HashMap;
@@ -188,10 +191,7 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
     let api: Api<MultiClusterHorizontalPodAutoscaler> = shared::scoped_api(&ctx.watches, &watch_namespace);
     let policy_changes = shared::policy_changes(&ctx);
     let state = Arc::new(Shared { ctx, asked: Mutex::default() });
-    let results = Controller::new(api, mck8s_clusters::watch_config())
-        .shutdown_on_signal()
-        .reconcile_all_on(policy_changes)
-        .run(reconcile, error_policy, state);
+    let results = Controller::new(api, mck8s_clusters::watch_config()).shutdown_on_signal().reconcile_all_on(policy_changes).run(reconcile, error_policy, state);
     shared::drive(results).await;
 }
 
@@ -283,11 +283,8 @@ async fn evaluate(hpa: Arc<MultiClusterHorizontalPodAutoscaler>, own: &Shared, n
     };
     let unplaced = mcd_status.unplaced.max(0) as u32;
     let current_total: u32 = placed.iter().map(|p| p.1).sum::<u32>() + unplaced;
-    let mut samples: Vec<ClusterSample> = placed
-        .iter()
-        .zip(&measured)
-        .map(|((c, n), m)| ClusterSample { cluster: c.clone(), replicas: *n, utilization: m.utilization, traffic: traffic.get(c).copied() })
-        .collect();
+    let mut samples: Vec<ClusterSample> =
+        placed.iter().zip(&measured).map(|((c, n), m)| ClusterSample { cluster: c.clone(), replicas: *n, utilization: m.utilization, traffic: traffic.get(c).copied() }).collect();
     if unplaced > 0 {
         samples.push(ClusterSample { cluster: UNPLACED_SAMPLE.into(), replicas: unplaced, utilization: None, traffic: None });
     }
@@ -346,7 +343,13 @@ async fn evaluate(hpa: Arc<MultiClusterHorizontalPodAutoscaler>, own: &Shared, n
     new.policy_state = Some(base64::engine::general_purpose::STANDARD.encode(&outcome.state));
     new.desired_replicas = Some(total as i32);
     new.reason = Some(reason.clone());
-    let limited = if total >= a.max && total > 0 { Some(("TooManyReplicas", format!("at maxReplicas {}", a.max))) } else if total <= a.min { Some(("TooFewReplicas", format!("at minReplicas {}", a.min))) } else { None };
+    let limited = if total >= a.max && total > 0 {
+        Some(("TooManyReplicas", format!("at maxReplicas {}", a.max)))
+    } else if total <= a.min {
+        Some(("TooFewReplicas", format!("at minReplicas {}", a.min)))
+    } else {
+        None
+    };
     match limited {
         Some((r, m)) => conditions::set(&mut new.conditions, SCALING_LIMITED, true, r, m, generation, &now),
         None => conditions::set(&mut new.conditions, SCALING_LIMITED, false, "DesiredWithinRange", format!("{total} within [{}, {}]", a.min, a.max), generation, &now),
@@ -421,7 +424,12 @@ async fn inactive(
     Ok(Action::requeue(retry))
 }
 
-async fn write_status(ctx: &Context, hpa: &MultiClusterHorizontalPodAutoscaler, old: &MultiClusterHorizontalPodAutoscalerStatus, new: MultiClusterHorizontalPodAutoscalerStatus) -> Result<(), Error> {
+async fn write_status(
+    ctx: &Context,
+    hpa: &MultiClusterHorizontalPodAutoscaler,
+    old: &MultiClusterHorizontalPodAutoscalerStatus,
+    new: MultiClusterHorizontalPodAutoscalerStatus,
+) -> Result<(), Error> {
     shared::write_status(ctx, hpa, old, &new, hpa.status.is_some()).await?;
     ctx.mchpa_status.remember(hpa, new);
     Ok(())

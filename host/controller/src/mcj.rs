@@ -62,7 +62,6 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
     shared::drive(results).await;
 }
 
-
 fn owner_key(mcj: &MultiClusterJob) -> OwnerKey {
     OwnerKey { kind: KIND.into(), namespace: mcj.namespace().unwrap_or_default(), name: mcj.name_any() }
 }
@@ -222,7 +221,15 @@ async fn apply(mcj: Arc<MultiClusterJob>, ctx: Arc<Context>) -> Result<Action, E
     conditions::set(&mut new.conditions, INVALID_SPEC, false, "Valid", "", g, &now);
     match &policy_error {
         Some(e) => conditions::set(&mut new.conditions, PLACED, !desired.is_empty(), "PolicyFailed", format!("{e}; retried"), g, &now),
-        None => conditions::set(&mut new.conditions, PLACED, unplaced == 0, if unplaced == 0 { "Placed" } else { "Partly" }, format!("{} of {total} Jobs placed", desired.len()), g, &now),
+        None => conditions::set(
+            &mut new.conditions,
+            PLACED,
+            unplaced == 0,
+            if unplaced == 0 { "Placed" } else { "Partly" },
+            format!("{} of {total} Jobs placed", desired.len()),
+            g,
+            &now,
+        ),
     }
     if unplaced > 0 {
         conditions::set(&mut new.conditions, BURSTING, true, "NoCapacity", format!("{unplaced} Jobs fit in no cluster; waiting for capacity (a cloud cluster)"), g, &now);

@@ -56,7 +56,6 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
     shared::drive(results).await;
 }
 
-
 fn owner_key(mcs: &MultiClusterService) -> OwnerKey {
     OwnerKey { kind: KIND.into(), namespace: mcs.namespace().unwrap_or_default(), name: mcs.name_any() }
 }
@@ -162,7 +161,13 @@ async fn apply(mcs: Arc<MultiClusterService>, ctx: Arc<Context>) -> Result<Actio
         conditions::set(&mut new.conditions, DEGRADED, true, "ClusterError", errors.join("; "), g, &now);
     }
     let ready = !targets.is_empty() && placed.len() == targets.len();
-    let reason = if ready { "Propagated" } else if targets.is_empty() { "NoClusters" } else { "Pending" };
+    let reason = if ready {
+        "Propagated"
+    } else if targets.is_empty() {
+        "NoClusters"
+    } else {
+        "Pending"
+    };
     conditions::set(&mut new.conditions, READY, ready, reason, format!("{}/{} clusters, {from}", placed.len(), targets.len()), g, &now);
     if status.clusters != new.clusters || !removed.is_empty() {
         let note = format!("Service in [{}] ({from}){}", placed.join(", "), if removed.is_empty() { String::new() } else { format!("; removed from [{}]", removed.join(", ")) });

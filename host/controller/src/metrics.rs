@@ -99,7 +99,11 @@ impl Default for Metrics {
         let cloud = Family::<ResultLabel, Counter>::default();
         let guest_log_dropped = Counter::default();
         registry.register("policy_log_lines_dropped", "Policy log lines dropped: over 32 lines in one call", guest_log_dropped.clone());
-        registry.register("cloud_provisioner_events", "CloudProvisioner transitions and steps by reason (Provisioning, Joined, ScaledOut, ScaledIn, PartialCapacity, Deprovisioned, failures)", cloud.clone());
+        registry.register(
+            "cloud_provisioner_events",
+            "CloudProvisioner transitions and steps by reason (Provisioning, Joined, ScaledOut, ScaledIn, PartialCapacity, Deprovisioned, failures)",
+            cloud.clone(),
+        );
         registry.register("autoscaler_evaluations", "MultiClusterHorizontalPodAutoscaler evaluations by result (scaled_out, scaled_in, steady, held, error)", scaling.clone());
         registry.register("reschedules", "Rescheduler moves from cloud to fog by result (proposed, adopted, discarded, throttled)", reschedules.clone());
         registry.register("reconciles", "Reconciles by kind and result", reconciles.clone());
@@ -112,8 +116,29 @@ impl Default for Metrics {
         registry.register("cluster_ready", "1 when the cluster is Ready", cluster_ready.clone());
         registry.register("moves", "Placements moved between clusters, by kind and reason (failover, failback, drained)", moves.clone());
         registry.register("moves_throttled", "Failover or failback moves postponed by the fleet-wide rate limit", moves_throttled.clone());
-        registry.register("child_applies", "Server-side applies of children by kind and result (unchanged: skipped, the cached child is what the last apply produced)", child_applies.clone());
-        Metrics { registry, reconciles, decisions, decision_seconds, policy_errors, unplaced, cluster_allocatable, cluster_free, cluster_ready, moves, moves_throttled, child_applies, scaling, reschedules, cloud, guest_log_dropped }
+        registry.register(
+            "child_applies",
+            "Server-side applies of children by kind and result (unchanged: skipped, the cached child is what the last apply produced)",
+            child_applies.clone(),
+        );
+        Metrics {
+            registry,
+            reconciles,
+            decisions,
+            decision_seconds,
+            policy_errors,
+            unplaced,
+            cluster_allocatable,
+            cluster_free,
+            cluster_ready,
+            moves,
+            moves_throttled,
+            child_applies,
+            scaling,
+            reschedules,
+            cloud,
+            guest_log_dropped,
+        }
     }
 }
 

@@ -25,11 +25,7 @@ fn origin(cm: &str, key: &str) -> String {
 
 /// `(policy name, key, bytes)` of one ConfigMap's policies.
 fn policies_of(cm: &ConfigMap) -> Vec<(String, String, Vec<u8>)> {
-    cm.binary_data
-        .iter()
-        .flatten()
-        .filter_map(|(k, v)| k.strip_suffix(".wasm").map(|n| (n.to_string(), k.clone(), v.0.clone())))
-        .collect()
+    cm.binary_data.iter().flatten().filter_map(|(k, v)| k.strip_suffix(".wasm").map(|n| (n.to_string(), k.clone(), v.0.clone()))).collect()
 }
 
 pub async fn watch(registry: Arc<PolicyRegistry>, client: Client, namespace: String) {

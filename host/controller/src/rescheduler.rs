@@ -83,11 +83,8 @@ pub fn step(current: &BTreeMap<String, u32>, fresh: &BTreeMap<String, u32>, is_c
     if cloud_fresh >= cloud_now {
         return None;
     }
-    let mut gains: Vec<(String, u32)> = fresh
-        .iter()
-        .filter(|(c, _)| !is_cloud(c))
-        .filter_map(|(c, n)| n.checked_sub(current.get(c).copied().unwrap_or(0)).filter(|g| *g > 0).map(|g| (c.clone(), g)))
-        .collect();
+    let mut gains: Vec<(String, u32)> =
+        fresh.iter().filter(|(c, _)| !is_cloud(c)).filter_map(|(c, n)| n.checked_sub(current.get(c).copied().unwrap_or(0)).filter(|g| *g > 0).map(|g| (c.clone(), g))).collect();
     gains.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let room: u32 = gains.iter().map(|g| g.1).sum();
     let moved = (cloud_now - cloud_fresh).min(room).min(max.unwrap_or(u32::MAX));
@@ -104,12 +101,8 @@ pub fn step(current: &BTreeMap<String, u32>, fresh: &BTreeMap<String, u32>, is_c
             break;
         }
     }
-    let mut excess: Vec<(String, u32)> = current
-        .iter()
-        .filter(|(c, _)| is_cloud(c))
-        .map(|(c, n)| (c.clone(), n.saturating_sub(fresh.get(c).copied().unwrap_or(0))))
-        .filter(|e| e.1 > 0)
-        .collect();
+    let mut excess: Vec<(String, u32)> =
+        current.iter().filter(|(c, _)| is_cloud(c)).map(|(c, n)| (c.clone(), n.saturating_sub(fresh.get(c).copied().unwrap_or(0)))).filter(|e| e.1 > 0).collect();
     excess.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let mut left = moved;
     for (c, e) in excess {
@@ -253,7 +246,15 @@ async fn pass(ctx: &Context, settings: &Settings, watch_namespace: &Option<Strin
         let note = describe(&current, &next);
         tracing::info!(%owner, %note, moved, "rescheduling from the cloud");
         ctx.metrics.reschedules.get_or_create(&crate::metrics::ResultLabel { result: "proposed".into() }).inc();
-        shared::publish(ctx, &mcd, EventType::Normal, "Rescheduling", "Reschedule", &format!("fog capacity freed: moving {moved} replicas {note} (fog first; cloud replicas go once those are ready)")).await;
+        shared::publish(
+            ctx,
+            &mcd,
+            EventType::Normal,
+            "Rescheduling",
+            "Reschedule",
+            &format!("fog capacity freed: moving {moved} replicas {note} (fog first; cloud replicas go once those are ready)"),
+        )
+        .await;
         ctx.reschedule.propose(owner.clone(), Proposal { generation: mcd.metadata.generation, placement: next, note: note.clone(), moved });
         moves.push((format!("{owner}: {note}"), moved));
     }

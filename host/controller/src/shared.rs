@@ -4,17 +4,17 @@
 use crate::context::Context;
 use futures::StreamExt;
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Error as FinalizerError, Event as FinalizerEvent, finalizer};
-use std::collections::BTreeMap;
-use std::future::Future;
-use std::sync::Arc;
-use tracing::Instrument;
 use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{Error as FinalizerError, Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::future::Future;
+use std::sync::Arc;
+use tracing::Instrument;
 
 /// One reconcile of a multi-cluster object: behind the finalizer `fogguru.eu/children` (so
 /// its children are removed from every cluster before it goes), in a span, counted in
@@ -158,7 +158,11 @@ fn status_patch<S: Serialize>(old: &S, new: &S) -> serde_json::Value {
 }
 
 /// Objects of `kind` whose children (or their pods) changed in some workload cluster.
-pub fn owner_triggers<K: Resource<DynamicType = ()>>(ctx: &Context, kind: &'static str, watch_namespace: Option<String>) -> impl futures::Stream<Item = ObjectRef<K>> + Send + use<K> {
+pub fn owner_triggers<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    kind: &'static str,
+    watch_namespace: Option<String>,
+) -> impl futures::Stream<Item = ObjectRef<K>> + Send + use<K> {
     let owners = ctx.clusters.subscribe_owners();
     tokio_stream(owners).filter_map(move |o| {
         let keep = o.kind == kind && watch_namespace.as_ref().is_none_or(|ns| *ns == o.namespace);

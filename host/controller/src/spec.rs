@@ -158,9 +158,7 @@ fn placement(name: &str, namespace: &str, keys: &PlacementKeys, pod_spec: &PodSp
     let pod = Pod { spec: Some(pod_spec.clone()), ..Default::default() };
     let request = pod_requests(&pod);
     if request.cpu_millis == 0 && request.memory_bytes == 0 && request.extended.is_empty() {
-        return Err(invalid(
-            "no container requests cpu or memory: placement counts per-node slots of the pod's requests (set resources.requests)",
-        ));
+        return Err(invalid("no container requests cpu or memory: placement counts per-node slots of the pod's requests (set resources.requests)"));
     }
     let policy = keys.placement_policy.cloned().filter(|p| !p.trim().is_empty()).unwrap_or_else(|| DEFAULT_POLICY.to_string());
     let workload = WorkloadDoc {
@@ -230,7 +228,8 @@ template:
         assert_eq!((p.wanted, p.spec.workload.replicas, p.spec.request.cpu_millis), (3, 2, 500));
         assert_eq!((p.spec.deployment["completions"].as_i64(), p.spec.deployment["parallelism"].as_i64()), (Some(4), Some(2)));
         assert!(p.spec.deployment.get("placementPolicy").is_none());
-        let located: MultiClusterJobSpec = serde_yaml::from_str("locations: c1, c2\ntemplate: {spec: {containers: [{name: j, image: img, resources: {requests: {cpu: 1}}}]}}").unwrap();
+        let located: MultiClusterJobSpec =
+            serde_yaml::from_str("locations: c1, c2\ntemplate: {spec: {containers: [{name: j, image: img, resources: {requests: {cpu: 1}}}]}}").unwrap();
         assert_eq!(parse_job("j", "ns", &located).unwrap().wanted, 2);
         let bad: MultiClusterJobSpec = serde_yaml::from_str("parallelism: 0\ntemplate: {spec: {containers: [{name: j, image: img, resources: {requests: {cpu: 1}}}]}}").unwrap();
         assert!(parse_job("j", "ns", &bad).unwrap_err().0.contains("parallelism is 0"));

@@ -17,11 +17,7 @@ struct AppState {
 }
 
 pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, clusters: Arc<Registry>) -> anyhow::Result<()> {
-    let app = Router::new()
-        .route("/metrics", get(metrics_text))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .with_state(AppState { metrics, clusters });
+    let app = Router::new().route("/metrics", get(metrics_text)).route("/healthz", get(|| async { "ok" })).route("/readyz", get(ready)).with_state(AppState { metrics, clusters });
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
     axum::serve(listener, app).await?;
@@ -35,11 +31,7 @@ async fn metrics_text(State(s): State<AppState>) -> (StatusCode, [(&'static str,
 
 async fn ready(State(s): State<AppState>) -> (StatusCode, String) {
     let waiting: Vec<String> = s.clusters.members().iter().filter(|m| !m.synced()).map(|m| m.name.clone()).collect();
-    if waiting.is_empty() {
-        (StatusCode::OK, "ok".into())
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("waiting for the first sync of: {}", waiting.join(", ")))
-    }
+    if waiting.is_empty() { (StatusCode::OK, "ok".into()) } else { (StatusCode::SERVICE_UNAVAILABLE, format!("waiting for the first sync of: {}", waiting.join(", "))) }
 }
 
 fn refresh_cluster_gauges(metrics: &Metrics, clusters: &Registry) {

@@ -40,11 +40,7 @@ fn per_call_us(rounds: usize, mut f: impl FnMut()) -> Vec<f64> {
 }
 
 fn main() {
-    let sizes: Vec<usize> = std::env::var("MCK8S_BENCH_SIZES")
-        .unwrap_or_else(|_| "10,100,1000,10000".into())
-        .split(',')
-        .map(|s| s.trim().parse().expect("size"))
-        .collect();
+    let sizes: Vec<usize> = std::env::var("MCK8S_BENCH_SIZES").unwrap_or_else(|_| "10,100,1000,10000".into()).split(',').map(|s| s.trim().parse().expect("size")).collect();
     let engine = PolicyEngine::new(EngineConfig { cache_dir: None, ..EngineConfig::default() }).unwrap();
     println!("| policy | clusters | native µs | wasm place µs | wasm/native | instantiate+set-fleet+place µs | set-fleet µs | native fleet build µs |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
@@ -92,13 +88,7 @@ fn main() {
                 black_box(common::native_fleet(black_box(&fleet)));
             });
             let (nat, was) = (median(nat), median(was));
-            println!(
-                "| {policy_name} | {n} | {nat:.2} | {was:.2} | {:.2}× | {:.1} | {:.1} | {:.1} |",
-                was / nat,
-                median(fresh),
-                median(set_fleet),
-                median(native_set_fleet)
-            );
+            println!("| {policy_name} | {n} | {nat:.2} | {was:.2} | {:.2}× | {:.1} | {:.1} | {:.1} |", was / nat, median(fresh), median(set_fleet), median(native_set_fleet));
         }
     }
 
@@ -125,32 +115,44 @@ fn main() {
     println!("| reload step (worst-fit, {} KiB) | median |", common::builtin("worst-fit").len() / 1024);
     println!("|---|---:|");
     let bytes = common::builtin("worst-fit");
-    let compile = median((0..5).map(|_| {
-        let t = Instant::now();
-        black_box(engine.compile(&bytes, "nocache").unwrap());
-        t.elapsed().as_secs_f64() * 1e3
-    }).collect());
+    let compile = median(
+        (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                black_box(engine.compile(&bytes, "nocache").unwrap());
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect(),
+    );
     println!("| compile (cranelift) | {compile:.1} ms |");
     let dir = tempfile::tempdir().unwrap();
     let cached = PolicyEngine::new(EngineConfig { cache_dir: Some(dir.path().to_path_buf()), ..EngineConfig::default() }).unwrap();
     let digest = mck8s_policy::loaded::sha256_hex(&bytes);
     cached.compile(&bytes, &digest).unwrap();
-    let load = median((0..20).map(|_| {
-        let t = Instant::now();
-        black_box(cached.cache().unwrap().get(cached.engine(), &digest).unwrap());
-        t.elapsed().as_secs_f64() * 1e3
-    }).collect());
+    let load = median(
+        (0..20)
+            .map(|_| {
+                let t = Instant::now();
+                black_box(cached.cache().unwrap().get(cached.engine(), &digest).unwrap());
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect(),
+    );
     println!("| load compiled artifact from cache (mmap) | {load:.2} ms |");
     let registry = mck8s_policy::PolicyRegistry::new(cached.clone());
-    let full = median((0..5).map(|i| {
-        // Alternate two versions so every upsert is a real swap: load (cached) + link + info + self-check.
-        let name = if i % 2 == 0 { "worst-fit" } else { "best-fit" };
-        let b = common::builtin(name);
-        cached.compile(&b, &mck8s_policy::loaded::sha256_hex(&b)).unwrap();
-        let t = Instant::now();
-        registry.upsert("p", &b, "bench").unwrap();
-        t.elapsed().as_secs_f64() * 1e3
-    }).collect());
+    let full = median(
+        (0..5)
+            .map(|i| {
+                // Alternate two versions so every upsert is a real swap: load (cached) + link + info + self-check.
+                let name = if i % 2 == 0 { "worst-fit" } else { "best-fit" };
+                let b = common::builtin(name);
+                cached.compile(&b, &mck8s_policy::loaded::sha256_hex(&b)).unwrap();
+                let t = Instant::now();
+                registry.upsert("p", &b, "bench").unwrap();
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect(),
+    );
     println!("| registry swap with warm cache (load, link, info, self-check, swap) | {full:.2} ms |");
 
     scaling(&engine);
@@ -176,7 +178,15 @@ fn scaling(engine: &PolicyEngine) {
             let request = mck8s_policy::bindings::wit_scaling::ScalingRequest {
                 name: "web".into(),
                 namespace: "default".into(),
-                samples: samples.iter().map(|s| mck8s_policy::bindings::wit_scaling::ClusterSample { cluster: s.cluster.clone(), replicas: s.replicas, utilization: s.utilization, traffic: s.traffic }).collect(),
+                samples: samples
+                    .iter()
+                    .map(|s| mck8s_policy::bindings::wit_scaling::ClusterSample {
+                        cluster: s.cluster.clone(),
+                        replicas: s.replicas,
+                        utilization: s.utilization,
+                        traffic: s.traffic,
+                    })
+                    .collect(),
                 target_utilization: 50,
                 min_replicas: 1,
                 max_replicas: 10_000,

@@ -2,11 +2,11 @@
 //! small fixed fleet and workload, whose output must validate. It catches components that
 //! trap, time out or answer nonsense on ordinary input.
 
+use crate::FleetSnapshot;
 use crate::error::{PolicyError, PolicyErrorKind};
 use crate::input::{PlacementInput, ScalingInput};
 use crate::loaded::{LoadedPolicy, PolicyKind};
 use crate::session::PlacementSession;
-use crate::FleetSnapshot;
 use std::sync::{Arc, OnceLock};
 
 const PLACEMENT_CANARY: &str = r#"

@@ -29,10 +29,7 @@ pub struct Expect {
 /// Reads one case file, or every `*.yaml` in a directory (sorted by name).
 pub fn load(path: &Path) -> anyhow::Result<Vec<(String, Case)>> {
     let files: Vec<PathBuf> = if path.is_dir() {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(path)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-            .collect();
+        let mut v: Vec<PathBuf> = std::fs::read_dir(path)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml")).collect();
         v.sort();
         v
     } else {
@@ -55,12 +52,8 @@ pub fn run(policy: &Arc<LoadedPolicy>, case: &Case) -> anyhow::Result<(Decision,
     let workload = fleet.workload(&case.input.workload)?;
     let decision = PlacementSession::new(policy.clone(), fleet)?.place(&workload)?;
     let got: BTreeMap<String, u32> = decision.placements.iter().map(|p| (p.cluster.clone(), p.replicas)).collect();
-    let mismatch = (got != case.expect.placements || decision.unplaced != case.expect.unplaced).then(|| {
-        format!(
-            "placed {got:?} unplaced {}, expected {:?} unplaced {}",
-            decision.unplaced, case.expect.placements, case.expect.unplaced
-        )
-    });
+    let mismatch = (got != case.expect.placements || decision.unplaced != case.expect.unplaced)
+        .then(|| format!("placed {got:?} unplaced {}, expected {:?} unplaced {}", decision.unplaced, case.expect.placements, case.expect.unplaced));
     Ok((decision, mismatch))
 }
 
@@ -69,12 +62,7 @@ pub fn run(policy: &Arc<LoadedPolicy>, case: &Case) -> anyhow::Result<(Decision,
 /// do not add up), never puts more replicas on a fog cluster than it has slots for, and gives
 /// the same answer to the same input, in a fresh instance and in a reused one. `params` are
 /// given to every generated workload. Returns the violations found.
-pub fn check_properties(
-    policy: &Arc<LoadedPolicy>,
-    n: usize,
-    seed: u64,
-    params: &BTreeMap<String, String>,
-) -> Vec<String> {
+pub fn check_properties(policy: &Arc<LoadedPolicy>, n: usize, seed: u64, params: &BTreeMap<String, String>) -> Vec<String> {
     let mut rng = synthetic::Rng::new(seed);
     let mut violations = Vec::new();
     for i in 0..n {
@@ -125,10 +113,7 @@ pub fn check_properties(
             let c = fleet.index_of(&p.cluster).expect("validated");
             let fog = fleet.wit.clusters[c as usize].role == crate::bindings::wit::Role::Fog;
             if fog && p.replicas > workload.slots[c as usize] {
-                violations.push(format!(
-                    "{label}: {} replicas on fog cluster {} which has {} slots",
-                    p.replicas, p.cluster, workload.slots[c as usize]
-                ));
+                violations.push(format!("{label}: {} replicas on fog cluster {} which has {} slots", p.replicas, p.cluster, workload.slots[c as usize]));
             }
         }
         let again_same_instance = decide(&mut session);

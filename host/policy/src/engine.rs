@@ -47,9 +47,7 @@ pub const DEFAULT_CACHE_MAX_BYTES: u64 = 192 << 20;
 
 /// `$XDG_CACHE_HOME/mck8s/policies`, else `~/.cache/mck8s/policies`.
 pub fn default_cache_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    let base = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
     Some(base.join("mck8s").join("policies"))
 }
 
@@ -83,9 +81,7 @@ impl PolicyEngine {
             .total_tables(config.max_instances * 4)
             .max_memory_size(config.max_memory_bytes);
         let mut wasm = Config::new();
-        wasm.wasm_component_model(true)
-            .epoch_interruption(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        wasm.wasm_component_model(true).epoch_interruption(true).allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&wasm).map_err(|e| anyhow::anyhow!("creating the wasmtime engine: {e:#}"))?;
 
         let mut placement_linker = Linker::new(&engine);
@@ -108,9 +104,7 @@ impl PolicyEngine {
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_ticker(engine.clone(), config.epoch_tick, ticker_stop.clone());
-        Ok(PolicyEngine {
-            inner: Arc::new(Inner { engine, placement_linker, scaling_linker, cache, config, ticker_stop }),
-        })
+        Ok(PolicyEngine { inner: Arc::new(Inner { engine, placement_linker, scaling_linker, cache, config, ticker_stop }) })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -138,11 +132,11 @@ impl PolicyEngine {
     /// Compiles `bytes`, or loads the cached compilation for this digest and engine.
     pub fn compile(&self, bytes: &[u8], digest: &str) -> Result<Component, PolicyErrorKind> {
         if let Some(cache) = &self.inner.cache
-            && let Some(component) = cache.get(&self.inner.engine, digest) {
-                return Ok(component);
-            }
-        let component =
-            Component::new(&self.inner.engine, bytes).map_err(|e| PolicyErrorKind::Compile(format!("{e:#}")))?;
+            && let Some(component) = cache.get(&self.inner.engine, digest)
+        {
+            return Ok(component);
+        }
+        let component = Component::new(&self.inner.engine, bytes).map_err(|e| PolicyErrorKind::Compile(format!("{e:#}")))?;
         if let Some(cache) = &self.inner.cache {
             cache.put(digest, &component);
         }

@@ -73,10 +73,7 @@ impl PolicyError {
     /// Whether the instance that produced it must be rebuilt (wasmtime refuses to re-enter a
     /// component instance after a trap).
     pub fn poisons_instance(&self) -> bool {
-        matches!(
-            self.kind,
-            PolicyErrorKind::Timeout { .. } | PolicyErrorKind::OutOfMemory { .. } | PolicyErrorKind::Trap { .. }
-        )
+        matches!(self.kind, PolicyErrorKind::Timeout { .. } | PolicyErrorKind::OutOfMemory { .. } | PolicyErrorKind::Trap { .. })
     }
 }
 

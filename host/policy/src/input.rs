@@ -4,7 +4,7 @@
 //! per-decision payload is flat.
 
 use crate::bindings::{wit, wit_scaling};
-use mck8s_capacity::{NodeCapacity, Reservation, Resources, adjusted_free, fits_any_node, slots_in, parse_bytes, parse_cpu_millis, slots_in_cluster};
+use mck8s_capacity::{NodeCapacity, Reservation, Resources, adjusted_free, fits_any_node, parse_bytes, parse_cpu_millis, slots_in, slots_in_cluster};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -319,12 +319,7 @@ impl FleetSnapshot {
             text.push_str(s);
             ends.push(text.len() as u32);
         }
-        Ok(FleetSnapshot {
-            wit: wit::Fleet { text, ends, clusters: wit_clusters, labels, extended, rtts },
-            strings: strings.strings,
-            index,
-            nodes,
-        })
+        Ok(FleetSnapshot { wit: wit::Fleet { text, ends, clusters: wit_clusters, labels, extended, rtts }, strings: strings.strings, index, nodes })
     }
 
     pub fn len(&self) -> usize {
@@ -357,31 +352,17 @@ impl FleetSnapshot {
     /// [`Self::workload`] with per-cluster slot adjustments: the workload's own bound pods
     /// freed and other workloads' not-yet-bound replicas reserved (see
     /// [`mck8s_capacity::adjust`]). `adjust(cluster)` returns them for a cluster index.
-    pub fn workload_adjusted<'a>(
-        &self,
-        w: &WorkloadDoc,
-        adjust: impl Fn(u32) -> Option<Adjustment<'a>>,
-    ) -> Result<wit::Workload, InputError> {
+    pub fn workload_adjusted<'a>(&self, w: &WorkloadDoc, adjust: impl Fn(u32) -> Option<Adjustment<'a>>) -> Result<wit::Workload, InputError> {
         let bad = |what: String| InputError::Workload { workload: w.name.clone(), what };
-        let cluster = |name: &str, field: &str| {
-            self.index_of(name).ok_or_else(|| bad(format!("{field} names unknown cluster {name:?}")))
-        };
+        let cluster = |name: &str, field: &str| self.index_of(name).ok_or_else(|| bad(format!("{field} names unknown cluster {name:?}")));
         let request = requests_of(w)?;
         let locations = w.locations.as_ref().map(ListOrCsv::items).unwrap_or_default();
         let overrides: Vec<u32> = match &w.replica_overrides {
             None => Vec::new(),
-            Some(o) => o
-                .items()
-                .iter()
-                .map(|s| s.parse::<u32>().map_err(|_| bad(format!("replicaOverrides entry {s:?} is not a replica count"))))
-                .collect::<Result<_, _>>()?,
+            Some(o) => o.items().iter().map(|s| s.parse::<u32>().map_err(|_| bad(format!("replicaOverrides entry {s:?} is not a replica count")))).collect::<Result<_, _>>()?,
         };
         if !overrides.is_empty() && overrides.len() != locations.len() {
-            return Err(bad(format!(
-                "replicaOverrides has {} entries for {} locations",
-                overrides.len(),
-                locations.len()
-            )));
+            return Err(bad(format!("replicaOverrides has {} entries for {} locations", overrides.len(), locations.len())));
         }
         let mut preferred = Vec::with_capacity(locations.len());
         for (i, l) in locations.iter().enumerate() {
@@ -445,17 +426,7 @@ impl FleetSnapshot {
     /// Per cluster: mck8s slots for `request`, and whether one pod fits an empty node.
     /// Clusters that are not ready get neither.
     pub fn capacity_for(&self, request: &Resources) -> (Vec<u32>, Vec<bool>) {
-        self.nodes
-            .iter()
-            .enumerate()
-            .map(|(i, nodes)| {
-                if self.is_ready(i as u32) {
-                    (slots_in_cluster(nodes, request), fits_any_node(nodes, request))
-                } else {
-                    (0, false)
-                }
-            })
-            .unzip()
+        self.nodes.iter().enumerate().map(|(i, nodes)| if self.is_ready(i as u32) { (slots_in_cluster(nodes, request), fits_any_node(nodes, request)) } else { (0, false) }).unzip()
     }
 }
 
@@ -568,12 +539,7 @@ impl ScalingInput {
             samples: self
                 .samples
                 .iter()
-                .map(|s| wit_scaling::ClusterSample {
-                    cluster: s.cluster.clone(),
-                    replicas: s.replicas,
-                    utilization: s.utilization,
-                    traffic: s.traffic,
-                })
+                .map(|s| wit_scaling::ClusterSample { cluster: s.cluster.clone(), replicas: s.replicas, utilization: s.utilization, traffic: s.traffic })
                 .collect(),
             target_utilization: self.target_utilization,
             min_replicas: self.min_replicas,

@@ -38,16 +38,12 @@ const ALLOWED_IMPORTS: &[&str] = &[
 
 pub fn surface(engine: &Engine, component: &Component) -> Surface {
     let ty = component.component_type();
-    Surface {
-        imports: ty.imports(engine).map(|(n, _)| n.to_string()).collect(),
-        exports: ty.exports(engine).map(|(n, _)| n.to_string()).collect(),
-    }
+    Surface { imports: ty.imports(engine).map(|(n, _)| n.to_string()).collect(), exports: ty.exports(engine).map(|(n, _)| n.to_string()).collect() }
 }
 
 /// The world and WIT version the component implements, if this host can run it.
 pub fn check(surface: &Surface) -> Result<(PolicyKind, String), PolicyErrorKind> {
-    let forbidden: Vec<String> =
-        surface.imports.iter().filter(|i| !ALLOWED_IMPORTS.iter().any(|a| i.starts_with(a))).cloned().collect();
+    let forbidden: Vec<String> = surface.imports.iter().filter(|i| !ALLOWED_IMPORTS.iter().any(|a| i.starts_with(a))).cloned().collect();
     if !forbidden.is_empty() {
         return Err(PolicyErrorKind::ForbiddenImport { imports: forbidden });
     }
@@ -61,9 +57,7 @@ pub fn check(surface: &Surface) -> Result<(PolicyKind, String), PolicyErrorKind>
             continue;
         };
         if found.is_some() {
-            return Err(PolicyErrorKind::Incompatible(
-                "exports both mck8s:policy/placer and scaler; a policy implements one world".into(),
-            ));
+            return Err(PolicyErrorKind::Incompatible("exports both mck8s:policy/placer and scaler; a policy implements one world".into()));
         }
         found = Some(kind);
     }
@@ -120,10 +114,7 @@ mod tests {
 
     #[test]
     fn forbidden_imports_are_named() {
-        let s = Surface {
-            imports: vec!["wasi:io/streams@0.2.6".into(), "wasi:filesystem/preopens@0.2.6".into()],
-            exports: vec!["mck8s:policy/placer@0.1.0".into()],
-        };
+        let s = Surface { imports: vec!["wasi:io/streams@0.2.6".into(), "wasi:filesystem/preopens@0.2.6".into()], exports: vec!["mck8s:policy/placer@0.1.0".into()] };
         let err = check(&s).unwrap_err().to_string();
         assert!(err.contains("wasi:filesystem/preopens@0.2.6") && !err.contains("streams"), "{err}");
     }

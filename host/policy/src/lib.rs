@@ -25,8 +25,8 @@ pub mod loaded;
 pub mod registry;
 pub mod session;
 pub mod source;
-pub mod synthetic;
 mod state;
+pub mod synthetic;
 pub mod validate;
 
 pub use engine::{DEFAULT_CACHE_MAX_BYTES, EngineConfig, PolicyEngine};

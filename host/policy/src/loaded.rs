@@ -9,8 +9,8 @@ use crate::state::{CallClock, GuestState};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::time::Instant;
-use wasmtime::{Store, UpdateDeadline};
 use wasmtime::Trap;
+use wasmtime::{Store, UpdateDeadline};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -52,12 +52,7 @@ pub struct LoadedPolicy {
 
 impl std::fmt::Debug for LoadedPolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedPolicy")
-            .field("name", &self.name)
-            .field("digest", &self.digest)
-            .field("kind", &self.kind)
-            .field("origin", &self.origin)
-            .finish()
+        f.debug_struct("LoadedPolicy").field("name", &self.name).field("digest", &self.digest).field("kind", &self.kind).field("origin", &self.origin).finish()
     }
 }
 
@@ -69,13 +64,7 @@ impl LoadedPolicy {
     /// Compiles (or loads from cache), checks the world, version and imports, links, and
     /// asks the policy for its `info`. It does not run the self-check: see
     /// [`crate::canary`].
-    pub fn load(
-        engine: &PolicyEngine,
-        name: &str,
-        bytes: &[u8],
-        origin: &str,
-        limits: Limits,
-    ) -> Result<LoadedPolicy, PolicyError> {
+    pub fn load(engine: &PolicyEngine, name: &str, bytes: &[u8], origin: &str, limits: Limits) -> Result<LoadedPolicy, PolicyError> {
         let digest = sha256_hex(bytes);
         let err = |kind| PolicyError::new(name, &digest, kind);
         let limits = Limits { memory_bytes: limits.memory_bytes.min(engine.config().max_memory_bytes), ..limits };
@@ -84,16 +73,8 @@ impl LoadedPolicy {
         let surface = inspect::surface(engine.engine(), &component);
         let (kind, wit_version) = inspect::check(&surface).map_err(err)?;
         let pre = match kind {
-            PolicyKind::Placement => engine
-                .placement_linker()
-                .instantiate_pre(&component)
-                .and_then(placement::PlacementPre::new)
-                .map(Pre::Placement),
-            PolicyKind::Scaling => engine
-                .scaling_linker()
-                .instantiate_pre(&component)
-                .and_then(scaling::ScalingPre::new)
-                .map(Pre::Scaling),
+            PolicyKind::Placement => engine.placement_linker().instantiate_pre(&component).and_then(placement::PlacementPre::new).map(Pre::Placement),
+            PolicyKind::Scaling => engine.scaling_linker().instantiate_pre(&component).and_then(scaling::ScalingPre::new).map(Pre::Scaling),
         }
         .map_err(|e| err(PolicyErrorKind::Instantiate(format!("{e:#}"))))?;
         let mut policy = LoadedPolicy {
@@ -119,10 +100,7 @@ impl LoadedPolicy {
     }
 
     pub(crate) fn new_store(&self) -> Store<GuestState> {
-        let mut store = Store::new(
-            self.engine.engine(),
-            GuestState::new(&self.name, &self.digest, self.limits.memory_bytes),
-        );
+        let mut store = Store::new(self.engine.engine(), GuestState::new(&self.name, &self.digest, self.limits.memory_bytes));
         store.limiter(|s| &mut s.limits);
         // When the epoch deadline passes, check the call's CPU budget: trap if it is spent,
         // else wait for what is left (time lost to the host is not the policy's).
@@ -180,16 +158,12 @@ impl LoadedPolicy {
             Pre::Placement(pre) => {
                 let i = pre.instantiate(&mut store).map_err(|e| self.classify(e, &store, "instantiate"))?;
                 self.arm(&mut store);
-                i.mck8s_policy_placer()
-                    .call_info(&mut store)
-                    .map(|i| PolicyInfo { name: i.name, description: i.description, parameters: i.parameters })
+                i.mck8s_policy_placer().call_info(&mut store).map(|i| PolicyInfo { name: i.name, description: i.description, parameters: i.parameters })
             }
             Pre::Scaling(pre) => {
                 let i = pre.instantiate(&mut store).map_err(|e| self.classify(e, &store, "instantiate"))?;
                 self.arm(&mut store);
-                i.mck8s_policy_scaler()
-                    .call_info(&mut store)
-                    .map(|i| PolicyInfo { name: i.name, description: i.description, parameters: i.parameters })
+                i.mck8s_policy_scaler().call_info(&mut store).map(|i| PolicyInfo { name: i.name, description: i.description, parameters: i.parameters })
             }
         };
         info.map_err(|e| self.classify(e, &store, "info"))

@@ -115,23 +115,22 @@ impl PolicyRegistry {
         let digest = sha256_hex(bytes);
         let mut writer = self.writer.lock().expect("registry lock");
         if let Some(cur) = self.current.load().get(&key)
-            && cur.digest == digest {
-                return Ok(cur.clone());
-            }
+            && cur.digest == digest
+        {
+            return Ok(cur.clone());
+        }
         if let Some(r) = writer.refused.get(&key)
-            && r.digest == digest {
-                return Err(PolicyError::new(&key, &digest, PolicyErrorKind::Incompatible(format!("was refused before: {}", r.error))));
-            }
+            && r.digest == digest
+        {
+            return Err(PolicyError::new(&key, &digest, PolicyErrorKind::Incompatible(format!("was refused before: {}", r.error))));
+        }
         let limits = writer.limits.get(&key).copied().unwrap_or(self.engine.config().default_limits);
         let span = tracing::info_span!("policy.load", policy = %key, digest = short(&digest), origin);
         let _guard = span.enter();
         let serving_kind = self.current.load().get(&key).map(|p| p.kind);
         let loaded = LoadedPolicy::load(&self.engine, &key, bytes, origin, limits).map(Arc::new).and_then(|p| {
             if let Some(kind) = serving_kind.filter(|k| *k != p.kind) {
-                return Err(p.error(PolicyErrorKind::Incompatible(format!(
-                    "is a {:?} policy but {key:?} serves {:?} decisions; use another name",
-                    p.kind, kind
-                ))));
+                return Err(p.error(PolicyErrorKind::Incompatible(format!("is a {:?} policy but {key:?} serves {:?} decisions; use another name", p.kind, kind))));
             }
             canary::self_check(&p)?;
             Ok(p)
@@ -157,10 +156,7 @@ impl PolicyRegistry {
             Err(e) => {
                 let serving = self.current.load().get(&key).map(|p| short(&p.digest).to_string());
                 tracing::warn!(error = %e, still_serving = serving.as_deref().unwrap_or("none"), "policy refused");
-                writer.refused.insert(
-                    key.clone(),
-                    Refusal { name: key.clone(), digest: digest.clone(), origin: origin.to_string(), error: e.to_string() },
-                );
+                writer.refused.insert(key.clone(), Refusal { name: key.clone(), digest: digest.clone(), origin: origin.to_string(), error: e.to_string() });
                 Err(e)
             }
         }

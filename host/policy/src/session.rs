@@ -69,9 +69,7 @@ pub struct PlacementSession {
 impl PlacementSession {
     pub fn new(policy: Arc<LoadedPolicy>, fleet: Arc<FleetSnapshot>) -> Result<Self, PolicyError> {
         if !matches!(policy.pre, Pre::Placement(_)) {
-            return Err(policy.error(PolicyErrorKind::Incompatible(
-                "is a scaling policy; a placement policy was asked for".into(),
-            )));
+            return Err(policy.error(PolicyErrorKind::Incompatible("is a scaling policy; a placement policy was asked for".into())));
         }
         Ok(PlacementSession { policy, fleet, live: None })
     }
@@ -119,8 +117,7 @@ impl PlacementSession {
         let result = instance.mck8s_policy_placer().call_place(&mut *store, workload);
         match result {
             Ok(Ok(decision)) => {
-                validate::placement(&self.fleet, workload, &decision)
-                    .map_err(|e| self.policy.error(PolicyErrorKind::InvalidOutput(e)))?;
+                validate::placement(&self.fleet, workload, &decision).map_err(|e| self.policy.error(PolicyErrorKind::InvalidOutput(e)))?;
                 Ok(decision)
             }
             Ok(Err(msg)) => Err(self.policy.error(PolicyErrorKind::Refused(validate::clip_text(msg, validate::REASON_MAX)))),
@@ -159,9 +156,7 @@ impl LoadedPolicy {
     pub fn scale(&self, request: &wit_scaling::ScalingRequest) -> Result<ScalingOutcome, PolicyError> {
         let _span = tracing::debug_span!("policy.scale", policy = %self.name, target = %request.name).entered();
         let Pre::Scaling(pre) = &self.pre else {
-            return Err(self.error(PolicyErrorKind::Incompatible(
-                "is a placement policy; a scaling policy was asked for".into(),
-            )));
+            return Err(self.error(PolicyErrorKind::Incompatible("is a placement policy; a scaling policy was asked for".into())));
         };
         let mut store = self.new_store();
         self.arm_instantiate(&mut store);

@@ -90,4 +90,3 @@ fn wasm_stem(path: &Path) -> Option<String> {
     }
     name.strip_suffix(".wasm").map(str::to_string)
 }
-

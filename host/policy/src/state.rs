@@ -34,11 +34,7 @@ impl CallClock {
             (Some(start), Some(now)) => now.saturating_sub(start),
             _ => wall,
         };
-        if used >= self.budget || wall >= self.budget * WALL_FACTOR {
-            None
-        } else {
-            Some(self.budget - used)
-        }
+        if used >= self.budget || wall >= self.budget * WALL_FACTOR { None } else { Some(self.budget - used) }
     }
 }
 
@@ -73,13 +69,7 @@ impl GuestState {
             log_lines: 0,
             policy: policy.to_string(),
             digest_short: crate::error::short(digest).to_string(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(memory_bytes)
-                .instances(64)
-                .tables(64)
-                .memories(16)
-                .trap_on_grow_failure(true)
-                .build(),
+            limits: StoreLimitsBuilder::new().memory_size(memory_bytes).instances(64).tables(64).memories(16).trap_on_grow_failure(true).build(),
             stderr,
             wasi,
             table: ResourceTable::new(),

@@ -41,10 +41,7 @@ pub fn placement(fleet: &FleetSnapshot, w: &wit::Workload, d: &wit::Decision) ->
     let accounted = placed + u64::from(d.unplaced);
     if accounted != u64::from(w.total) {
         let what = if accounted > u64::from(w.total) { "surplus" } else { "missing" };
-        return Err(format!(
-            "{what} replicas: placed {placed} + unplaced {} = {accounted}, but the workload asks for {}",
-            d.unplaced, w.total
-        ));
+        return Err(format!("{what} replicas: placed {placed} + unplaced {} = {accounted}, but the workload asks for {}", d.unplaced, w.total));
     }
     Ok(())
 }

@@ -69,15 +69,7 @@ impl FleetCycle {
             .into_iter()
             .map(|c| {
                 owned_by_name.insert(c.name.clone(), c.owned);
-                ClusterInput {
-                    name: c.name,
-                    role: c.role,
-                    health: c.health,
-                    labels: c.labels,
-                    nodes: c.nodes,
-                    traffic: c.traffic,
-                    cost: c.cost,
-                }
+                ClusterInput { name: c.name, role: c.role, health: c.health, labels: c.labels, nodes: c.nodes, traffic: c.traffic, cost: c.cost }
             })
             .collect();
         let snapshot = FleetSnapshot::from_clusters(inputs, rtt)?;

@@ -11,8 +11,7 @@ use std::sync::Arc;
 
 fn registry() -> Arc<PolicyRegistry> {
     let dir = std::env::var_os("MCK8S_WASM_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| format!("{}/.cache/mck8s/target", std::env::var("HOME").unwrap())))
-            .join("wasm32-wasip2/policy")
+        PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| format!("{}/.cache/mck8s/target", std::env::var("HOME").unwrap()))).join("wasm32-wasip2/policy")
     });
     let registry = PolicyRegistry::new(PolicyEngine::new(EngineConfig { cache_dir: None, ..EngineConfig::default() }).unwrap());
     for name in ["worst-fit", "best-fit"] {
@@ -33,16 +32,7 @@ fn cluster(name: &str, owned: HashMap<OwnerKey, OwnedPods>, used: [u64; 2]) -> C
         allocatable: Resources { cpu_millis: 2000, memory_bytes: 2000 << 20, pods: 50, ..Default::default() },
         requested: Resources { cpu_millis: u, memory_bytes: u << 20, pods: u / 1000, ..Default::default() },
     };
-    ClusterState {
-        name: name.into(),
-        role: None,
-        health: HealthDoc::Ready,
-        labels: BTreeMap::new(),
-        nodes: vec![node(used[0]), node(used[1])],
-        owned,
-        traffic: 0.0,
-        cost: 0.0,
-    }
+    ClusterState { name: name.into(), role: None, health: HealthDoc::Ready, labels: BTreeMap::new(), nodes: vec![node(used[0]), node(used[1])], owned, traffic: 0.0, cost: 0.0 }
 }
 
 fn owner(name: &str) -> OwnerKey {
@@ -50,10 +40,7 @@ fn owner(name: &str) -> OwnerKey {
 }
 
 fn request(name: &str, replicas: u32, policy: &str) -> PlacementRequest {
-    let workload: WorkloadDoc = serde_yaml::from_str(&format!(
-        "{{name: {name}, replicas: {replicas}, requests: {{cpu: 1000m, memory: 1000Mi}}}}"
-    ))
-    .unwrap();
+    let workload: WorkloadDoc = serde_yaml::from_str(&format!("{{name: {name}, replicas: {replicas}, requests: {{cpu: 1000m, memory: 1000Mi}}}}")).unwrap();
     PlacementRequest { owner: owner(name), policy: policy.into(), workload }
 }
 

@@ -165,8 +165,7 @@ impl Prometheus {
             if data.result_type != "vector" {
                 return Err(PromError::NotAVector { query: promql.into(), got: data.result_type });
             }
-            let raw: Vec<VectorSample> =
-                serde_json::from_value(data.result).map_err(|e| PromError::Decode { url: self.shown.clone(), detail: format!("vector result: {e}") })?;
+            let raw: Vec<VectorSample> = serde_json::from_value(data.result).map_err(|e| PromError::Decode { url: self.shown.clone(), detail: format!("vector result: {e}") })?;
             let mut out = Vec::with_capacity(raw.len());
             for s in raw {
                 let Some((_, v)) = s.value else {
@@ -213,9 +212,7 @@ impl Prometheus {
     pub async fn app_cpu(&self, namespace: &str, app: &str, window: Duration) -> Result<HashMap<String, AppCpu>, PromError> {
         let selector = app_selector(namespace, app)?;
         let secs = window.as_secs().max(1);
-        let samples = self
-            .query(&format!("sum by ({CLUSTER_LABEL}, pod) (rate({CPU_METRIC}{{{selector},container!=\"\",container!=\"POD\"}}[{secs}s]))"))
-            .await?;
+        let samples = self.query(&format!("sum by ({CLUSTER_LABEL}, pod) (rate({CPU_METRIC}{{{selector},container!=\"\",container!=\"POD\"}}[{secs}s]))")).await?;
         let mut out: HashMap<String, AppCpu> = HashMap::new();
         for s in samples {
             match s.labels.get(CLUSTER_LABEL) {

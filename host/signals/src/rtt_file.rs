@@ -212,19 +212,13 @@ mod tests {
     #[test]
     fn list_form() {
         let v = parse_rtt("rtt:\n  - [cluster1, cluster2, 12.5]\n  - [cluster3, cluster1, 30]\n").unwrap();
-        assert_eq!(
-            pairs(&v),
-            [("cluster1", "cluster2", 12.5), ("cluster1", "cluster3", 30.0), ("cluster2", "cluster1", 12.5), ("cluster3", "cluster1", 30.0)]
-        );
+        assert_eq!(pairs(&v), [("cluster1", "cluster2", 12.5), ("cluster1", "cluster3", 30.0), ("cluster2", "cluster1", 12.5), ("cluster3", "cluster1", 30.0)]);
     }
 
     #[test]
     fn nested_form_with_both_directions_agreeing() {
         let v = parse_rtt("cluster1: {cluster2: 12.5}\ncluster2:\n  cluster1: 12.5\n  cloud1: 80\n").unwrap();
-        assert_eq!(
-            pairs(&v),
-            [("cloud1", "cluster2", 80.0), ("cluster1", "cluster2", 12.5), ("cluster2", "cloud1", 80.0), ("cluster2", "cluster1", 12.5)]
-        );
+        assert_eq!(pairs(&v), [("cloud1", "cluster2", 80.0), ("cluster1", "cluster2", 12.5), ("cluster2", "cloud1", 80.0), ("cluster2", "cluster1", 12.5)]);
     }
 
     #[test]

@@ -262,12 +262,7 @@ impl SerfClient {
                 .map(|r| r.members)
                 .unwrap_or_default()
                 .into_iter()
-                .map(|m| Member {
-                    addr: m.addr.map(|ip| SocketAddr::new(ip, m.port).to_string()).unwrap_or_default(),
-                    name: m.name,
-                    status: m.status,
-                    tags: m.tags,
-                })
+                .map(|m| Member { addr: m.addr.map(|ip| SocketAddr::new(ip, m.port).to_string()).unwrap_or_default(), name: m.name, status: m.status, tags: m.tags })
                 .collect();
             tracing::debug!(count = members.len(), "serf members");
             Ok(members)
@@ -344,11 +339,7 @@ impl SerfClient {
                 Ok(None) => {}
             }
             let mut chunk = [0u8; 8192];
-            let n = self
-                .stream
-                .read(&mut chunk)
-                .await
-                .map_err(|source| SerfError::Io { addr: self.addr.clone(), what: format!("reading the {what} reply"), source })?;
+            let n = self.stream.read(&mut chunk).await.map_err(|source| SerfError::Io { addr: self.addr.clone(), what: format!("reading the {what} reply"), source })?;
             if n == 0 {
                 return Err(SerfError::Closed { addr: self.addr.clone(), what: what.into() });
             }

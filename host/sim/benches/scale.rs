@@ -90,20 +90,17 @@ fn main() {
     // `cargo bench` passes --bench; nothing else to parse.
     let clusters = env_or("MCK8S_BENCH_CLUSTERS", 1000);
     let workloads = env_or("MCK8S_BENCH_WORKLOADS", 5000);
-    let policies: Vec<String> = std::env::var("MCK8S_BENCH_POLICIES")
-        .unwrap_or_else(|_| "worst-fit,preferred,kubefed-even".into())
-        .split(',')
-        .map(str::to_string)
-        .collect();
+    let policies: Vec<String> = std::env::var("MCK8S_BENCH_POLICIES").unwrap_or_else(|_| "worst-fit,preferred,kubefed-even".into()).split(',').map(str::to_string).collect();
     let registry = mck8s_sim::policies::new_registry().unwrap();
-    mck8s_sim::policies::load_dir(&registry, &mck8s_sim::policies::builtin_dir())
-        .unwrap_or_else(|e| panic!("{e}; run scripts/build-policies.sh first"));
+    mck8s_sim::policies::load_dir(&registry, &mck8s_sim::policies::builtin_dir()).unwrap_or_else(|e| panic!("{e}; run scripts/build-policies.sh first"));
     let registry = Arc::new(registry);
     let t = Instant::now();
     let s = scenario(clusters, workloads);
     let events = 2 * s.workloads.len(); // every workload arrives and departs
     eprintln!("generated {} in {:.2} s: {clusters} clusters, {events} workload events, {} s virtual", s.name, t.elapsed().as_secs_f64(), s.duration_seconds);
-    println!("| policy | clusters | workload events | virtual time | wall time | decisions | decisions/s (deciding) | decisions/s (wall) | fleet cycles | cycle build ms | of which ClusterStates ms | policy call ms | virtual s per wall s | pending pods | errors |");
+    println!(
+        "| policy | clusters | workload events | virtual time | wall time | decisions | decisions/s (deciding) | decisions/s (wall) | fleet cycles | cycle build ms | of which ClusterStates ms | policy call ms | virtual s per wall s | pending pods | errors |"
+    );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for p in &policies {
         let r = mck8s_sim::run(&s, registry.clone(), p, &mut |_| {}).unwrap();

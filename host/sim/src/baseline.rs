@@ -25,21 +25,11 @@ pub fn even_split(cycle: &FleetCycle, workload: &WorkloadDoc) -> Result<Decision
     let fleet = &cycle.snapshot;
     let lowered = fleet.workload(workload)?;
     // With `locations`, KubeFed's placement lists the member clusters; else all of them.
-    let candidates: Vec<u32> = if lowered.preferred.is_empty() {
-        (0..fleet.len() as u32).collect()
-    } else {
-        lowered.preferred.iter().map(|p| p.cluster).collect()
-    };
+    let candidates: Vec<u32> = if lowered.preferred.is_empty() { (0..fleet.len() as u32).collect() } else { lowered.preferred.iter().map(|p| p.cluster).collect() };
     let ready: Vec<u32> = candidates.into_iter().filter(|&c| fleet.is_ready(c)).collect();
     let total = lowered.total;
     if ready.is_empty() {
-        return Ok(Decision {
-            policy: EVEN_SPLIT.into(),
-            digest: String::new(),
-            placements: Vec::new(),
-            unplaced: total,
-            summary: "no ready member cluster".into(),
-        });
+        return Ok(Decision { policy: EVEN_SPLIT.into(), digest: String::new(), placements: Vec::new(), unplaced: total, summary: "no ready member cluster".into() });
     }
     let n = ready.len() as u32;
     // KubeFed's planner orders equal-weight clusters by FNV-1 hash of cluster name and

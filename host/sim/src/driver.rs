@@ -394,10 +394,7 @@ impl<'a> Driver<'a> {
             w.doc.current = w.placement.clone();
             w.doc.app_traffic = app_traffic(w, self.clock.now());
             let decision: Result<Decision, SimError> = match &self.placer {
-                Placer::Policy(p) => self
-                    .scheduler
-                    .place(&cycle, &PlacementRequest { owner: w.owner.clone(), policy: p.clone(), workload: w.doc.clone() })
-                    .map_err(SimError::from),
+                Placer::Policy(p) => self.scheduler.place(&cycle, &PlacementRequest { owner: w.owner.clone(), policy: p.clone(), workload: w.doc.clone() }).map_err(SimError::from),
                 Placer::EvenSplit => baseline::even_split(&cycle, &w.doc),
             };
             self.result.decisions += 1;
@@ -409,9 +406,7 @@ impl<'a> Driver<'a> {
                 }
             };
             let desired: BTreeMap<String, u32> = d.placements.iter().map(|p| (p.cluster.clone(), p.replicas)).collect();
-            let on_cloud = |m: &BTreeMap<String, u32>| {
-                m.iter().any(|(c, n)| *n > 0 && self.fleet.index_of(c).is_some_and(|i| self.fleet.clusters[i].cloud))
-            };
+            let on_cloud = |m: &BTreeMap<String, u32>| m.iter().any(|(c, n)| *n > 0 && self.fleet.index_of(c).is_some_and(|i| self.fleet.clusters[i].cloud));
             if on_cloud(&desired) && !on_cloud(&w.placement) {
                 self.result.bursts += 1;
             }

@@ -114,12 +114,7 @@ fn lower_node(cluster: &str, n: &NodeDoc) -> Result<(Resources, Resources), SimE
     };
     Ok((
         Resources { cpu_millis: q(Some(&n.cpu), true)?, memory_bytes: q(Some(&n.memory), false)?, pods: n.pods, extended: n.extended.clone() },
-        Resources {
-            cpu_millis: q(n.used_cpu.as_deref(), true)?,
-            memory_bytes: q(n.used_memory.as_deref(), false)?,
-            pods: n.used_pods,
-            extended: n.used_extended.clone(),
-        },
+        Resources { cpu_millis: q(n.used_cpu.as_deref(), true)?, memory_bytes: q(n.used_memory.as_deref(), false)?, pods: n.used_pods, extended: n.used_extended.clone() },
     ))
 }
 
@@ -378,16 +373,17 @@ impl VirtualCluster {
             if let Some(k) = (0..self.nodes.len()).rev().find(|&k| {
                 let n = &self.nodes[k];
                 n.elastic && n.bound == 0 && n.empty_since.is_some_and(|t| now >= t + a.scale_down_seconds)
-            })
-                && self.nodes.len() as u32 > a.min_nodes {
-                    self.nodes.remove(k);
-                    for p in &mut self.pods {
-                        if let Some(i) = p.node.as_mut()
-                            && *i > k {
-                                *i -= 1;
-                            }
+            }) && self.nodes.len() as u32 > a.min_nodes
+            {
+                self.nodes.remove(k);
+                for p in &mut self.pods {
+                    if let Some(i) = p.node.as_mut()
+                        && *i > k
+                    {
+                        *i -= 1;
                     }
                 }
+            }
         }
         started
     }
@@ -426,8 +422,7 @@ impl VirtualCluster {
     pub fn state(&self, owners: &[OwnerKey]) -> ClusterState {
         // Sorted by (owner, node) and folded: this runs for every cluster of every cycle, so
         // no intermediate maps.
-        let mut bound: Vec<(OwnerId, usize, &Resources)> =
-            self.pods.iter().filter_map(|p| p.node.map(|k| (p.owner, k, &p.request))).collect();
+        let mut bound: Vec<(OwnerId, usize, &Resources)> = self.pods.iter().filter_map(|p| p.node.map(|k| (p.owner, k, &p.request))).collect();
         bound.sort_unstable_by_key(|&(o, k, _)| (o, k));
         let mut owned: HashMap<OwnerKey, OwnedPods> = HashMap::new();
         let mut i = 0;
@@ -477,9 +472,7 @@ fn covers(req: &Resources, small: &Resources) -> bool {
 
 fn least_allocated(n: &Node, req: &Resources) -> f64 {
     let frac = |alloc: u64, used: u64| if alloc == 0 { 0.0 } else { alloc.saturating_sub(used) as f64 / alloc as f64 };
-    (frac(n.allocatable.cpu_millis, n.requested.cpu_millis + req.cpu_millis)
-        + frac(n.allocatable.memory_bytes, n.requested.memory_bytes + req.memory_bytes))
-        / 2.0
+    (frac(n.allocatable.cpu_millis, n.requested.cpu_millis + req.cpu_millis) + frac(n.allocatable.memory_bytes, n.requested.memory_bytes + req.memory_bytes)) / 2.0
 }
 
 /// The virtual fleet.
@@ -667,9 +660,7 @@ mod tests {
 
     #[test]
     fn the_node_autoscaler_adds_nodes_for_pending_pods_and_removes_idle_ones() {
-        let (mut f, a, _) = fleet(
-            "{name: cloud1, nodes: [{cpu: 4, memory: 4000Mi}], autoscaling: {minNodes: 1, maxNodes: 3, provisionSeconds: 100, scaleDownSeconds: 50}}",
-        );
+        let (mut f, a, _) = fleet("{name: cloud1, nodes: [{cpu: 4, memory: 4000Mi}], autoscaling: {minNodes: 1, maxNodes: 3, provisionSeconds: 100, scaleDownSeconds: 50}}");
         f.apply(a, &cpu(2000), &want("cloud1", 7)).unwrap();
         f.schedule();
         assert_eq!(f.clusters[0].pods_of(a), (2, 5));
@@ -691,8 +682,7 @@ mod tests {
 
     #[test]
     fn an_on_demand_cluster_is_absent_until_provisioned_and_sized_from_demand() {
-        let (mut f, a, _) =
-            fleet("{name: cloud1, nodes: [{cpu: 4, memory: 4000Mi, usedCpu: 1000m}], provisioning: {delaySeconds: 100, deprovisionAfterIdleSeconds: 50}}");
+        let (mut f, a, _) = fleet("{name: cloud1, nodes: [{cpu: 4, memory: 4000Mi, usedCpu: 1000m}], provisioning: {delaySeconds: 100, deprovisionAfterIdleSeconds: 50}}");
         assert!(f.cluster_states().is_empty(), "absent: the policies do not see it");
         assert_eq!(f.clusters[0].usage(), Usage::default());
         // 7 CPU over nodes with 3 CPU of room: 3 nodes.
@@ -712,8 +702,7 @@ mod tests {
 
     #[test]
     fn an_idle_on_demand_cluster_is_removed_after_its_window_and_can_come_back() {
-        let (mut f, a, _) =
-            fleet("{name: cloud1, nodes: [{cpu: 4, memory: 4000Mi}], provisioning: {delaySeconds: 100, deprovisionAfterIdleSeconds: 60, initialNodes: 2}}");
+        let (mut f, a, _) = fleet("{name: cloud1, nodes: [{cpu: 4, memory: 4000Mi}], provisioning: {delaySeconds: 100, deprovisionAfterIdleSeconds: 60, initialNodes: 2}}");
         let demand = cpu(500);
         f.provision_on_demand(&demand, 0);
         f.join(0);

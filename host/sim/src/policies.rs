@@ -11,9 +11,7 @@ pub fn builtin_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("MCK8S_WASM_DIR") {
         return PathBuf::from(d).join("builtin");
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/mck8s/target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/mck8s/target"));
     target.join("wasm32-wasip2/policy/builtin")
 }
 
@@ -25,11 +23,7 @@ pub fn new_registry() -> Result<PolicyRegistry, SimError> {
 /// Loads every `.wasm` in `dir` under its file stem; returns the placement policies' names.
 pub fn load_dir(registry: &PolicyRegistry, dir: &Path) -> Result<Vec<String>, SimError> {
     let io = |e| SimError::Io { path: format!("{} (build the built-ins with scripts/build-policies.sh)", dir.display()), source: e };
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(io)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
-        .collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).map_err(io)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "wasm")).collect();
     files.sort();
     let mut placement = Vec::new();
     for f in files {

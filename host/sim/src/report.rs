@@ -264,26 +264,27 @@ pub fn table(results: &[RunResult]) -> String {
         );
     }
     if let Some(first) = results.first()
-        && first.clusters.len() <= 20 {
-            out.push_str("\nMean CPU utilisation (requests over allocatable) per cluster, while it is in the fleet:\n\n| policy |");
-            for c in &first.clusters {
-                let _ = write!(out, " {} |", c.name);
-            }
-            out.push_str("\n|---|");
-            out.push_str(&"---:|".repeat(first.clusters.len()));
-            out.push('\n');
-            for r in results {
-                let _ = write!(out, "| {} |", r.policy);
-                for (u, c) in r.summary.mean_utilisation.iter().zip(&r.clusters) {
-                    if c.ever_present() {
-                        let _ = write!(out, " {u:.0}% |");
-                    } else {
-                        out.push_str(" – |");
-                    }
-                }
-                out.push('\n');
-            }
+        && first.clusters.len() <= 20
+    {
+        out.push_str("\nMean CPU utilisation (requests over allocatable) per cluster, while it is in the fleet:\n\n| policy |");
+        for c in &first.clusters {
+            let _ = write!(out, " {} |", c.name);
         }
+        out.push_str("\n|---|");
+        out.push_str(&"---:|".repeat(first.clusters.len()));
+        out.push('\n');
+        for r in results {
+            let _ = write!(out, "| {} |", r.policy);
+            for (u, c) in r.summary.mean_utilisation.iter().zip(&r.clusters) {
+                if c.ever_present() {
+                    let _ = write!(out, " {u:.0}% |");
+                } else {
+                    out.push_str(" – |");
+                }
+            }
+            out.push('\n');
+        }
+    }
     out
 }
 
@@ -319,13 +320,26 @@ pub fn line_chart(title: &str, y_label: &str, times: &[u64], series: &[(String, 
     let mut v = 0.0;
     while v <= y_top + 1e-9 {
         let yy = y(v);
-        let _ = writeln!(s, r##"<line x1="{left}" y1="{yy:.1}" x2="{:.1}" y2="{yy:.1}" stroke="#e5e5e5"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##, left + pw, left - 6.0, yy + 4.0, trim(v));
+        let _ = writeln!(
+            s,
+            r##"<line x1="{left}" y1="{yy:.1}" x2="{:.1}" y2="{yy:.1}" stroke="#e5e5e5"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
+            left + pw,
+            left - 6.0,
+            yy + 4.0,
+            trim(v)
+        );
         v += y_step;
     }
     let mut m = 0.0;
     while m <= x_top + 1e-9 {
         let xx = left + pw * m / x_top;
-        let _ = writeln!(s, r##"<line x1="{xx:.1}" y1="{top}" x2="{xx:.1}" y2="{:.1}" stroke="#f0f0f0"/><text x="{xx:.1}" y="{:.1}" text-anchor="middle">{}</text>"##, top + ph, top + ph + 16.0, trim(m));
+        let _ = writeln!(
+            s,
+            r##"<line x1="{xx:.1}" y1="{top}" x2="{xx:.1}" y2="{:.1}" stroke="#f0f0f0"/><text x="{xx:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+            top + ph,
+            top + ph + 16.0,
+            trim(m)
+        );
         m += x_step;
     }
     let _ = writeln!(s, r##"<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#888"/>"##);
@@ -340,7 +354,16 @@ pub fn line_chart(title: &str, y_label: &str, times: &[u64], series: &[(String, 
         let _ = writeln!(s, r#"<polyline fill="none" stroke="{color}" stroke-width="1.6" points="{}"/>"#, pts.trim_end());
         let ly = top + 14.0 + 18.0 * i as f64;
         let lx = left + pw + 12.0;
-        let _ = writeln!(s, r#"<line x1="{lx}" y1="{:.1}" x2="{}" y2="{:.1}" stroke="{color}" stroke-width="3"/><text x="{}" y="{:.1}">{}</text>"#, ly - 4.0, lx + 18.0, ly - 4.0, lx + 24.0, ly, esc(name));
+        let _ = writeln!(
+            s,
+            r#"<line x1="{lx}" y1="{:.1}" x2="{}" y2="{:.1}" stroke="{color}" stroke-width="3"/><text x="{}" y="{:.1}">{}</text>"#,
+            ly - 4.0,
+            lx + 18.0,
+            ly - 4.0,
+            lx + 24.0,
+            ly,
+            esc(name)
+        );
     }
     s.push_str("</svg>\n");
     s
@@ -366,7 +389,10 @@ pub fn charts(results: &[RunResult]) -> Vec<(String, String)> {
         let util: Vec<(String, Vec<f64>)> = idx.iter().map(|&i| (r.clusters[i].name.clone(), r.clusters[i].utilisation.iter().map(|&u| f64::from(u)).collect())).collect();
         let pending: Vec<(String, Vec<f64>)> = idx.iter().map(|&i| (r.clusters[i].name.clone(), r.clusters[i].pending.iter().map(|&p| f64::from(p)).collect())).collect();
         let slug = slug(&r.policy);
-        out.push((format!("{slug}-utilisation.svg"), line_chart(&format!("{}: CPU requested / allocatable per cluster", r.policy), "utilisation (%)", &r.times, &util, Some(100.0))));
+        out.push((
+            format!("{slug}-utilisation.svg"),
+            line_chart(&format!("{}: CPU requested / allocatable per cluster", r.policy), "utilisation (%)", &r.times, &util, Some(100.0)),
+        ));
         out.push((format!("{slug}-pending.svg"), line_chart(&format!("{}: Pending pods per cluster", r.policy), "Pending pods", &r.times, &pending, None)));
     }
     if let Some(first) = results.first() {

@@ -331,9 +331,10 @@ impl Scenario {
                 return bad(format!("workload {:?}: load points must be in time order", w.name));
             }
             if let Some(a) = &w.autoscale
-                && a.min_replicas > a.max_replicas {
-                    return bad(format!("workload {:?}: minReplicas exceeds maxReplicas", w.name));
-                }
+                && a.min_replicas > a.max_replicas
+            {
+                return bad(format!("workload {:?}: minReplicas exceeds maxReplicas", w.name));
+            }
         }
         Ok(())
     }
@@ -414,9 +415,7 @@ mod tests {
     #[test]
     fn on_demand_clusters_are_validated() {
         let parse = |cloud: &str, rest: &str| {
-            Scenario::parse(&format!(
-                "name: t\ndurationSeconds: 60\nclusters: [{{name: fog, nodes: [{{cpu: 1, memory: 1Gi}}]}}, {cloud}]\nworkloads: [{rest}]\n"
-            ))
+            Scenario::parse(&format!("name: t\ndurationSeconds: 60\nclusters: [{{name: fog, nodes: [{{cpu: 1, memory: 1Gi}}]}}, {cloud}]\nworkloads: [{rest}]\n"))
         };
         let ok = "{name: cloud1, nodes: [{cpu: 8, memory: 32Gi}], provisioning: {delaySeconds: 300, initialNodes: fromDemand}}";
         let s = parse(ok, "").unwrap();

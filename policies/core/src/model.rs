@@ -39,16 +39,9 @@ impl Fleet {
         Self::with_strings(clusters, rtts, Vec::new())
     }
 
-    pub fn with_strings(
-        clusters: Vec<Cluster>,
-        rtts: impl IntoIterator<Item = (u32, u32, f32)>,
-        strings: Vec<String>,
-    ) -> Self {
+    pub fn with_strings(clusters: Vec<Cluster>, rtts: impl IntoIterator<Item = (u32, u32, f32)>, strings: Vec<String>) -> Self {
         let n = clusters.len();
-        let edges: Vec<(u32, u32, f32)> = rtts
-            .into_iter()
-            .filter(|&(a, b, ms)| a != b && (a as usize) < n && (b as usize) < n && ms.is_finite())
-            .collect();
+        let edges: Vec<(u32, u32, f32)> = rtts.into_iter().filter(|&(a, b, ms)| a != b && (a as usize) < n && (b as usize) < n && ms.is_finite()).collect();
         let mut starts = vec![0u32; n + 1];
         for &(a, b, _) in &edges {
             starts[a as usize + 1] += 1;
@@ -98,13 +91,8 @@ impl Fleet {
     pub fn by_proximity(&self, from: u32) -> impl Iterator<Item = u32> + '_ {
         let known = self.known_neighbours(from);
         // A pair measured twice appears twice; its first (nearest) occurrence counts.
-        let known_iter = known
-            .iter()
-            .enumerate()
-            .filter(move |(i, e)| !known[..*i].iter().any(|p| p.0 == e.0))
-            .map(|(_, e)| e.0);
-        let unknown = (0..self.clusters.len() as u32)
-            .filter(move |&c| c != from && !known.iter().any(|e| e.0 == c));
+        let known_iter = known.iter().enumerate().filter(move |(i, e)| !known[..*i].iter().any(|p| p.0 == e.0)).map(|(_, e)| e.0);
+        let unknown = (0..self.clusters.len() as u32).filter(move |&c| c != from && !known.iter().any(|e| e.0 == c));
         known_iter.chain(unknown)
     }
 

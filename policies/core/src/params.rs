@@ -7,13 +7,8 @@ pub fn weights(text: &str) -> Result<Vec<(&str, u64)>, String> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|entry| {
-            let (name, w) = entry
-                .split_once([':', '='])
-                .ok_or_else(|| format!("weight entry {entry:?} is not name:weight"))?;
-            let w = w
-                .trim()
-                .parse::<u64>()
-                .map_err(|_| format!("weight of {:?} is not a non-negative integer: {w:?}", name.trim()))?;
+            let (name, w) = entry.split_once([':', '=']).ok_or_else(|| format!("weight entry {entry:?} is not name:weight"))?;
+            let w = w.trim().parse::<u64>().map_err(|_| format!("weight of {:?} is not a non-negative integer: {w:?}", name.trim()))?;
             Ok((name.trim(), w))
         })
         .collect()
@@ -22,11 +17,7 @@ pub fn weights(text: &str) -> Result<Vec<(&str, u64)>, String> {
 pub fn seconds(value: Option<&str>, default: u32, name: &str) -> Result<u32, String> {
     match value {
         None => Ok(default),
-        Some(v) => v
-            .trim()
-            .trim_end_matches('s')
-            .parse()
-            .map_err(|_| format!("parameter {name} must be a number of seconds, got {v:?}")),
+        Some(v) => v.trim().trim_end_matches('s').parse().map_err(|_| format!("parameter {name} must be a number of seconds, got {v:?}")),
     }
 }
 

@@ -29,11 +29,7 @@ impl Ranking {
 /// A ranking policy: preferred-clusters mode when `locations` are given (mck8s ignores the
 /// ranking then), else automatic mode.
 pub fn rank_and_place(fleet: &Fleet, req: &Request, ranking: Ranking) -> Placement {
-    if req.preferred.is_empty() {
-        automatic(fleet, req, ranking)
-    } else {
-        preferred(fleet, req)
-    }
+    if req.preferred.is_empty() { automatic(fleet, req, ranking) } else { preferred(fleet, req) }
 }
 
 fn usable_fog(fleet: &Fleet, req: &Request, c: u32) -> bool {
@@ -49,11 +45,7 @@ fn ready_clouds(fleet: &Fleet) -> impl Iterator<Item = u32> + '_ {
 /// ready one (fleet order breaks ties). mck8s took the *last* cloud-named cluster.
 fn leftover_cloud(fleet: &Fleet, listed: impl Iterator<Item = u32>) -> Option<u32> {
     let mut listed = listed.filter(|&c| fleet.is_cloud(c) && fleet.is_ready(c));
-    listed.next().or_else(|| {
-        ready_clouds(fleet).min_by(|&a, &b| {
-            fleet.clusters[a as usize].cost.total_cmp(&fleet.clusters[b as usize].cost).then(a.cmp(&b))
-        })
-    })
+    listed.next().or_else(|| ready_clouds(fleet).min_by(|&a, &b| fleet.clusters[a as usize].cost.total_cmp(&fleet.clusters[b as usize].cost).then(a.cmp(&b))))
 }
 
 /// §3.3–3.4: the top `numberOfLocations` ranked fog clusters each take `replicas` up to
@@ -61,8 +53,7 @@ fn leftover_cloud(fleet: &Fleet, listed: impl Iterator<Item = u32>) -> Option<u3
 pub fn automatic(fleet: &Fleet, req: &Request, ranking: Ranking) -> Placement {
     let r = req.replicas;
     let n = req.number_of_locations.max(1) as usize;
-    let mut ranked: Vec<(u32, u32)> =
-        (0..fleet.len() as u32).filter(|&c| usable_fog(fleet, req, c)).map(|c| (c, req.slots(c))).collect();
+    let mut ranked: Vec<(u32, u32)> = (0..fleet.len() as u32).filter(|&c| usable_fog(fleet, req, c)).map(|c| (c, req.slots(c))).collect();
     let fog_eligible = ranked.len();
     match ranking {
         // Stable sorts: ties keep fleet (name) order, as mck8s's sorted() over the KubeFed list.
@@ -82,11 +73,7 @@ pub fn automatic(fleet: &Fleet, req: &Request, ranking: Ranking) -> Placement {
     ranked.extend(ready_clouds(fleet).map(|c| (c, cloud_max)));
 
     if ranked.is_empty() {
-        return Placement {
-            unplaced: req.total,
-            summary: format!("no ready cluster can take a replica: {} unplaced", req.total),
-            ..Placement::default()
-        };
+        return Placement { unplaced: req.total, summary: format!("no ready cluster can take a replica: {} unplaced", req.total), ..Placement::default() };
     }
 
     let mut ledger = Ledger::default();
@@ -94,9 +81,7 @@ pub fn automatic(fleet: &Fleet, req: &Request, ranking: Ranking) -> Placement {
     let mut overflow = 0u32;
     for (rank, &(c, max)) in ranked.iter().take(n).enumerate() {
         let give = r.min(max);
-        ledger.grant(c, give, || {
-            format!("ranked #{} by {} ({} free slots)", rank + 1, ranking.name(), slots_text(fleet, req, c))
-        });
+        ledger.grant(c, give, || format!("ranked #{} by {} ({} free slots)", rank + 1, ranking.name(), slots_text(fleet, req, c)));
         chosen.push(c);
         overflow += r - give;
     }
@@ -115,11 +100,12 @@ pub fn automatic(fleet: &Fleet, req: &Request, ranking: Ranking) -> Placement {
     }
     let mut absorbed = 0;
     if overflow > 0
-        && let Some(&cloud) = chosen.iter().find(|&&c| fleet.is_cloud(c)) {
-            ledger.grant(cloud, overflow, || format!("cloud absorbs {overflow} replicas beyond fog capacity"));
-            absorbed = overflow;
-            overflow = 0;
-        }
+        && let Some(&cloud) = chosen.iter().find(|&&c| fleet.is_cloud(c))
+    {
+        ledger.grant(cloud, overflow, || format!("cloud absorbs {overflow} replicas beyond fog capacity"));
+        absorbed = overflow;
+        overflow = 0;
+    }
     let summary = format!(
         "{}: {} locations × {} replicas; {} eligible fog clusters; {} spilled down the ranking, {} absorbed by cloud, {} unplaced",
         ranking.name(),
@@ -157,9 +143,7 @@ pub fn preferred(fleet: &Fleet, req: &Request) -> Placement {
         } else if fleet.is_ready(p.cluster) && req.fits(p.cluster) {
             entries.push((p.cluster, want(p)));
         } else {
-            let replacement = fleet.by_proximity(p.cluster).find(|&c| {
-                !fleet.is_cloud(c) && fleet.is_ready(c) && req.fits(c) && !listed(c)
-            });
+            let replacement = fleet.by_proximity(p.cluster).find(|&c| !fleet.is_cloud(c) && fleet.is_ready(c) && req.fits(c) && !listed(c));
             match replacement {
                 Some(c) => entries.push((c, want(p))),
                 None => leftover += want(p),
@@ -245,11 +229,7 @@ pub fn divided(fleet: &Fleet, req: &Request) -> Result<Placement, String> {
     let mut weights: Vec<(u32, u64)> = if let Some(text) = req.param("weights") {
         let mut w = Vec::new();
         for (name, weight) in params::weights(text)? {
-            let c = fleet
-                .clusters
-                .iter()
-                .position(|cl| cl.name == name)
-                .ok_or_else(|| format!("weights name unknown cluster {name:?}"))?;
+            let c = fleet.clusters.iter().position(|cl| cl.name == name).ok_or_else(|| format!("weights name unknown cluster {name:?}"))?;
             w.push((c as u32, weight));
         }
         w
@@ -289,16 +269,13 @@ pub fn divided(fleet: &Fleet, req: &Request) -> Result<Placement, String> {
     }
     let mut to_cloud = 0;
     if excess > 0
-        && let Some(cloud) = leftover_cloud(fleet, std::iter::empty()) {
-            ledger.grant(cloud, excess, || format!("cloud takes {excess} replicas fog cannot"));
-            to_cloud = excess;
-            excess = 0;
-        }
-    let summary = format!(
-        "divided ({mode}): {} replicas over {} weighted clusters; {redivided} re-divided, {to_cloud} to cloud, {excess} unplaced",
-        req.total,
-        weights.len()
-    );
+        && let Some(cloud) = leftover_cloud(fleet, std::iter::empty())
+    {
+        ledger.grant(cloud, excess, || format!("cloud takes {excess} replicas fog cannot"));
+        to_cloud = excess;
+        excess = 0;
+    }
+    let summary = format!("divided ({mode}): {} replicas over {} weighted clusters; {redivided} re-divided, {to_cloud} to cloud, {excess} unplaced", req.total, weights.len());
     Ok(ledger.finish(excess, summary))
 }
 

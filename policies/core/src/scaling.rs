@@ -65,12 +65,7 @@ pub struct Stabilisation(pub Vec<(String, u32)>);
 impl Stabilisation {
     pub fn decode(bytes: &[u8]) -> Self {
         let text = String::from_utf8_lossy(bytes);
-        Stabilisation(
-            text.lines()
-                .filter_map(|l| l.split_once('='))
-                .filter_map(|(c, s)| Some((c.to_string(), s.parse().ok()?)))
-                .collect(),
-        )
+        Stabilisation(text.lines().filter_map(|l| l.split_once('=')).filter_map(|(c, s)| Some((c.to_string(), s.parse().ok()?))).collect())
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -127,12 +122,9 @@ pub fn scale(input: &ScaleInput, flavour: Flavour) -> Result<ScaleOutput, String
     let sum: u32 = wants.iter().map(|w| w.1).sum();
     let total = sum.clamp(input.min_replicas, input.max_replicas);
     let weights: Vec<(u32, u64)> = match flavour {
-        Flavour::TrafficAware if input.samples.iter().any(|s| s.traffic.unwrap_or(0.0) > 0.0) => input
-            .samples
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (i as u32, (s.traffic.unwrap_or(0.0).max(0.0) * 1000.0) as u64))
-            .collect(),
+        Flavour::TrafficAware if input.samples.iter().any(|s| s.traffic.unwrap_or(0.0) > 0.0) => {
+            input.samples.iter().enumerate().map(|(i, s)| (i as u32, (s.traffic.unwrap_or(0.0).max(0.0) * 1000.0) as u64)).collect()
+        }
         _ if sum == total => Vec::new(),
         _ => wants.iter().enumerate().map(|(i, w)| (i as u32, u64::from(w.1).max(1))).collect(),
     };

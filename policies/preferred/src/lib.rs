@@ -9,11 +9,7 @@ pub struct Policy;
 
 impl PlacementPolicy for Policy {
     fn info() -> Info {
-        Info {
-            name: "preferred",
-            description: "Preferred locations with replica overrides; nearest-by-RTT replacement and overflow; cloud takes the rest.",
-            parameters: &[],
-        }
+        Info { name: "preferred", description: "Preferred locations with replica overrides; nearest-by-RTT replacement and overflow; cloud takes the rest.", parameters: &[] }
     }
 
     fn place(fleet: &Fleet, req: &Request) -> Result<Placement, String> {

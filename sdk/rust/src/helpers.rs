@@ -10,9 +10,7 @@ pub use mck8s_capacity::quantity::{QuantityError, parse_bytes, parse_cpu_millis,
 /// Parameter `key` parsed as `T`; `None` when absent. The error names the parameter, so the
 /// user sees which one is wrong in the decision's error.
 pub fn param<T: FromStr>(req: &Request, key: &str) -> Result<Option<T>, String> {
-    req.param(key)
-        .map(|v| v.trim().parse::<T>().map_err(|_| format!("parameter {key}: cannot parse {v:?}")))
-        .transpose()
+    req.param(key).map(|v| v.trim().parse::<T>().map_err(|_| format!("parameter {key}: cannot parse {v:?}"))).transpose()
 }
 
 /// Parameter `key` as a CPU quantity (`500m`, `2`), in millicores.
@@ -38,9 +36,7 @@ pub fn ready_clouds(fleet: &Fleet) -> impl Iterator<Item = u32> + '_ {
 
 /// The ready cloud cluster with the lowest cost; fleet order breaks ties.
 pub fn cheapest_ready_cloud(fleet: &Fleet) -> Option<u32> {
-    ready_clouds(fleet).min_by(|&a, &b| {
-        fleet.clusters[a as usize].cost.total_cmp(&fleet.clusters[b as usize].cost).then(a.cmp(&b))
-    })
+    ready_clouds(fleet).min_by(|&a, &b| fleet.clusters[a as usize].cost.total_cmp(&fleet.clusters[b as usize].cost).then(a.cmp(&b)))
 }
 
 /// Hands out the workload's `total` replicas. A fog cluster can take at most its free slots
@@ -100,14 +96,7 @@ mod tests {
     use crate::Cluster;
 
     fn fleet() -> Fleet {
-        let c = |name: &str, role, ready, cost| Cluster {
-            name: name.into(),
-            role,
-            ready,
-            traffic: 0.0,
-            cost,
-            labels: vec![],
-        };
+        let c = |name: &str, role, ready, cost| Cluster { name: name.into(), role, ready, traffic: 0.0, cost, labels: vec![] };
         Fleet::new(
             vec![
                 c("cloud-a", Role::Cloud, true, 2.0),
@@ -121,17 +110,7 @@ mod tests {
     }
 
     fn request<'a>(slots: &'a [u32], params: &'a [(String, String)], total: u32) -> Request<'a> {
-        Request {
-            replicas: total,
-            number_of_locations: 1,
-            total,
-            preferred: &[],
-            current: &[],
-            params,
-            slots,
-            unfit: &[],
-            app_traffic: &[],
-        }
+        Request { replicas: total, number_of_locations: 1, total, preferred: &[], current: &[], params, slots, unfit: &[], app_traffic: &[] }
     }
 
     #[test]

@@ -53,11 +53,7 @@ pub use scaling::ScalingPolicy;
 #[cfg(any(feature = "placement", feature = "scaling"))]
 impl From<Info> for placement::bindings::mck8s::policy::types::PolicyInfo {
     fn from(i: Info) -> Self {
-        Self {
-            name: i.name.to_string(),
-            description: i.description.to_string(),
-            parameters: i.parameters.iter().map(|p| p.to_string()).collect(),
-        }
+        Self { name: i.name.to_string(), description: i.description.to_string(), parameters: i.parameters.iter().map(|p| p.to_string()).collect() }
     }
 }
 

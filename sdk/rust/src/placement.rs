@@ -69,8 +69,7 @@ pub fn place<P: PlacementPolicy>(w: t::Workload) -> Result<t::Decision, String> 
     FLEET.with(|f| {
         let fleet = f.borrow();
         let fleet = fleet.as_ref().ok_or("place called before set-fleet")?;
-        let preferred: Vec<crate::Preference> =
-            w.preferred.iter().map(|p| crate::Preference { cluster: p.cluster, replicas: p.replicas }).collect();
+        let preferred: Vec<crate::Preference> = w.preferred.iter().map(|p| crate::Preference { cluster: p.cluster, replicas: p.replicas }).collect();
         let current: Vec<(u32, u32)> = w.current.iter().map(|a| (a.cluster, a.replicas)).collect();
         let req = Request {
             replicas: w.replicas,
@@ -85,11 +84,7 @@ pub fn place<P: PlacementPolicy>(w: t::Workload) -> Result<t::Decision, String> 
         };
         let p = P::place(fleet, &req)?;
         Ok(t::Decision {
-            choices: p
-                .choices
-                .into_iter()
-                .map(|c| t::Choice { cluster: c.cluster, replicas: c.replicas, reason: c.reason })
-                .collect(),
+            choices: p.choices.into_iter().map(|c| t::Choice { cluster: c.cluster, replicas: c.replicas, reason: c.reason }).collect(),
             unplaced: p.unplaced,
             summary: p.summary,
         })
@@ -97,6 +92,8 @@ pub fn place<P: PlacementPolicy>(w: t::Workload) -> Result<t::Decision, String> 
 }
 
 /// Export `$policy` (a [`PlacementPolicy`]) as this component's `placer`.
+// rustfmt re-indents the world-export call inside this macro differently on every pass.
+#[rustfmt::skip]
 #[macro_export]
 macro_rules! export_placement {
     ($policy:ty) => {

@@ -35,11 +35,7 @@ pub fn info<P: ScalingPolicy>() -> t::PolicyInfo {
 
 #[doc(hidden)]
 pub fn scale<P: ScalingPolicy>(r: s::ScalingRequest) -> Result<s::ScalingDecision, String> {
-    let samples: Vec<Sample> = r
-        .samples
-        .into_iter()
-        .map(|x| Sample { cluster: x.cluster, replicas: x.replicas, utilization: x.utilization, traffic: x.traffic })
-        .collect();
+    let samples: Vec<Sample> = r.samples.into_iter().map(|x| Sample { cluster: x.cluster, replicas: x.replicas, utilization: x.utilization, traffic: x.traffic }).collect();
     let input = ScaleInput {
         samples: &samples,
         target_utilization: r.target_utilization,
@@ -54,6 +50,8 @@ pub fn scale<P: ScalingPolicy>(r: s::ScalingRequest) -> Result<s::ScalingDecisio
 }
 
 /// Export `$policy` (a [`ScalingPolicy`]) as this component's `scaler`.
+// rustfmt re-indents the world-export call inside this macro differently on every pass.
+#[rustfmt::skip]
 #[macro_export]
 macro_rules! export_scaling {
     ($policy:ty) => {

@@ -9,9 +9,9 @@
 //! answer to the same input.
 
 use crate::{Cluster, Fleet, Placement, PlacementPolicy, Preference, Request, Role};
+use mck8s_policy::FleetSnapshot;
 use mck8s_policy::bindings::wit;
 use mck8s_policy::input::{InputError, PlacementInput};
-use mck8s_policy::FleetSnapshot;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -49,8 +49,7 @@ pub fn decide<P: PlacementPolicy>(input: &PlacementInput) -> Result<Decided, Har
     let snapshot = FleetSnapshot::from_doc(&input.fleet)?;
     let w = snapshot.workload(&input.workload)?;
     let fleet = native_fleet(&snapshot);
-    let preferred: Vec<Preference> =
-        w.preferred.iter().map(|p| Preference { cluster: p.cluster, replicas: p.replicas }).collect();
+    let preferred: Vec<Preference> = w.preferred.iter().map(|p| Preference { cluster: p.cluster, replicas: p.replicas }).collect();
     let current: Vec<(u32, u32)> = w.current.iter().map(|a| (a.cluster, a.replicas)).collect();
     let req = Request {
         replicas: w.replicas,
@@ -70,11 +69,7 @@ pub fn decide<P: PlacementPolicy>(input: &PlacementInput) -> Result<Decided, Har
         return Err(HarnessError::Nondeterministic(format!("{again:?} vs {first:?}")));
     }
     Ok(Decided {
-        placements: first
-            .choices
-            .into_iter()
-            .map(|c| (snapshot.name_of(c.cluster).to_string(), c.replicas, c.reason))
-            .collect(),
+        placements: first.choices.into_iter().map(|c| (snapshot.name_of(c.cluster).to_string(), c.replicas, c.reason)).collect(),
         unplaced: first.unplaced,
         summary: first.summary,
     })
@@ -87,10 +82,7 @@ pub fn run_case<P: PlacementPolicy>(case: &Case) -> Result<Result<Decided, Strin
     if got == case.expect.placements && d.unplaced == case.expect.unplaced {
         Ok(Ok(d))
     } else {
-        Ok(Err(format!(
-            "placed {got:?} unplaced {}, expected {:?} unplaced {}",
-            d.unplaced, case.expect.placements, case.expect.unplaced
-        )))
+        Ok(Err(format!("placed {got:?} unplaced {}, expected {:?} unplaced {}", d.unplaced, case.expect.placements, case.expect.unplaced)))
     }
 }
 
@@ -122,11 +114,7 @@ pub fn assert_cases<P: PlacementPolicy>(path: impl AsRef<Path>) {
 /// replicas than it has slots for (clouds scale out; what fits nowhere is `unplaced`).
 fn check(snapshot: &FleetSnapshot, w: &wit::Workload, p: &Placement) -> Result<(), String> {
     let d = wit::Decision {
-        choices: p
-            .choices
-            .iter()
-            .map(|c| wit::Choice { cluster: c.cluster, replicas: c.replicas, reason: c.reason.clone() })
-            .collect(),
+        choices: p.choices.iter().map(|c| wit::Choice { cluster: c.cluster, replicas: c.replicas, reason: c.reason.clone() }).collect(),
         unplaced: p.unplaced,
         summary: p.summary.clone(),
     };
@@ -134,12 +122,7 @@ fn check(snapshot: &FleetSnapshot, w: &wit::Workload, p: &Placement) -> Result<(
     for c in &p.choices {
         let i = c.cluster as usize;
         if snapshot.wit.clusters[i].role == wit::Role::Fog && c.replicas > w.slots[i] {
-            return Err(format!(
-                "{} replicas on fog cluster {:?}, which has {} slots",
-                c.replicas,
-                snapshot.name_of(c.cluster),
-                w.slots[i]
-            ));
+            return Err(format!("{} replicas on fog cluster {:?}, which has {} slots", c.replicas, snapshot.name_of(c.cluster), w.slots[i]));
         }
     }
     Ok(())
@@ -157,10 +140,7 @@ fn native_fleet(snapshot: &FleetSnapshot) -> Fleet {
             ready: c.health == wit::Health::Ready,
             traffic: c.traffic,
             cost: c.cost,
-            labels: f.labels[c.labels_start as usize..][..c.labels_len as usize]
-                .iter()
-                .map(|l| (l.key, l.value))
-                .collect(),
+            labels: f.labels[c.labels_start as usize..][..c.labels_len as usize].iter().map(|l| (l.key, l.value)).collect(),
         })
         .collect();
     Fleet::with_strings(clusters, f.rtts.iter().map(|r| (r.a, r.b, r.millis)), snapshot.strings.clone())

@@ -92,7 +92,14 @@ async fn suspicious(f: &Fleet<'_>, o: &Owners) -> BTreeMap<ChildKey, String> {
                         let placed = s.placement.iter().any(|p| &p.cluster == cluster);
                         let draining = s.draining.iter().any(|p| &p.cluster == cluster);
                         if !placed && !draining && m.metadata.deletion_timestamp.is_none() {
-                            out.insert(key, format!("its MCD places on {:?} and drains {:?}", s.placement.iter().map(|p| &p.cluster).collect::<Vec<_>>(), s.draining.iter().map(|p| &p.cluster).collect::<Vec<_>>()));
+                            out.insert(
+                                key,
+                                format!(
+                                    "its MCD places on {:?} and drains {:?}",
+                                    s.placement.iter().map(|p| &p.cluster).collect::<Vec<_>>(),
+                                    s.draining.iter().map(|p| &p.cluster).collect::<Vec<_>>()
+                                ),
+                            );
                         }
                     }
                 }
@@ -154,7 +161,13 @@ pub async fn converged(f: &Fleet<'_>) -> Vec<String> {
         let want = m.spec.replicas.unwrap_or(1);
         let ready = mck8s_api::conditions::get(&s.conditions, "Ready").is_some_and(|c| c.status == "True");
         if !ready || s.ready_replicas != want || s.observed_generation != m.metadata.generation || !s.draining.is_empty() {
-            out.push(format!("MCD {name}: ready {}/{want}, Ready {ready}, observed {:?} of {:?}, draining {}", s.ready_replicas, s.observed_generation, m.metadata.generation, s.draining.len()));
+            out.push(format!(
+                "MCD {name}: ready {}/{want}, Ready {ready}, observed {:?} of {:?}, draining {}",
+                s.ready_replicas,
+                s.observed_generation,
+                m.metadata.generation,
+                s.draining.len()
+            ));
         }
         let placed: BTreeSet<&String> = s.placement.iter().map(|p| &p.cluster).collect();
         for (cluster, client) in f.clusters {

@@ -70,13 +70,32 @@ async fn main() -> anyhow::Result<()> {
     let kubeconfig = env.state_dir().join("kubeconfig/all.yaml");
     let run_args = |port: u16| -> Vec<String> {
         [
-            "--kubeconfig", &kubeconfig.to_string_lossy(), "--context", faults::MANAGEMENT,
-            "--namespace", &ns.name, "--watch-namespace", &ns.name,
-            "--clusters", &kubeconfig.to_string_lossy(), "--exclude-cluster", faults::MANAGEMENT,
-            "--no-cluster-secrets", "--no-policy-configmaps", "--no-cloud-provisioning",
-            "--policy-dir", &wasm.join("builtin").to_string_lossy(), "--policy-dir", &policies.to_string_lossy(),
-            "--leader-elect", "--failover-grace-seconds", "10", "--burst-retry-seconds", "5",
-            "--metrics-addr", &format!("127.0.0.1:{port}"),
+            "--kubeconfig",
+            &kubeconfig.to_string_lossy(),
+            "--context",
+            faults::MANAGEMENT,
+            "--namespace",
+            &ns.name,
+            "--watch-namespace",
+            &ns.name,
+            "--clusters",
+            &kubeconfig.to_string_lossy(),
+            "--exclude-cluster",
+            faults::MANAGEMENT,
+            "--no-cluster-secrets",
+            "--no-policy-configmaps",
+            "--no-cloud-provisioning",
+            "--policy-dir",
+            &wasm.join("builtin").to_string_lossy(),
+            "--policy-dir",
+            &policies.to_string_lossy(),
+            "--leader-elect",
+            "--failover-grace-seconds",
+            "10",
+            "--burst-retry-seconds",
+            "5",
+            "--metrics-addr",
+            &format!("127.0.0.1:{port}"),
         ]
         .map(String::from)
         .to_vec()
@@ -109,7 +128,13 @@ async fn main() -> anyhow::Result<()> {
         if Instant::now() >= next_fault {
             let fault = faults::ALL[rng.below(faults::ALL.len() as u64) as usize];
             let hold = Duration::from_secs(8 + rng.below(13));
-            let holder = tokio::time::timeout(Duration::from_secs(3), leases.get_opt("mck8s-leader")).await.ok().and_then(|r| r.ok()).flatten().and_then(|l| l.spec).and_then(|s| s.holder_identity);
+            let holder = tokio::time::timeout(Duration::from_secs(3), leases.get_opt("mck8s-leader"))
+                .await
+                .ok()
+                .and_then(|r| r.ok())
+                .flatten()
+                .and_then(|l| l.spec)
+                .and_then(|s| s.holder_identity);
             // The workload and the checks go on while the fault is held.
             let mut fault_rng = Rng(rng.below(u64::MAX) | 1);
             let cluster = faults::WORKLOAD_CLUSTERS[rng.below(faults::WORKLOAD_CLUSTERS.len() as u64) as usize];

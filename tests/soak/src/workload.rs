@@ -65,18 +65,20 @@ fn mcj(name: &str, locations: u32) -> MultiClusterJob {
 
 impl Workload {
     pub fn new(client: kube::Client, ns: &str) -> Self {
-        Workload { mcds: Api::namespaced(client.clone(), ns), mcss: Api::namespaced(client.clone(), ns), mcjs: Api::namespaced(client, ns), ops: Ops::default(), touched: BTreeMap::new() }
+        Workload {
+            mcds: Api::namespaced(client.clone(), ns),
+            mcss: Api::namespaced(client.clone(), ns),
+            mcjs: Api::namespaced(client, ns),
+            ops: Ops::default(),
+            touched: BTreeMap::new(),
+        }
     }
 
     /// One random operation, given at most 10 s (the management API server may be frozen:
     /// a hung operation must not hold up the soak, which thaws it).
     pub async fn step(&mut self, rng: &mut Rng) {
         let op = rng.below(10);
-        let r = if op < 7 {
-            tokio::time::timeout(STEP, self.mcd_op(rng)).await
-        } else {
-            tokio::time::timeout(STEP, self.mcj_op(rng)).await
-        };
+        let r = if op < 7 { tokio::time::timeout(STEP, self.mcd_op(rng)).await } else { tokio::time::timeout(STEP, self.mcj_op(rng)).await };
         match r {
             Ok(Ok(Some(what))) => *self.ops.done.entry(what).or_default() += 1,
             Ok(Ok(None)) => {}

@@ -78,12 +78,7 @@ pub fn prometheus_command(sd: &StateDir, fleet: &Fleet) -> Result<(PathBuf, Vec<
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let mut cfg = String::from("global:\n  scrape_interval: 2s\n  evaluation_interval: 2s\nscrape_configs:\n  - job_name: simulated-kubelet\n    static_configs:\n");
     for (i, c) in fleet.clusters.iter().enumerate() {
-        cfg += &format!(
-            "      - targets: ['127.0.0.1:{}']\n        labels: {{cluster_name: '{}', role: '{}'}}\n",
-            ports.kubelet(i),
-            c.name,
-            c.role
-        );
+        cfg += &format!("      - targets: ['127.0.0.1:{}']\n        labels: {{cluster_name: '{}', role: '{}'}}\n", ports.kubelet(i), c.name, c.role);
     }
     let file = dir.join("prometheus.yml");
     std::fs::write(&file, cfg).map_err(|e| Error::io(&file, e))?;

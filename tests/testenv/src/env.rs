@@ -59,13 +59,7 @@ pub async fn up(sd: &StateDir, opts: UpOptions) -> Result<State> {
         remove_state(sd, &old);
     }
     let started = Instant::now();
-    let mut state = State {
-        fleet: opts.fleet.clone(),
-        serf: opts.serf,
-        prometheus: opts.prometheus,
-        procs: Vec::new(),
-        admin_token: String::new(),
-    };
+    let mut state = State { fleet: opts.fleet.clone(), serf: opts.serf, prometheus: opts.prometheus, procs: Vec::new(), admin_token: String::new() };
     match start_all(sd, &opts, &mut state).await {
         Ok(()) => {
             tracing::info!(secs = started.elapsed().as_secs_f64(), "environment ready");
@@ -171,9 +165,7 @@ fn preflight_ports(opts: &UpOptions) -> Result<()> {
     }
     for p in all {
         if std::net::TcpListener::bind(("127.0.0.1", p)).is_err() {
-            return Err(Error::Environment(format!(
-                "127.0.0.1:{p} is in use (another environment? give the fleet another base_port)"
-            )));
+            return Err(Error::Environment(format!("127.0.0.1:{p} is in use (another environment? give the fleet another base_port)")));
         }
     }
     Ok(())
@@ -218,12 +210,7 @@ pub(crate) fn etcd_url(fleet: &Fleet) -> String {
 }
 
 fn apiserver_args(sd: &StateDir, etcd_url: &str, cluster: &str, port: u16) -> Vec<String> {
-    let api = ApiserverArgs {
-        etcd_prefix: format!("/mck8s-testenv/{cluster}"),
-        port,
-        cert_dir: sd.sub(format!("apiserver/{cluster}")),
-        token_file: sd.pki().join("tokens.csv"),
-    };
+    let api = ApiserverArgs { etcd_prefix: format!("/mck8s-testenv/{cluster}"), port, cert_dir: sd.sub(format!("apiserver/{cluster}")), token_file: sd.pki().join("tokens.csv") };
     api.args(sd, etcd_url)
 }
 
@@ -289,13 +276,7 @@ pub(crate) fn scheduler_args(kubeconfig: &std::path::Path) -> Vec<String> {
 fn write_kubeconfigs(sd: &StateDir, state: &State) -> Result<()> {
     let ports = state.fleet.ports();
     let ca = sd.pki().join("ca.crt");
-    let endpoints: Vec<Endpoint<'_>> = state
-        .fleet
-        .clusters
-        .iter()
-        .enumerate()
-        .map(|(i, c)| Endpoint { cluster: &c.name, port: ports.apiserver(i) })
-        .collect();
+    let endpoints: Vec<Endpoint<'_>> = state.fleet.clusters.iter().enumerate().map(|(i, c)| Endpoint { cluster: &c.name, port: ports.apiserver(i) }).collect();
     for e in &endpoints {
         kubeconfig::write(&sd.kubeconfig(e.cluster), std::slice::from_ref(e), &ca, &state.admin_token)?;
     }
@@ -441,10 +422,7 @@ pub async fn down(sd: &StateDir, keep_logs: bool) -> Result<bool> {
 pub async fn stop_cluster(sd: &StateDir, cluster: &str) -> Result<()> {
     let _lock = sd.lock()?;
     let state = sd.read()?.ok_or_else(|| Error::NotRunning(sd.dir.clone()))?;
-    let rec = state
-        .proc(&format!("{cluster}/kube-apiserver"))
-        .ok_or_else(|| Error::UnknownCluster(cluster.into()))?
-        .clone();
+    let rec = state.proc(&format!("{cluster}/kube-apiserver")).ok_or_else(|| Error::UnknownCluster(cluster.into()))?.clone();
     // Short grace: a cluster going away is abrupt; etcd keeps whatever was committed.
     tokio::task::spawn_blocking(move || rec.stop(Duration::from_secs(3))).await.ok();
     Ok(())

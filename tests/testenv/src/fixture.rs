@@ -31,10 +31,7 @@ static SHARED: OnceCell<std::sync::Arc<TestEnv>> = OnceCell::const_new();
 impl TestEnv {
     /// The environment for this test process (see the module docs).
     pub async fn shared() -> Result<std::sync::Arc<TestEnv>> {
-        SHARED
-            .get_or_try_init(|| async { TestEnv::attach_or_start(StateDir::new(paths::default_state_dir())).await.map(std::sync::Arc::new) })
-            .await
-            .cloned()
+        SHARED.get_or_try_init(|| async { TestEnv::attach_or_start(StateDir::new(paths::default_state_dir())).await.map(std::sync::Arc::new) }).await.cloned()
     }
 
     /// Attaches to a running environment in `sd`, or starts the default fleet there.
@@ -48,10 +45,7 @@ impl TestEnv {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
         let lock = File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
-        let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
-            .await
-            .expect("lock task")
-            .map_err(|e| Error::io(&lock_path, e))?;
+        let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock)).await.expect("lock task").map_err(|e| Error::io(&lock_path, e))?;
         if let Some(env) = Self::attach(&sd)? {
             return Ok(env);
         }
@@ -148,10 +142,7 @@ impl TestEnv {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let path = dir.join(cluster);
         let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| Error::io(&path, e))?;
-        tokio::task::spawn_blocking(move || if exclusive { file.lock() } else { file.lock_shared() }.map(|()| file))
-            .await
-            .expect("lock task")
-            .map_err(|e| Error::io(&path, e))
+        tokio::task::spawn_blocking(move || if exclusive { file.lock() } else { file.lock_shared() }.map(|()| file)).await.expect("lock task").map_err(|e| Error::io(&path, e))
     }
 
     async fn create_namespace(&self, cluster: &str, prefix: &str) -> Result<TestNamespace> {

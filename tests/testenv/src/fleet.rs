@@ -170,8 +170,7 @@ fn default_nodes() -> u32 {
 impl Fleet {
     pub fn load(path: &Path) -> Result<Fleet, Error> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let fleet: Fleet = serde_yaml::from_str(&text)
-            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        let fleet: Fleet = serde_yaml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
         fleet.validate()?;
         Ok(fleet)
     }
@@ -231,9 +230,7 @@ impl Fleet {
         }
         let mut seen = std::collections::BTreeSet::new();
         for c in &self.clusters {
-            let ok = !c.name.is_empty()
-                && c.name.len() <= 40
-                && c.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            let ok = !c.name.is_empty() && c.name.len() <= 40 && c.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
             if !ok {
                 return Err(Error::Config(format!("cluster name {:?} is not a DNS label", c.name)));
             }
@@ -343,8 +340,7 @@ mod tests {
 
     #[test]
     fn rejects_duplicate_and_bad_names() {
-        let dup: Fleet =
-            serde_yaml::from_str("clusters: [{name: a, role: fog}, {name: a, role: fog}]").unwrap();
+        let dup: Fleet = serde_yaml::from_str("clusters: [{name: a, role: fog}, {name: a, role: fog}]").unwrap();
         assert!(dup.validate().is_err());
         let bad: Fleet = serde_yaml::from_str("clusters: [{name: A_b, role: fog}]").unwrap();
         assert!(bad.validate().is_err());

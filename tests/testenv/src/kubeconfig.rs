@@ -18,15 +18,14 @@ fn document(endpoints: &[Endpoint<'_>], ca_pem: &[u8], token: &str) -> Value {
     let ca = serde_json::to_value(k8s_openapi::ByteString(ca_pem.to_vec())).expect("bytes serialize");
     let clusters: Vec<Value> = endpoints
         .iter()
-        .map(|e| json!({"name": e.cluster, "cluster": {
-            "server": format!("https://127.0.0.1:{}", e.port),
-            "certificate-authority-data": ca,
-        }}))
+        .map(|e| {
+            json!({"name": e.cluster, "cluster": {
+                "server": format!("https://127.0.0.1:{}", e.port),
+                "certificate-authority-data": ca,
+            }})
+        })
         .collect();
-    let contexts: Vec<Value> = endpoints
-        .iter()
-        .map(|e| json!({"name": e.cluster, "context": {"cluster": e.cluster, "user": "admin"}}))
-        .collect();
+    let contexts: Vec<Value> = endpoints.iter().map(|e| json!({"name": e.cluster, "context": {"cluster": e.cluster, "user": "admin"}})).collect();
     json!({
         "apiVersion": "v1",
         "kind": "Config",

@@ -14,16 +14,54 @@ impl Pki {
     pub fn ensure(dir: &Path) -> Result<String> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         if !dir.join("serving.crt").exists() {
-            openssl(dir, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
-                "-days", "3650", "-subj", "/CN=mck8s-testenv-ca",
-                "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"])?;
-            openssl(dir, &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "serving.key", "-out", "serving.csr",
-                "-subj", "/CN=127.0.0.1"])?;
-            std::fs::write(dir.join("serving.ext"),
-                "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
-                .map_err(|e| Error::io(dir, e))?;
-            openssl(dir, &["x509", "-req", "-in", "serving.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                "-CAcreateserial", "-out", "serving.crt.tmp", "-days", "3650", "-extfile", "serving.ext"])?;
+            openssl(
+                dir,
+                &[
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.crt",
+                    "-days",
+                    "3650",
+                    "-subj",
+                    "/CN=mck8s-testenv-ca",
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                    "-addext",
+                    "keyUsage=critical,keyCertSign,cRLSign",
+                ],
+            )?;
+            openssl(dir, &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "serving.key", "-out", "serving.csr", "-subj", "/CN=127.0.0.1"])?;
+            std::fs::write(
+                dir.join("serving.ext"),
+                "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+            )
+            .map_err(|e| Error::io(dir, e))?;
+            openssl(
+                dir,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    "serving.csr",
+                    "-CA",
+                    "ca.crt",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-out",
+                    "serving.crt.tmp",
+                    "-days",
+                    "3650",
+                    "-extfile",
+                    "serving.ext",
+                ],
+            )?;
             std::fs::rename(dir.join("serving.crt.tmp"), dir.join("serving.crt")).map_err(|e| Error::io(dir, e))?;
         }
         if !dir.join("sa.key").exists() {
@@ -49,11 +87,7 @@ fn random_token() -> Result<String> {
 }
 
 fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .map_err(|e| Error::Command { what: "openssl".into(), detail: e.to_string() })?;
+    let out = Command::new("openssl").args(args).current_dir(dir).output().map_err(|e| Error::Command { what: "openssl".into(), detail: e.to_string() })?;
     if !out.status.success() {
         return Err(Error::Command { what: format!("openssl {}", args[0]), detail: String::from_utf8_lossy(&out.stderr).into() });
     }

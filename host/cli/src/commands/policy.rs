@@ -1,10 +1,10 @@
 //! `mck8s policy check | eval | test | bench | compare | new`.
 
-use anyhow::{Context, Result, bail};
 use super::templates::{self, Lang};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use mck8s_policy::input::{PlacementInput, ScalingInput};
-use mck8s_policy::{EngineConfig, FleetSnapshot, Limits, LoadedPolicy, PolicyEngine, PolicyKind, PlacementSession, canary, synthetic};
+use mck8s_policy::{EngineConfig, FleetSnapshot, Limits, LoadedPolicy, PlacementSession, PolicyEngine, PolicyKind, canary, synthetic};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -107,15 +107,9 @@ pub fn run(cmd: PolicyCommand) -> Result<()> {
     match cmd {
         PolicyCommand::Check { file, limits } => check(&engine()?, &file, limits.limits()),
         PolicyCommand::Eval { file, input, limits } => eval(&engine()?, &file, &input, limits.limits()),
-        PolicyCommand::Test { file, cases, properties, seed, params, limits } => {
-            test(&engine()?, &file, &cases, properties, seed, &params.into_iter().collect(), limits.limits())
-        }
-        PolicyCommand::Compare { policies, input, locations } => {
-            compare(&engine()?, policies, input.as_deref(), &locations)
-        }
-        PolicyCommand::Bench { file, clusters, input, iterations, limits } => {
-            bench(&engine()?, &file, &clusters, input.as_deref(), iterations, limits.limits())
-        }
+        PolicyCommand::Test { file, cases, properties, seed, params, limits } => test(&engine()?, &file, &cases, properties, seed, &params.into_iter().collect(), limits.limits()),
+        PolicyCommand::Compare { policies, input, locations } => compare(&engine()?, policies, input.as_deref(), &locations),
+        PolicyCommand::Bench { file, clusters, input, iterations, limits } => bench(&engine()?, &file, &clusters, input.as_deref(), iterations, limits.limits()),
         PolicyCommand::New { lang, name, dir, sdk } => new(lang, &name, dir, sdk),
     }
 }
@@ -180,24 +174,14 @@ fn percentiles(mut samples: Vec<Duration>) -> serde_json::Value {
     json!({ "p50_us": at(0.50), "p90_us": at(0.90), "p99_us": at(0.99), "max_us": at(1.0), "n": samples.len() })
 }
 
-fn bench(
-    engine: &PolicyEngine,
-    file: &Path,
-    sizes: &[usize],
-    input: Option<&Path>,
-    iterations: usize,
-    limits: Limits,
-) -> Result<()> {
+fn bench(engine: &PolicyEngine, file: &Path, sizes: &[usize], input: Option<&Path>, iterations: usize, limits: Limits) -> Result<()> {
     let policy = load(engine, file, limits)?;
     if policy.kind != PolicyKind::Placement {
         bail!("bench measures placement policies; {} is a scaling policy", policy.name);
     }
     let cases: Vec<(String, PlacementInput)> = match input {
         Some(path) => vec![(path.display().to_string(), read_doc(path)?)],
-        None => sizes
-            .iter()
-            .map(|&n| (format!("{n} clusters"), PlacementInput { fleet: synthetic::fleet(n, 42), workload: synthetic::workload() }))
-            .collect(),
+        None => sizes.iter().map(|&n| (format!("{n} clusters"), PlacementInput { fleet: synthetic::fleet(n, 42), workload: synthetic::workload() })).collect(),
     };
     let mut rows = Vec::new();
     for (label, doc) in cases {
@@ -233,9 +217,7 @@ fn bench(
 const DEFAULT_INPUT: &str = include_str!("default-fleet.yaml");
 
 fn default_policy_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/mck8s/target")
-    });
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/mck8s/target"));
     target.join("wasm32-wasip2/policy/builtin")
 }
 
@@ -254,9 +236,15 @@ fn compare(engine: &PolicyEngine, dir: Option<PathBuf>, input: Option<&Path>, lo
     entries.sort();
     let mut runs: Vec<(String, mck8s_policy::input::WorkloadDoc)> = Vec::new();
     let names: Vec<String> = doc.fleet.clusters.iter().map(|c| c.name.clone()).collect();
-    println!("fleet: {}; workload {:?}: {} replicas × {} locations of {} / {}",
-        names.join(", "), doc.workload.name, doc.workload.replicas, doc.workload.number_of_locations.unwrap_or(1),
-        doc.workload.requests.cpu.as_deref().unwrap_or("0"), doc.workload.requests.memory.as_deref().unwrap_or("0"));
+    println!(
+        "fleet: {}; workload {:?}: {} replicas × {} locations of {} / {}",
+        names.join(", "),
+        doc.workload.name,
+        doc.workload.replicas,
+        doc.workload.number_of_locations.unwrap_or(1),
+        doc.workload.requests.cpu.as_deref().unwrap_or("0"),
+        doc.workload.requests.memory.as_deref().unwrap_or("0")
+    );
     let (slots, _) = fleet.capacity_for(&mck8s_policy::input::requests_of(&doc.workload)?);
     println!("free slots for this shape: {}\n", (0..fleet.len()).map(|i| format!("{}={}", fleet.name_of(i as u32), slots[i])).collect::<Vec<_>>().join(" "));
     for path in &entries {
@@ -302,15 +290,7 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
     s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("{s:?} is not key=value"))
 }
 
-fn test(
-    engine: &PolicyEngine,
-    file: &Path,
-    paths: &[PathBuf],
-    properties: usize,
-    seed: u64,
-    params: &std::collections::BTreeMap<String, String>,
-    limits: Limits,
-) -> Result<()> {
+fn test(engine: &PolicyEngine, file: &Path, paths: &[PathBuf], properties: usize, seed: u64, params: &std::collections::BTreeMap<String, String>, limits: Limits) -> Result<()> {
     let policy = load(engine, file, limits)?;
     if policy.kind != PolicyKind::Placement {
         bail!("{} is a scaling policy; `policy test` runs placement cases", policy.name);

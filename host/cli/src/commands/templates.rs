@@ -91,9 +91,7 @@ fn project(lang: Lang, name: &str, sdk: &Path) -> Result<Project> {
     let mut files: Vec<(String, String)> = Vec::new();
     let build = match lang {
         Lang::Rust => {
-            let sdk = sdk.canonicalize().with_context(|| {
-                format!("the Rust SDK is not at {} (pass --sdk PATH to sdk/rust of a mck8s checkout)", sdk.display())
-            })?;
+            let sdk = sdk.canonicalize().with_context(|| format!("the Rust SDK is not at {} (pass --sdk PATH to sdk/rust of a mck8s checkout)", sdk.display()))?;
             let manifest = RUST_MANIFEST.replace("{crate}", name).replace("{sdk}", &sdk.display().to_string());
             let test = example!("rust/tests/cases.rs")
                 .replace("mck8s_policy_example_rust", &crate_name)
@@ -133,18 +131,13 @@ fn project(lang: Lang, name: &str, sdk: &Path) -> Result<Project> {
         Lang::Js => "JavaScript",
     };
     let build = build.replace("{crate}", &crate_name);
-    files.push((
-        "README.md".into(),
-        README.replace("{name}", name).replace("{lang}", lang_name).replace("{build}", &build).replace("{wasm}", WASM),
-    ));
+    files.push(("README.md".into(), README.replace("{name}", name).replace("{lang}", lang_name).replace("{build}", &build).replace("{wasm}", WASM)));
     Ok(Project { files, build })
 }
 
 /// Policy names become file stems and, for Rust, crate names.
 fn check_name(name: &str) -> Result<()> {
-    let ok = name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.ends_with('-');
+    let ok = name.starts_with(|c: char| c.is_ascii_lowercase()) && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') && !name.ends_with('-');
     if !ok {
         bail!("policy name {name:?}: use lowercase letters, digits and '-', starting with a letter");
     }

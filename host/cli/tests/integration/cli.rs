@@ -5,20 +5,14 @@ use std::process::Command;
 
 fn wasm_dir() -> PathBuf {
     std::env::var_os("MCK8S_WASM_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/mck8s/target"));
+        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/mck8s/target"));
         target.join("wasm32-wasip2/policy")
     })
 }
 
 fn mck8s(args: &[&str]) -> (bool, String, String) {
     let cache = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_mck8s"))
-        .args(args)
-        .env("XDG_CACHE_HOME", cache.path())
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mck8s")).args(args).env("XDG_CACHE_HOME", cache.path()).output().unwrap();
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 

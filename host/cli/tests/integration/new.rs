@@ -13,9 +13,7 @@ fn repo() -> PathBuf {
 /// Where `scripts/build-examples.sh` installs wit-bindgen, componentize-py, wasm-tools and
 /// componentize-js.
 fn toolchains() -> PathBuf {
-    let cache = std::env::var_os("MCK8S_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/mck8s"));
+    let cache = std::env::var_os("MCK8S_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/mck8s"));
     let tc = cache.join("toolchains");
     assert!(tc.join("python/bin/componentize-py").is_file(), "{}: run scripts/build-examples.sh first", tc.display());
     tc
@@ -23,11 +21,7 @@ fn toolchains() -> PathBuf {
 
 fn mck8s(args: &[&str]) -> (bool, String, String) {
     let cache = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_mck8s"))
-        .args(args)
-        .env("XDG_CACHE_HOME", cache.path())
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mck8s")).args(args).env("XDG_CACHE_HOME", cache.path()).output().unwrap();
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
@@ -49,13 +43,7 @@ fn read(path: impl AsRef<Path>) -> String {
 fn build_and_test(dir: &Path) {
     let tc = toolchains();
     let path = format!("{}:{}:{}", tc.join("wit-bindgen/bin").display(), tc.join("python/bin").display(), std::env::var("PATH").unwrap());
-    let out = Command::new("bash")
-        .arg(dir.join("build.sh"))
-        .arg(dir.join("policy.wasm"))
-        .env("PATH", path)
-        .env("NODE_MODULES", tc.join("node/node_modules"))
-        .output()
-        .unwrap();
+    let out = Command::new("bash").arg(dir.join("build.sh")).arg(dir.join("policy.wasm")).env("PATH", path).env("NODE_MODULES", tc.join("node/node_modules")).output().unwrap();
     assert!(out.status.success(), "build failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let wasm = dir.join("policy.wasm");
     let (ok, out, err) = mck8s(&["policy", "test", wasm.to_str().unwrap(), dir.join("cases").to_str().unwrap(), "--properties", "20"]);
@@ -65,12 +53,9 @@ fn build_and_test(dir: &Path) {
 
 #[test]
 fn every_language_scaffolds_the_example_under_the_new_name() {
-    for (lang, source, example) in [
-        ("rust", "src/lib.rs", "rust/src/lib.rs"),
-        ("c", "policy.c", "c/even_spread.c"),
-        ("python", "policy.py", "python/policy.py"),
-        ("js", "policy.js", "js/policy.js"),
-    ] {
+    for (lang, source, example) in
+        [("rust", "src/lib.rs", "rust/src/lib.rs"), ("c", "policy.c", "c/even_spread.c"), ("python", "policy.py", "python/policy.py"), ("js", "policy.js", "js/policy.js")]
+    {
         let (_tmp, dir) = scaffold(lang, "my-policy");
         let expected = read(repo().join("policies/examples").join(example)).replace("even-spread", "my-policy");
         assert_eq!(read(dir.join(source)), expected, "{lang}");
@@ -121,9 +106,11 @@ fn scaffolded_js_project_builds_and_passes_its_cases() {
 fn properties_fail_a_policy_that_answers_the_same_input_differently() {
     let (_tmp, dir) = scaffold("c", "drift");
     let source = read(dir.join("policy.c"));
-    let patched = source
-        .replacen("static bool have_fleet = false;", "static bool have_fleet = false;\nstatic uint32_t calls = 0;", 1)
-        .replacen("put_str(p, \" unplaced\");", "p = put_str(p, \" unplaced, call \");\n  put_u32(p, ++calls);", 1);
+    let patched = source.replacen("static bool have_fleet = false;", "static bool have_fleet = false;\nstatic uint32_t calls = 0;", 1).replacen(
+        "put_str(p, \" unplaced\");",
+        "p = put_str(p, \" unplaced, call \");\n  put_u32(p, ++calls);",
+        1,
+    );
     assert!(patched.contains("++calls") && patched.contains("static uint32_t calls"), "the C template changed: update this test");
     std::fs::write(dir.join("policy.c"), patched).unwrap();
     let err = std::panic::catch_unwind(|| build_and_test(&dir)).expect_err("a drifting policy must fail");

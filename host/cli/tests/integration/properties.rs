@@ -8,9 +8,7 @@ use std::process::Command;
 
 fn hostile() -> PathBuf {
     let dir = std::env::var_os("MCK8S_WASM_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/mck8s/target"));
+        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/mck8s/target"));
         target.join("wasm32-wasip2/policy")
     });
     dir.join("mck8s_guest_hostile.wasm")
@@ -29,12 +27,7 @@ fn properties(mode: &str) -> (bool, String) {
 
 #[test]
 fn properties_fail_each_broken_promise() {
-    for (mode, says) in [
-        ("unknown-cluster", "fleet has"),
-        ("not-ready", "not ready"),
-        ("surplus", "surplus replicas"),
-        ("pile-up", "slots"),
-    ] {
+    for (mode, says) in [("unknown-cluster", "fleet has"), ("not-ready", "not ready"), ("surplus", "surplus replicas"), ("pile-up", "slots")] {
         let (ok, out) = properties(mode);
         assert!(!ok, "{mode}: {out}");
         assert!(out.contains("FAIL  properties") && out.contains(says), "{mode} should report {says:?}:\n{out}");

@@ -6,9 +6,7 @@ use std::process::Command;
 
 fn builtin(name: &str) -> PathBuf {
     let dir = std::env::var_os("MCK8S_WASM_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/mck8s/target"));
+        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/mck8s/target"));
         target.join("wasm32-wasip2/policy")
     });
     dir.join("builtin").join(format!("{name}.wasm"))
@@ -26,17 +24,8 @@ fn simulate_compares_a_user_component_with_built_ins_and_writes_json_and_charts(
     let mine = tmp.path().join("mine.wasm");
     std::fs::copy(builtin("best-fit"), &mine).unwrap();
     let (json, charts) = (tmp.path().join("out.json"), tmp.path().join("charts"));
-    let (ok, out, err) = mck8s(&[
-        "simulate",
-        "--only",
-        "worst-fit,kubefed-even",
-        "--policy",
-        mine.to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-        "--charts",
-        charts.to_str().unwrap(),
-    ]);
+    let (ok, out, err) =
+        mck8s(&["simulate", "--only", "worst-fit,kubefed-even", "--policy", mine.to_str().unwrap(), "--json", json.to_str().unwrap(), "--charts", charts.to_str().unwrap()]);
     assert!(ok, "{err}");
     for p in ["worst-fit", "kubefed-even", "mine"] {
         assert!(out.lines().any(|l| l.starts_with(&format!("| {p} |"))), "{p} missing:\n{out}");

@@ -6,8 +6,8 @@
 //! kubeconfig, as in development) nothing is bound.
 
 use k8s_openapi::api::rbac::v1::RoleBinding;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::Client;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
 /// The RoleBinding's name in every cloud cluster's namespace.

@@ -153,7 +153,8 @@ async fn apply_template(t: &Target<'_>, workers: i32) -> Result<(), ActError> {
     let cm = Api::<ConfigMap>::namespaced(t.client.clone(), &src.namespace).get_opt(&src.name).await.map_err(kube(format!("reading the {where_}")))?;
     let text = cm.and_then(|c| c.data).and_then(|mut d| d.remove(&src.key)).ok_or_else(|| ActError::Invalid(format!("the {where_} does not exist")))?;
     let rendered = template::render(&text, &t.shape(), &s.worker_machine_deployment(), workers).map_err(|e| ActError::Invalid(format!("{where_}: {e}")))?;
-    let cluster = t.clusters().patch(&s.cluster, &apply(PROVISIONER_MANAGER), &Patch::Apply(&rendered.cluster)).await.map_err(kube(format!("Cluster {}/{}", s.namespace, s.cluster)))?;
+    let cluster =
+        t.clusters().patch(&s.cluster, &apply(PROVISIONER_MANAGER), &Patch::Apply(&rendered.cluster)).await.map_err(kube(format!("Cluster {}/{}", s.namespace, s.cluster)))?;
     let owner = json!({"apiVersion": format!("{}/{}", capi::GROUP, capi::VERSION), "kind": "Cluster", "name": s.cluster, "uid": cluster.metadata.uid});
     for mut obj in rendered.objects {
         let (api_version, kind) = (obj["apiVersion"].as_str().unwrap_or_default().to_string(), obj["kind"].as_str().unwrap_or_default().to_string());
@@ -205,9 +206,7 @@ async fn credentials(t: &Target<'_>) -> Result<(), ActError> {
     let body = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": s.namespace, "labels": {MADE_BY: t.owner}}, "type": "Opaque", "data": data});
     let secrets = Api::<Secret>::namespaced(t.client.clone(), &s.namespace);
     let (pp, patch) = (apply(PROVISIONER_MANAGER), Patch::Apply(&body));
-    access::after_grant(|| secrets.patch(&name, &pp, &patch))
-        .await
-        .map_err(kube(format!("credentials Secret {}/{name}", s.namespace)))?;
+    access::after_grant(|| secrets.patch(&name, &pp, &patch)).await.map_err(kube(format!("credentials Secret {}/{name}", s.namespace)))?;
     Ok(())
 }
 
@@ -268,10 +267,7 @@ async fn set_workers(t: &Target<'_>, n: i32) -> Result<(), ActError> {
         return Ok(());
     }
     let body = t.shape().replicas_body(n);
-    t.clusters()
-        .patch(&s.cluster, &apply(AUTOSCALER_MANAGER), &Patch::Apply(&body))
-        .await
-        .map_err(kube(format!("scaling Cluster {} to {n} workers", s.cluster)))?;
+    t.clusters().patch(&s.cluster, &apply(AUTOSCALER_MANAGER), &Patch::Apply(&body)).await.map_err(kube(format!("scaling Cluster {} to {n} workers", s.cluster)))?;
     Ok(())
 }
 

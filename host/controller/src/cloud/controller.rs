@@ -70,9 +70,8 @@ pub async fn run(ctx: Arc<Context>, cfg: CloudConfig) {
     if capi_served(&ctx.client).await {
         let clusters: Api<DynamicObject> = Api::all_with(ctx.watches.clone(), &capi::resource("Cluster"));
         let owned = mck8s_clusters::watch_config().labels(capi::OWNER_LABEL);
-        controller = controller.watches_with(clusters, capi::resource("Cluster"), owned, |c| {
-            c.labels().get(capi::OWNER_LABEL).map(|owner| ObjectRef::<CloudProvisioner>::new(owner))
-        });
+        controller =
+            controller.watches_with(clusters, capi::resource("Cluster"), owned, |c| c.labels().get(capi::OWNER_LABEL).map(|owner| ObjectRef::<CloudProvisioner>::new(owner)));
     } else {
         tracing::info!("cluster.x-k8s.io/v1beta2 is not served: CloudProvisioners are polled only");
     }
@@ -134,7 +133,15 @@ async fn reconcile_inner(cp: &CloudProvisioner, shared: &Shared) -> Result<Actio
     let plan = plan::plan(&settings, cp.status.as_ref(), &observed);
     carry_out(cp, &settings, &observed, &plan, shared).await?;
     let mut status = plan.status.clone();
-    conditions::set(&mut status.conditions, conditions::INVALID_SPEC, false, "Valid", "the spec is valid", cp.metadata.generation, &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(observed.now));
+    conditions::set(
+        &mut status.conditions,
+        conditions::INVALID_SPEC,
+        false,
+        "Valid",
+        "the spec is valid",
+        cp.metadata.generation,
+        &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(observed.now),
+    );
     if cp.status.as_ref() != Some(&status) {
         write_status(&api, cp, &status).await?;
         shared.memo.remember(cp, status);
@@ -151,11 +158,8 @@ async fn observe_all(cp: &CloudProvisioner, s: &Settings, shared: &Shared) -> Re
     let (ctx, cfg) = (&shared.ctx, &shared.cfg);
     let client = &ctx.client;
     let all = Api::<CloudProvisioner>::all(client.clone()).list(&ListParams::default()).await?.items;
-    let provisioning = all
-        .iter()
-        .filter(|o| o.uid() != cp.uid())
-        .filter(|o| matches!(o.status.as_ref().and_then(|s| s.phase.as_deref()), Some(plan::PROVISIONING) | Some(plan::JOINING)))
-        .count();
+    let provisioning =
+        all.iter().filter(|o| o.uid() != cp.uid()).filter(|o| matches!(o.status.as_ref().and_then(|s| s.phase.as_deref()), Some(plan::PROVISIONING) | Some(plan::JOINING))).count();
     let uid = cp.uid().unwrap_or_default();
     let (cluster, mut claim) = observe::cluster(client, s, &uid).await?;
     if let Some(other) = observe::older_claim(cp, &all, s) {
@@ -164,10 +168,7 @@ async fn observe_all(cp: &CloudProvisioner, s: &Settings, shared: &Shared) -> Re
     let machines = if cluster.is_some() { observe::machines(client, s).await? } else { Vec::new() };
     let kubeconfig = if cluster.is_some() { observe::kubeconfig_secret(client, s).await? } else { None };
     let registry: Api<Secret> = Api::namespaced(client.clone(), &cfg.registry_namespace);
-    let registered = registry
-        .get_opt(&format!("mck8s-cloud-{}", s.cluster))
-        .await?
-        .map(|sec| sec.labels().get(CORDONED).is_some_and(|v| v == "true"));
+    let registered = registry.get_opt(&format!("mck8s-cloud-{}", s.cluster)).await?.map(|sec| sec.labels().get(CORDONED).is_some_and(|v| v == "true"));
     let member_ready = ctx.clusters.get(&s.cluster).is_some_and(|m| m.health() == HealthDoc::Ready);
     let phase = cp.status.as_ref().and_then(|st| st.phase.clone()).unwrap_or_default();
     let workload = match (&kubeconfig, phase.as_str()) {

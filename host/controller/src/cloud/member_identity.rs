@@ -44,7 +44,8 @@ pub async fn token_kubeconfig(workload: &Client, admin: &Kubeconfig, manager: &s
 /// `admin`'s current context, with a user holding only `token`.
 fn with_token(admin: &Kubeconfig, token: String) -> Result<Kubeconfig, IdentityError> {
     let current = admin.current_context.clone().or_else(|| admin.contexts.first().map(|c| c.name.clone()));
-    let context = admin.contexts.iter().find(|c| Some(&c.name) == current.as_ref()).cloned().ok_or_else(|| IdentityError::Invalid("the kubeconfig has no current context".into()))?;
+    let context =
+        admin.contexts.iter().find(|c| Some(&c.name) == current.as_ref()).cloned().ok_or_else(|| IdentityError::Invalid("the kubeconfig has no current context".into()))?;
     let mut inner = context.context.clone().ok_or_else(|| IdentityError::Invalid("the kubeconfig's context is empty".into()))?;
     let cluster = admin.clusters.iter().find(|c| c.name == inner.cluster).cloned().ok_or_else(|| IdentityError::Invalid("the kubeconfig's context names no cluster".into()))?;
     inner.user = Some(USER.into());

@@ -13,8 +13,8 @@
 pub mod access;
 pub mod act;
 pub mod capi;
-pub mod member_identity;
 pub mod controller;
+pub mod member_identity;
 pub mod node_scaling;
 pub mod observe;
 pub mod plan;

@@ -43,10 +43,7 @@ impl NodeView {
     fn room(&self, max_pods: u32) -> Bin {
         let used: Resources = self.pods.iter().copied().sum();
         let free = self.allocatable.saturating_sub(used);
-        Bin {
-            free,
-            slots: pod_cap(max_pods).saturating_sub(self.pod_count),
-        }
+        Bin { free, slots: pod_cap(max_pods).saturating_sub(self.pod_count) }
     }
 }
 
@@ -81,41 +78,21 @@ pub enum ScaleOut {
 /// Ready yet: `desired − ready workers`), then onto new nodes. Assume-and-deduct: calling it
 /// again for the same pending pods while their nodes start finds room and holds. A group
 /// below its minimum is raised to it. Pods that fit no new node are left out of the count.
-pub fn scale_out(
-    nodes: &[NodeView],
-    pending: &[Resources],
-    in_flight_nodes: u32,
-    group: &NodeGroup,
-) -> ScaleOut {
+pub fn scale_out(nodes: &[NodeView], pending: &[Resources], in_flight_nodes: u32, group: &NodeGroup) -> ScaleOut {
     let mut workers: Vec<&NodeView> = nodes.iter().filter(|n| n.worker()).collect();
     workers.sort_by(|a, b| a.name.cmp(&b.name));
     let mut bins: Vec<Bin> = workers.iter().map(|n| n.room(group.max_pods)).collect();
     let ready = bins.len();
-    let new_bin = Bin {
-        free: group.node_allocatable,
-        slots: pod_cap(group.max_pods),
-    };
+    let new_bin = Bin { free: group.node_allocatable, slots: pod_cap(group.max_pods) };
     // More in-flight bins than pending pods could never be used.
-    let in_flight = usize::try_from(in_flight_nodes)
-        .unwrap_or(usize::MAX)
-        .min(pending.len());
+    let in_flight = usize::try_from(in_flight_nodes).unwrap_or(usize::MAX).min(pending.len());
     bins.extend(std::iter::repeat_n(new_bin, in_flight));
     let order = ffd_order(pending, group.node_allocatable);
     let placed = pack(&order, &mut bins, Some(new_bin));
     let new_nodes = u32::try_from(bins.len() - ready - in_flight).unwrap_or(u32::MAX);
-    let count = |range: std::ops::Range<usize>| {
-        placed
-            .iter()
-            .flatten()
-            .filter(|&&i| range.contains(&i))
-            .count()
-    };
+    let count = |range: std::ops::Range<usize>| placed.iter().flatten().filter(|&&i| range.contains(&i)).count();
     let (on_ready, on_in_flight) = (count(0..ready), count(ready..ready + in_flight));
-    let unfittable = order
-        .iter()
-        .zip(&placed)
-        .filter(|(_, at)| at.is_none())
-        .map(|(p, _)| *p);
+    let unfittable = order.iter().zip(&placed).filter(|(_, at)| at.is_none()).map(|(p, _)| *p);
     let (skipped, largest) = unfittable.fold((0, None), |(n, max), p| (n + 1, max.max(Some(p))));
     let mut reason = format!(
         "{} pending pod(s): {on_ready} fit free capacity, {on_in_flight} fit {in_flight_nodes} \
@@ -126,11 +103,7 @@ pub fn scale_out(
     if skipped > 0 {
         reason.push_str(&format!("; {skipped} fit no node of this flavor"));
     }
-    let target = group
-        .desired
-        .saturating_add(new_nodes)
-        .max(group.min)
-        .min(group.max);
+    let target = group.desired.saturating_add(new_nodes).max(group.min).min(group.max);
     if target > group.desired {
         if group.desired < group.min {
             reason.push_str(&format!("; below the minimum of {}", group.min));
@@ -138,20 +111,11 @@ pub fn scale_out(
         if target < group.desired.saturating_add(new_nodes) {
             reason.push_str(&format!("; clamped to the maximum of {}", group.max));
         }
-        return ScaleOut::Add {
-            desired: target,
-            reason,
-        };
+        return ScaleOut::Add { desired: target, reason };
     }
     match largest {
-        _ if new_nodes > 0 => ScaleOut::AtMax {
-            max: group.max,
-            reason,
-        },
-        Some(pod) => ScaleOut::Unfittable {
-            pod,
-            node: group.node_allocatable,
-        },
+        _ if new_nodes > 0 => ScaleOut::AtMax { max: group.max, reason },
+        Some(pod) => ScaleOut::Unfittable { pod, node: group.node_allocatable },
         None => ScaleOut::Hold { reason },
     }
 }
@@ -193,17 +157,9 @@ impl std::fmt::Display for ScaleInHold {
             ScaleInHold::NoUnneededNode => write!(f, "no node is unneeded"),
             ScaleInHold::AtMin { min } => write!(f, "at the minimum of {min} node(s)"),
             ScaleInHold::Waiting { node, remaining } => {
-                write!(
-                    f,
-                    "node {node} is unneeded; removable in {}s",
-                    remaining.as_secs()
-                )
+                write!(f, "node {node} is unneeded; removable in {}s", remaining.as_secs())
             }
-            ScaleInHold::NoMachine { nodes } => write!(
-                f,
-                "node(s) {} are unneeded but have no {MACHINE_ANNOTATION} annotation",
-                nodes.join(", ")
-            ),
+            ScaleInHold::NoMachine { nodes } => write!(f, "node(s) {} are unneeded but have no {MACHINE_ANNOTATION} annotation", nodes.join(", ")),
         }
     }
 }
@@ -224,23 +180,9 @@ pub struct ScaleInPolicy {
 /// (or gone) leave it. A node unneeded for `unneeded_time` is removed, one per call: the
 /// longest unneeded, then the one with fewest pods, then by name, never below `group.min`.
 /// Call it only when no pod is pending and no scale step is in flight.
-pub fn scale_in(
-    nodes: &[NodeView],
-    unneeded_since: &BTreeMap<String, u64>,
-    now: u64,
-    policy: &ScaleInPolicy,
-    group: &NodeGroup,
-) -> (ScaleIn, BTreeMap<String, u64>) {
-    let unneeded: BTreeMap<String, u64> = nodes
-        .iter()
-        .filter(|n| is_unneeded(n, nodes, policy.threshold, group.max_pods))
-        .map(|n| {
-            (
-                n.name.clone(),
-                unneeded_since.get(&n.name).copied().unwrap_or(now),
-            )
-        })
-        .collect();
+pub fn scale_in(nodes: &[NodeView], unneeded_since: &BTreeMap<String, u64>, now: u64, policy: &ScaleInPolicy, group: &NodeGroup) -> (ScaleIn, BTreeMap<String, u64>) {
+    let unneeded: BTreeMap<String, u64> =
+        nodes.iter().filter(|n| is_unneeded(n, nodes, policy.threshold, group.max_pods)).map(|n| (n.name.clone(), unneeded_since.get(&n.name).copied().unwrap_or(now))).collect();
     let decision = choose(nodes, &unneeded, now, policy.unneeded_time, group);
     (decision, unneeded)
 }
@@ -249,29 +191,17 @@ fn is_unneeded(node: &NodeView, nodes: &[NodeView], threshold: f64, max_pods: u3
     let used: Resources = node.pods.iter().copied().sum();
     // Σ requests / allocatable < threshold; false for a zero allocatable or a NaN threshold.
     let below = |used: u64, allocatable: u64| (used as f64) < threshold * allocatable as f64;
-    if !node.worker()
-        || !below(used.cpu_milli, node.allocatable.cpu_milli)
-        || !below(used.memory_bytes, node.allocatable.memory_bytes)
-    {
+    if !node.worker() || !below(used.cpu_milli, node.allocatable.cpu_milli) || !below(used.memory_bytes, node.allocatable.memory_bytes) {
         return false;
     }
-    let mut others: Vec<&NodeView> = nodes
-        .iter()
-        .filter(|n| n.worker() && n.name != node.name)
-        .collect();
+    let mut others: Vec<&NodeView> = nodes.iter().filter(|n| n.worker() && n.name != node.name).collect();
     others.sort_by(|a, b| a.name.cmp(&b.name));
     let mut bins: Vec<Bin> = others.iter().map(|n| n.room(max_pods)).collect();
     let order = ffd_order(&node.pods, node.allocatable);
     pack(&order, &mut bins, None).iter().all(Option::is_some)
 }
 
-fn choose(
-    nodes: &[NodeView],
-    unneeded: &BTreeMap<String, u64>,
-    now: u64,
-    unneeded_time: Duration,
-    group: &NodeGroup,
-) -> ScaleIn {
+fn choose(nodes: &[NodeView], unneeded: &BTreeMap<String, u64>, now: u64, unneeded_time: Duration, group: &NodeGroup) -> ScaleIn {
     if unneeded.is_empty() {
         return ScaleIn::Hold(ScaleInHold::NoUnneededNode);
     }
@@ -280,10 +210,7 @@ fn choose(
     }
     let elapsed = |since: u64| Duration::from_secs(now.saturating_sub(since));
     // (since, pods, name): the removal order.
-    let mut due: Vec<(u64, usize, &NodeView)> = nodes
-        .iter()
-        .filter_map(|n| unneeded.get(&n.name).map(|since| (*since, n.pods.len(), n)))
-        .collect();
+    let mut due: Vec<(u64, usize, &NodeView)> = nodes.iter().filter_map(|n| unneeded.get(&n.name).map(|since| (*since, n.pods.len(), n))).collect();
     due.sort_by(|a, b| (a.0, a.1, &a.2.name).cmp(&(b.0, b.1, &b.2.name)));
     let Some(&(first_since, _, first)) = due.first() else {
         return ScaleIn::Hold(ScaleInHold::NoUnneededNode);
@@ -291,23 +218,11 @@ fn choose(
     due.retain(|(since, _, _)| elapsed(*since) >= unneeded_time);
     if due.is_empty() {
         let remaining = unneeded_time.saturating_sub(elapsed(first_since));
-        return ScaleIn::Hold(ScaleInHold::Waiting {
-            node: first.name.clone(),
-            remaining,
-        });
+        return ScaleIn::Hold(ScaleInHold::Waiting { node: first.name.clone(), remaining });
     }
-    match due
-        .iter()
-        .find_map(|(_, _, n)| n.machine.as_ref().map(|m| (n, m)))
-    {
-        Some((node, machine)) => ScaleIn::Remove {
-            node: node.name.clone(),
-            machine: machine.clone(),
-            desired: group.desired - 1,
-        },
-        None => ScaleIn::Hold(ScaleInHold::NoMachine {
-            nodes: due.iter().map(|(_, _, n)| n.name.clone()).collect(),
-        }),
+    match due.iter().find_map(|(_, _, n)| n.machine.as_ref().map(|m| (n, m))) {
+        Some((node, machine)) => ScaleIn::Remove { node: node.name.clone(), machine: machine.clone(), desired: group.desired - 1 },
+        None => ScaleIn::Hold(ScaleInHold::NoMachine { nodes: due.iter().map(|(_, _, n)| n.name.clone()).collect() }),
     }
 }
 
@@ -336,13 +251,7 @@ mod tests {
     }
 
     fn group(desired: u32) -> NodeGroup {
-        NodeGroup {
-            desired,
-            min: 1,
-            max: 5,
-            node_allocatable: NODE,
-            max_pods: 110,
-        }
+        NodeGroup { desired, min: 1, max: 5, node_allocatable: NODE, max_pods: 110 }
     }
 
     fn desired(decision: &ScaleOut) -> Option<u32> {
@@ -357,28 +266,17 @@ mod tests {
         let nodes = [node("a", &[pod(3000, 1)]), node("b", &[pod(1000, 1)])];
         let decision = scale_out(&nodes, &[pod(1000, 1), pod(2000, 2)], 0, &group(2));
         assert!(matches!(&decision, ScaleOut::Hold { reason } if reason.contains("2 fit free")));
-        assert!(matches!(
-            scale_out(&nodes, &[], 0, &group(2)),
-            ScaleOut::Hold { .. }
-        ));
+        assert!(matches!(scale_out(&nodes, &[], 0, &group(2)), ScaleOut::Hold { .. }));
     }
 
     #[test]
     fn unready_cordoned_control_plane_and_full_nodes_offer_no_room() {
-        let mut nodes = [
-            node("a", &[]),
-            node("b", &[]),
-            node("c", &[]),
-            node("d", &[]),
-        ];
+        let mut nodes = [node("a", &[]), node("b", &[]), node("c", &[]), node("d", &[])];
         nodes[0].ready = false;
         nodes[1].schedulable = false;
         nodes[2].control_plane = true;
         nodes[3].pod_count = 110;
-        assert_eq!(
-            desired(&scale_out(&nodes, &[pod(100, 1)], 0, &group(2))),
-            Some(3)
-        );
+        assert_eq!(desired(&scale_out(&nodes, &[pod(100, 1)], 0, &group(2))), Some(3));
     }
 
     #[test]
@@ -388,10 +286,7 @@ mod tests {
         let first = scale_out(&nodes, &pending, 0, &group(1));
         assert_eq!(desired(&first), Some(3), "{first:?}");
         // Next cycles: the two nodes are in flight, then one of them is ready.
-        assert!(matches!(
-            scale_out(&nodes, &pending, 2, &group(3)),
-            ScaleOut::Hold { .. }
-        ));
+        assert!(matches!(scale_out(&nodes, &pending, 2, &group(3)), ScaleOut::Hold { .. }));
         let ready = [node("a", &[pod(3500, 1)]), node("b", &[])];
         let later = scale_out(&ready, &pending[1..], 1, &group(3));
         assert!(matches!(later, ScaleOut::Hold { .. }), "{later:?}");
@@ -403,13 +298,8 @@ mod tests {
     fn desired_is_clamped_to_max_and_raised_to_min() {
         let pending = vec![pod(3000, 1); 6];
         let decision = scale_out(&[], &pending, 0, &group(2));
-        assert!(
-            matches!(&decision, ScaleOut::Add { desired: 5, reason } if reason.contains("maximum"))
-        );
-        assert!(matches!(
-            scale_out(&[], &pending, 0, &group(5)),
-            ScaleOut::AtMax { max: 5, .. }
-        ));
+        assert!(matches!(&decision, ScaleOut::Add { desired: 5, reason } if reason.contains("maximum")));
+        assert!(matches!(scale_out(&[], &pending, 0, &group(5)), ScaleOut::AtMax { max: 5, .. }));
         let below = NodeGroup { min: 2, ..group(0) };
         assert_eq!(desired(&scale_out(&[], &[], 0, &below)), Some(2));
     }
@@ -418,30 +308,14 @@ mod tests {
     fn pods_bigger_than_a_node_are_unfittable() {
         let huge = pod(5000, 1);
         let decision = scale_out(&[node("a", &[])], &[huge], 0, &group(1));
-        assert_eq!(
-            decision,
-            ScaleOut::Unfittable {
-                pod: huge,
-                node: NODE
-            }
-        );
+        assert_eq!(decision, ScaleOut::Unfittable { pod: huge, node: NODE });
         // They do not block scaling for the others.
-        let decision = scale_out(
-            &[node("a", &[pod(4000, 1)])],
-            &[huge, pod(1000, 1)],
-            0,
-            &group(1),
-        );
-        assert!(
-            matches!(&decision, ScaleOut::Add { desired: 2, reason } if reason.contains("1 fit no"))
-        );
+        let decision = scale_out(&[node("a", &[pod(4000, 1)])], &[huge, pod(1000, 1)], 0, &group(1));
+        assert!(matches!(&decision, ScaleOut::Add { desired: 2, reason } if reason.contains("1 fit no")));
     }
 
     fn policy() -> ScaleInPolicy {
-        ScaleInPolicy {
-            threshold: 0.5,
-            unneeded_time: Duration::from_secs(600),
-        }
+        ScaleInPolicy { threshold: 0.5, unneeded_time: Duration::from_secs(600) }
     }
 
     #[test]
@@ -462,62 +336,29 @@ mod tests {
     fn the_window_is_held_then_reset() {
         let idle = [node("a", &[pod(3000, 1)]), node("b", &[pod(500, 1)])];
         let (decision, map) = scale_in(&idle, &BTreeMap::new(), 1000, &policy(), &group(2));
-        let waiting = ScaleInHold::Waiting {
-            node: "b".into(),
-            remaining: Duration::from_secs(600),
-        };
-        assert_eq!(
-            (decision, map.clone()),
-            (ScaleIn::Hold(waiting), BTreeMap::from([("b".into(), 1000)]))
-        );
+        let waiting = ScaleInHold::Waiting { node: "b".into(), remaining: Duration::from_secs(600) };
+        assert_eq!((decision, map.clone()), (ScaleIn::Hold(waiting), BTreeMap::from([("b".into(), 1000)])));
         let (decision, map) = scale_in(&idle, &map, 1599, &policy(), &group(2));
-        assert!(matches!(
-            decision,
-            ScaleIn::Hold(ScaleInHold::Waiting { .. })
-        ));
+        assert!(matches!(decision, ScaleIn::Hold(ScaleInHold::Waiting { .. })));
         // b gets busy for one cycle: its clock restarts.
         let busy = [node("a", &[pod(3000, 1)]), node("b", &[pod(2500, 1)])];
         let (_, map) = scale_in(&busy, &map, 1600, &policy(), &group(2));
         assert!(map.is_empty());
         let (_, map) = scale_in(&idle, &map, 1700, &policy(), &group(2));
         let (decision, _) = scale_in(&idle, &map, 2299, &policy(), &group(2));
-        assert!(matches!(
-            decision,
-            ScaleIn::Hold(ScaleInHold::Waiting { .. })
-        ));
+        assert!(matches!(decision, ScaleIn::Hold(ScaleInHold::Waiting { .. })));
         let (decision, _) = scale_in(&idle, &map, 2300, &policy(), &group(2));
-        let remove = ScaleIn::Remove {
-            node: "b".into(),
-            machine: "m-b".into(),
-            desired: 1,
-        };
+        let remove = ScaleIn::Remove { node: "b".into(), machine: "m-b".into(), desired: 1 };
         assert_eq!(decision, remove);
     }
 
     #[test]
     fn one_node_at_a_time_in_a_deterministic_order() {
-        let nodes = [
-            node("d", &[]),
-            node("c", &[pod(100, 1)]),
-            node("b", &[]),
-            node("a", &[]),
-        ];
-        let since = BTreeMap::from([
-            ("a".into(), 50),
-            ("b".into(), 10),
-            ("c".into(), 10),
-            ("d".into(), 10),
-        ]);
+        let nodes = [node("d", &[]), node("c", &[pod(100, 1)]), node("b", &[]), node("a", &[])];
+        let since = BTreeMap::from([("a".into(), 50), ("b".into(), 10), ("c".into(), 10), ("d".into(), 10)]);
         let (decision, _) = scale_in(&nodes, &since, 1000, &policy(), &group(4));
         // b and d are the longest unneeded with no pod; c has one: b by name.
-        assert_eq!(
-            decision,
-            ScaleIn::Remove {
-                node: "b".into(),
-                machine: "m-b".into(),
-                desired: 3
-            }
-        );
+        assert_eq!(decision, ScaleIn::Remove { node: "b".into(), machine: "m-b".into(), desired: 3 });
     }
 
     #[test]
@@ -532,24 +373,15 @@ mod tests {
 
     #[test]
     fn pods_that_fit_nowhere_else_block_scale_in() {
-        let nodes = [
-            node("a", &[pod(1500, 1)]),
-            node("b", &[pod(1500, 1), pod(1500, 1)]),
-        ];
+        let nodes = [node("a", &[pod(1500, 1)]), node("b", &[pod(1500, 1), pod(1500, 1)])];
         let (decision, map) = scale_in(&nodes, &BTreeMap::new(), 0, &policy(), &group(2));
-        assert_eq!(
-            (decision, map.len()),
-            (ScaleIn::Hold(ScaleInHold::NoUnneededNode), 0)
-        );
+        assert_eq!((decision, map.len()), (ScaleIn::Hold(ScaleInHold::NoUnneededNode), 0));
         // The pod slots count too.
         let mut full = [node("a", &[pod(100, 1)]), node("b", &[])];
         full[1].pod_count = 110;
         let (_, map) = scale_in(&full, &BTreeMap::new(), 0, &policy(), &group(2));
         assert_eq!(map.keys().collect::<Vec<_>>(), ["b"]);
-        let no_cap = NodeGroup {
-            max_pods: 0,
-            ..group(2)
-        };
+        let no_cap = NodeGroup { max_pods: 0, ..group(2) };
         let (_, map) = scale_in(&full, &BTreeMap::new(), 0, &policy(), &no_cap);
         assert_eq!(map.len(), 2, "max_pods 0 is no cap");
     }
@@ -562,24 +394,12 @@ mod tests {
         nodes[1].machine = None;
         let since = BTreeMap::from([("a".into(), 0), ("b".into(), 500), ("cp".into(), 0)]);
         let (decision, map) = scale_in(&nodes, &since, 1000, &policy(), &group(3));
-        let hold = ScaleInHold::NoMachine {
-            nodes: vec!["a".into()],
-        };
+        let hold = ScaleInHold::NoMachine { nodes: vec!["a".into()] };
         let text = hold.to_string();
-        assert!(
-            text.contains("a are unneeded but have no cluster.x-k8s.io/machine"),
-            "{text}"
-        );
+        assert!(text.contains("a are unneeded but have no cluster.x-k8s.io/machine"), "{text}");
         assert_eq!(decision, ScaleIn::Hold(hold));
         assert!(!map.contains_key("cp"));
         let (decision, _) = scale_in(&nodes, &since, 1100, &policy(), &group(3));
-        assert_eq!(
-            decision,
-            ScaleIn::Remove {
-                node: "b".into(),
-                machine: "m-b".into(),
-                desired: 2
-            }
-        );
+        assert_eq!(decision, ScaleIn::Remove { node: "b".into(), machine: "m-b".into(), desired: 2 });
     }
 }

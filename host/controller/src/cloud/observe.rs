@@ -100,7 +100,8 @@ pub fn kubeconfig_text(secret: &Secret) -> Result<String, String> {
 /// kubeconfig (it holds credentials).
 pub async fn workload_client(text: &str) -> Result<Client, String> {
     let kubeconfig = kube::config::Kubeconfig::from_yaml(text).map_err(|_| "the kubeconfig does not parse".to_string())?;
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.map_err(|e| format!("the kubeconfig is not usable: {}", first_line(&e.to_string())))?;
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.map_err(|e| format!("the kubeconfig is not usable: {}", first_line(&e.to_string())))?;
     config.connect_timeout = Some(Duration::from_secs(5));
     config.read_timeout = Some(WORKLOAD_TIMEOUT);
     Client::try_from(config).map_err(|e| format!("no client: {}", first_line(&e.to_string())))

@@ -85,13 +85,21 @@ pub enum Step {
     /// Namespace, credentials Secret, then the Cluster with `workers` replicas (SSA): with a
     /// topology, or rendered from the cluster template (Cluster first, then what it refers
     /// to, owned by it), as the settings and Cluster API allow.
-    Provision { flavor: String, workers: i32 },
+    Provision {
+        flavor: String,
+        workers: i32,
+    },
     /// Copy the kubeconfig into the registry; `cordoned`: no new placements.
-    Register { cordoned: bool },
+    Register {
+        cordoned: bool,
+    },
     Unregister,
     SetWorkers(i32),
     /// Mark the Machine for deletion, then one worker fewer.
-    RemoveNode { machine: String, workers: i32 },
+    RemoveNode {
+        machine: String,
+        workers: i32,
+    },
     DeleteCluster,
     /// The credentials Secret and the namespace, once the Cluster is gone.
     CleanUp,
@@ -477,10 +485,7 @@ impl Planner<'_> {
         let since: BTreeMap<String, u64> = self.st.unneeded_since.iter().map(|(n, t)| (n.clone(), t.0.as_second().max(0) as u64)).collect();
         let now = self.o.now.as_second().max(0) as u64;
         let (decision, unneeded) = node_scaling::scale_in(&w.nodes, &since, now, &policy, &group);
-        self.st.unneeded_since = unneeded
-            .into_iter()
-            .filter_map(|(n, secs)| Timestamp::from_second(secs as i64).ok().map(|t| (n, Time(t))))
-            .collect();
+        self.st.unneeded_since = unneeded.into_iter().filter_map(|(n, secs)| Timestamp::from_second(secs as i64).ok().map(|t| (n, Time(t)))).collect();
         if let ScaleIn::Remove { node, machine, desired: to } = decision {
             let to = to as i32;
             self.steps.push(Step::RemoveNode { machine: machine.clone(), workers: to });
@@ -606,7 +611,14 @@ pub fn plan(s: &Settings, status: Option<&CloudProvisionerStatus>, o: &Observed)
         p.st.cluster = Some(format!("{}/{}", s.namespace, s.cluster));
         if c.templated && p.st.provisioning_mode.as_deref() != Some(c.mode()) {
             let t = &s.template;
-            p.event(false, "RenderedFromTemplate", format!("no managed topology: Cluster {}/{} and the provider's objects come from cluster template {}/{} (key {})", s.namespace, s.cluster, t.namespace, t.name, t.key));
+            p.event(
+                false,
+                "RenderedFromTemplate",
+                format!(
+                    "no managed topology: Cluster {}/{} and the provider's objects come from cluster template {}/{} (key {})",
+                    s.namespace, s.cluster, t.namespace, t.name, t.key
+                ),
+            );
         }
         p.st.provisioning_mode = Some(c.mode().to_string());
     }
@@ -614,7 +626,12 @@ pub fn plan(s: &Settings, status: Option<&CloudProvisionerStatus>, o: &Observed)
         p.condition("Warning", true, "Spec", note.clone());
     }
     if !s.inline_credentials.is_empty() {
-        p.condition("InlineCredentials", true, "MovedToSecret", format!("cloudsYaml/certText are kept in Secret {}/{}; prefer spec.credentialsSecretRef", s.namespace, s.credentials_secret()));
+        p.condition(
+            "InlineCredentials",
+            true,
+            "MovedToSecret",
+            format!("cloudsYaml/certText are kept in Secret {}/{}; prefer spec.credentialsSecretRef", s.namespace, s.credentials_secret()),
+        );
     }
     match &o.claim {
         Claim::Ours => p.condition("Conflict", false, "Owned", "the cluster name is ours"),

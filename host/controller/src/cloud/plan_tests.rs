@@ -233,7 +233,8 @@ fn quota_gives_partial_capacity_and_no_scale_loop() {
     st.scale_step = Some(ScaleStep { kind: "ScaleOut".into(), desired: 3, started: Time(t(0)), node: None });
     let mut o = ready_observed(20, vec![worker("w1", 7)], 4);
     o.cluster = Some(usable_cluster(1, 3));
-    o.machines = vec![MachineView { name: "m2".into(), phase: "Provisioning".into(), infrastructure_problem: Some("InstanceCreateFailed: Quota exceeded".into()), ..Default::default() }];
+    o.machines =
+        vec![MachineView { name: "m2".into(), phase: "Provisioning".into(), infrastructure_problem: Some("InstanceCreateFailed: Quota exceeded".into()), ..Default::default() }];
     let p = plan(&s, Some(&st), &o);
     assert_eq!(p.steps, vec![Step::SetWorkers(1)]);
     assert!(p.events.iter().any(|e| e.reason == "PartialCapacity"));

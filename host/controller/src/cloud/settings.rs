@@ -143,11 +143,8 @@ fn secs(v: Option<i64>, default: u64, field: &str) -> Result<Duration, String> {
 
 /// A DNS-1123 label: the Cluster, its namespace and the registered cluster share the name.
 fn dns_label(name: &str, field: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
+    let ok =
+        !name.is_empty() && name.len() <= 63 && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') && !name.starts_with('-') && !name.ends_with('-');
     if ok { Ok(()) } else { Err(format!("{field} {name:?} is not a DNS label (lower-case letters, digits and '-', at most 63)")) }
 }
 

@@ -28,24 +28,15 @@ impl Resources {
     pub const ZERO: Resources = Resources::new(0, 0);
 
     pub const fn new(cpu_milli: u64, memory_bytes: u64) -> Self {
-        Resources {
-            cpu_milli,
-            memory_bytes,
-        }
+        Resources { cpu_milli, memory_bytes }
     }
 
     pub const fn saturating_add(self, other: Resources) -> Resources {
-        Resources::new(
-            self.cpu_milli.saturating_add(other.cpu_milli),
-            self.memory_bytes.saturating_add(other.memory_bytes),
-        )
+        Resources::new(self.cpu_milli.saturating_add(other.cpu_milli), self.memory_bytes.saturating_add(other.memory_bytes))
     }
 
     pub const fn saturating_sub(self, other: Resources) -> Resources {
-        Resources::new(
-            self.cpu_milli.saturating_sub(other.cpu_milli),
-            self.memory_bytes.saturating_sub(other.memory_bytes),
-        )
+        Resources::new(self.cpu_milli.saturating_sub(other.cpu_milli), self.memory_bytes.saturating_sub(other.memory_bytes))
     }
 
     /// Whether `self` fits in `room` in both dimensions.
@@ -63,18 +54,9 @@ impl std::iter::Sum for Resources {
 impl fmt::Display for Resources {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.memory_bytes.is_multiple_of(MI) {
-            write!(
-                f,
-                "{}m CPU, {}Mi memory",
-                self.cpu_milli,
-                self.memory_bytes / MI
-            )
+            write!(f, "{}m CPU, {}Mi memory", self.cpu_milli, self.memory_bytes / MI)
         } else {
-            write!(
-                f,
-                "{}m CPU, {} bytes memory",
-                self.cpu_milli, self.memory_bytes
-            )
+            write!(f, "{}m CPU, {} bytes memory", self.cpu_milli, self.memory_bytes)
         }
     }
 }
@@ -91,12 +73,7 @@ pub struct Flavor {
 
 impl Flavor {
     pub fn new(name: impl Into<String>, cpu_milli: u64, memory_bytes: u64, pods: u32) -> Self {
-        Flavor {
-            name: name.into(),
-            cpu_milli,
-            memory_bytes,
-            pods,
-        }
+        Flavor { name: name.into(), cpu_milli, memory_bytes, pods }
     }
 
     pub const fn capacity(&self) -> Resources {
@@ -112,16 +89,8 @@ impl Flavor {
 
 /// The mck8s 1.x flavor table (OpenStack names), 110 pods each.
 pub fn default_flavors() -> Vec<Flavor> {
-    let table = [
-        ("k8s.small", 2000, 8192),
-        ("k8s.medium", 4000, 16384),
-        ("k8s.large", 8000, 32768),
-        ("k8s.xlarge", 16000, 65536),
-    ];
-    table
-        .into_iter()
-        .map(|(name, cpu, mem_mi)| Flavor::new(name, cpu, mem_mi * MI, 110))
-        .collect()
+    let table = [("k8s.small", 2000, 8192), ("k8s.medium", 4000, 16384), ("k8s.large", 8000, 32768), ("k8s.xlarge", 16000, 65536)];
+    table.into_iter().map(|(name, cpu, mem_mi)| Flavor::new(name, cpu, mem_mi * MI, 110)).collect()
 }
 
 /// How the flavor and node count are chosen.
@@ -169,11 +138,7 @@ pub enum SizingError {
     #[error("legacy sizing needs a flavor with at least 8000m CPU and 32768Mi memory; none has")]
     NoLegacyFlavor,
     #[error("no flavor fits a pod requesting {pod}: the largest, {flavor}, offers {allocatable}")]
-    PodTooLarge {
-        pod: Resources,
-        flavor: String,
-        allocatable: Resources,
-    },
+    PodTooLarge { pod: Resources, flavor: String, allocatable: Resources },
 }
 
 /// Sizes the demand in `request`: the flavor and how many new nodes of it to add.
@@ -188,14 +153,7 @@ fn size_legacy(req: &SizingRequest) -> Result<Sizing, SizingError> {
     let flavor = match &req.fixed_flavor {
         Some(fixed) => fixed.clone(),
         None if req.flavors.is_empty() => return Err(SizingError::NoFlavors),
-        None => req
-            .flavors
-            .iter()
-            .find(|f| {
-                f.cpu_milli >= LEGACY_MIN_CPU_MILLI && f.memory_bytes >= LEGACY_MIN_MEMORY_BYTES
-            })
-            .cloned()
-            .ok_or(SizingError::NoLegacyFlavor)?,
+        None => req.flavors.iter().find(|f| f.cpu_milli >= LEGACY_MIN_CPU_MILLI && f.memory_bytes >= LEGACY_MIN_MEMORY_BYTES).cloned().ok_or(SizingError::NoLegacyFlavor)?,
     };
     let capacity = flavor.capacity();
     if let Some(pod) = req.pods.iter().filter(|p| !p.fits_in(capacity)).max() {
@@ -205,12 +163,8 @@ fn size_legacy(req: &SizingRequest) -> Result<Sizing, SizingError> {
     let rest = demand.saturating_sub(req.in_flight.iter().copied().sum());
     // Every pod fits the flavor, so a zero dimension of the flavor has zero demand.
     let ceil = |need: u64, per: u64| if per == 0 { 0 } else { need.div_ceil(per) };
-    let nodes = ceil(rest.cpu_milli, capacity.cpu_milli)
-        .max(ceil(rest.memory_bytes, capacity.memory_bytes));
-    Ok(Sizing {
-        flavor,
-        nodes: u32::try_from(nodes).unwrap_or(u32::MAX),
-    })
+    let nodes = ceil(rest.cpu_milli, capacity.cpu_milli).max(ceil(rest.memory_bytes, capacity.memory_bytes));
+    Ok(Sizing { flavor, nodes: u32::try_from(nodes).unwrap_or(u32::MAX) })
 }
 
 fn size_bin_pack(req: &SizingRequest) -> Result<Sizing, SizingError> {
@@ -220,11 +174,7 @@ fn size_bin_pack(req: &SizingRequest) -> Result<Sizing, SizingError> {
     };
     let best = flavors
         .iter()
-        .filter(|f| {
-            req.pods
-                .iter()
-                .all(|p| p.fits_in(f.allocatable(req.node_overhead)))
-        })
+        .filter(|f| req.pods.iter().all(|p| p.fits_in(f.allocatable(req.node_overhead))))
         .map(|&f| (f, new_nodes_needed(req, f)))
         // Cheapest (nodes × cpu), then fewer nodes, then the smaller flavor.
         .min_by_key(|&(f, nodes)| {
@@ -232,22 +182,12 @@ fn size_bin_pack(req: &SizingRequest) -> Result<Sizing, SizingError> {
             (cost, nodes, f.capacity(), f.name.as_str())
         });
     if let Some((flavor, nodes)) = best {
-        return Ok(Sizing {
-            flavor: flavor.clone(),
-            nodes,
-        });
+        return Ok(Sizing { flavor: flavor.clone(), nodes });
     }
-    let largest = flavors
-        .iter()
-        .max_by_key(|f| (f.capacity(), &f.name))
-        .ok_or(SizingError::NoFlavors)?;
+    let largest = flavors.iter().max_by_key(|f| (f.capacity(), &f.name)).ok_or(SizingError::NoFlavors)?;
     let allocatable = largest.allocatable(req.node_overhead);
     let pod = req.pods.iter().filter(|p| !p.fits_in(allocatable)).max();
-    Err(too_large(
-        pod.copied().unwrap_or_default(),
-        largest,
-        allocatable,
-    ))
+    Err(too_large(pod.copied().unwrap_or_default(), largest, allocatable))
 }
 
 fn new_nodes_needed(req: &SizingRequest, flavor: &Flavor) -> u32 {
@@ -255,25 +195,15 @@ fn new_nodes_needed(req: &SizingRequest, flavor: &Flavor) -> u32 {
     let mut in_flight = req.in_flight.clone();
     in_flight.sort_unstable_by(|a, b| b.cmp(a));
     let slots = pod_cap(req.max_pods_per_node);
-    let mut bins: Vec<Bin> = in_flight
-        .into_iter()
-        .map(|free| Bin { free, slots })
-        .collect();
+    let mut bins: Vec<Bin> = in_flight.into_iter().map(|free| Bin { free, slots }).collect();
     let existing = bins.len();
-    let new_bin = Bin {
-        free: allocatable,
-        slots: slots.min(pod_cap(flavor.pods)),
-    };
+    let new_bin = Bin { free: allocatable, slots: slots.min(pod_cap(flavor.pods)) };
     pack(&ffd_order(&req.pods, allocatable), &mut bins, Some(new_bin));
     u32::try_from(bins.len() - existing).unwrap_or(u32::MAX)
 }
 
 fn too_large(pod: Resources, flavor: &Flavor, allocatable: Resources) -> SizingError {
-    SizingError::PodTooLarge {
-        pod,
-        flavor: flavor.name.clone(),
-        allocatable,
-    }
+    SizingError::PodTooLarge { pod, flavor: flavor.name.clone(), allocatable }
 }
 
 /// A pods-per-node setting as a cap: 0 means none.
@@ -304,10 +234,7 @@ impl Bin {
 /// result) does not depend on the input order.
 pub(crate) fn ffd_order(pods: &[Resources], shape: Resources) -> Vec<Resources> {
     // share = max(cpu/shape.cpu, mem/shape.mem), compared exactly over the common denominator.
-    let share = |p: &Resources| {
-        (u128::from(p.cpu_milli) * u128::from(shape.memory_bytes))
-            .max(u128::from(p.memory_bytes) * u128::from(shape.cpu_milli))
-    };
+    let share = |p: &Resources| (u128::from(p.cpu_milli) * u128::from(shape.memory_bytes)).max(u128::from(p.memory_bytes) * u128::from(shape.cpu_milli));
     let mut sorted = pods.to_vec();
     sorted.sort_unstable_by(|a, b| share(b).cmp(&share(a)).then_with(|| b.cmp(a)));
     sorted
@@ -315,11 +242,7 @@ pub(crate) fn ffd_order(pods: &[Resources], shape: Resources) -> Vec<Resources> 
 
 /// Packs `pods` first-fit into `bins`, appending copies of `new_bin` when no bin has room.
 /// Returns each pod's bin index, or `None` for a pod that fits nowhere, not even a new bin.
-pub(crate) fn pack(
-    pods: &[Resources],
-    bins: &mut Vec<Bin>,
-    new_bin: Option<Bin>,
-) -> Vec<Option<usize>> {
+pub(crate) fn pack(pods: &[Resources], bins: &mut Vec<Bin>, new_bin: Option<Bin>) -> Vec<Option<usize>> {
     pods.iter()
         .map(|&pod| {
             if let Some(index) = bins.iter_mut().position(|bin| bin.take(pod)) {
@@ -345,14 +268,7 @@ mod tests {
     }
 
     fn request(mode: SizingMode, pods: Vec<Resources>) -> SizingRequest {
-        SizingRequest {
-            flavors: default_flavors(),
-            mode,
-            node_overhead: Resources::new(200, 512 * MI),
-            max_pods_per_node: 110,
-            pods,
-            ..SizingRequest::default()
-        }
+        SizingRequest { flavors: default_flavors(), mode, node_overhead: Resources::new(200, 512 * MI), max_pods_per_node: 110, pods, ..SizingRequest::default() }
     }
 
     fn sized(req: &SizingRequest) -> (String, u32) {
@@ -362,10 +278,7 @@ mod tests {
 
     #[test]
     fn default_table_is_the_original() {
-        let table: Vec<_> = default_flavors()
-            .into_iter()
-            .map(|f| (f.name, f.cpu_milli, f.memory_bytes / MI, f.pods))
-            .collect();
+        let table: Vec<_> = default_flavors().into_iter().map(|f| (f.name, f.cpu_milli, f.memory_bytes / MI, f.pods)).collect();
         assert_eq!(
             table,
             [
@@ -388,10 +301,7 @@ mod tests {
             (vec![], 0),
         ];
         for (demand, nodes) in cases {
-            assert_eq!(
-                sized(&request(SizingMode::Legacy, demand)),
-                ("k8s.large".into(), nodes)
-            );
+            assert_eq!(sized(&request(SizingMode::Legacy, demand)), ("k8s.large".into(), nodes));
         }
     }
 
@@ -411,18 +321,8 @@ mod tests {
     fn legacy_errors() {
         let mut req = request(SizingMode::Legacy, pods(1, 9000, GI));
         let err = size(&req).expect_err("too large");
-        assert_eq!(
-            err,
-            SizingError::PodTooLarge {
-                pod: Resources::new(9000, GI),
-                flavor: "k8s.large".into(),
-                allocatable: Resources::new(8000, 32768 * MI),
-            }
-        );
-        assert!(
-            err.to_string().contains("9000m CPU, 1024Mi memory"),
-            "{err}"
-        );
+        assert_eq!(err, SizingError::PodTooLarge { pod: Resources::new(9000, GI), flavor: "k8s.large".into(), allocatable: Resources::new(8000, 32768 * MI) });
+        assert!(err.to_string().contains("9000m CPU, 1024Mi memory"), "{err}");
         req.flavors.truncate(2);
         assert_eq!(size(&req), Err(SizingError::NoLegacyFlavor));
         req.flavors.clear();
@@ -457,19 +357,10 @@ mod tests {
         let mut req = request(SizingMode::BinPack, vec![Resources::new(100, GI); 3]);
         req.pods.push(Resources::new(16000, GI));
         let err = size(&req).expect_err("too large");
-        assert_eq!(
-            err,
-            SizingError::PodTooLarge {
-                pod: Resources::new(16000, GI),
-                flavor: "k8s.xlarge".into(),
-                allocatable: Resources::new(15800, 65024 * MI),
-            }
-        );
+        assert_eq!(err, SizingError::PodTooLarge { pod: Resources::new(16000, GI), flavor: "k8s.xlarge".into(), allocatable: Resources::new(15800, 65024 * MI) });
         req.fixed_flavor = default_flavors().into_iter().next();
         req.pods = pods(1, 1900, GI);
-        assert!(
-            matches!(size(&req), Err(SizingError::PodTooLarge { flavor, .. }) if flavor == "k8s.small")
-        );
+        assert!(matches!(size(&req), Err(SizingError::PodTooLarge { flavor, .. }) if flavor == "k8s.small"));
         req.fixed_flavor = None;
         req.flavors.clear();
         assert_eq!(size(&req), Err(SizingError::NoFlavors));
@@ -503,13 +394,8 @@ mod tests {
 
     #[test]
     fn results_do_not_depend_on_input_order() {
-        let mut demand: Vec<Resources> = (0..40u64)
-            .map(|i| Resources::new(100 + (i * 37) % 1500, (256 + (i * 91) % 3000) * MI))
-            .collect();
-        let in_flight = vec![
-            Resources::new(1800, 7680 * MI),
-            Resources::new(3800, 15872 * MI),
-        ];
+        let mut demand: Vec<Resources> = (0..40u64).map(|i| Resources::new(100 + (i * 37) % 1500, (256 + (i * 91) % 3000) * MI)).collect();
+        let in_flight = vec![Resources::new(1800, 7680 * MI), Resources::new(3800, 15872 * MI)];
         for mode in [SizingMode::Legacy, SizingMode::BinPack] {
             let mut req = request(mode, demand.clone());
             req.in_flight = in_flight.clone();
@@ -526,23 +412,10 @@ mod tests {
 
     #[test]
     fn pack_places_first_fit_and_opens_bins() {
-        let mut bins = vec![Bin {
-            free: Resources::new(1000, GI),
-            slots: 1,
-        }];
-        let new_bin = Bin {
-            free: Resources::new(2000, GI),
-            slots: 2,
-        };
-        let demand = [
-            Resources::new(500, MI),
-            Resources::new(500, MI),
-            Resources::new(3000, MI),
-        ];
-        assert_eq!(
-            pack(&demand, &mut bins, Some(new_bin)),
-            [Some(0), Some(1), None]
-        );
+        let mut bins = vec![Bin { free: Resources::new(1000, GI), slots: 1 }];
+        let new_bin = Bin { free: Resources::new(2000, GI), slots: 2 };
+        let demand = [Resources::new(500, MI), Resources::new(500, MI), Resources::new(3000, MI)];
+        assert_eq!(pack(&demand, &mut bins, Some(new_bin)), [Some(0), Some(1), None]);
         assert_eq!(pack(&demand[..1], &mut bins, None), [Some(1)]);
         assert_eq!(pack(&demand[..1], &mut bins, None), [None]); // slots exhausted
     }

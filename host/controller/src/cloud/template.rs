@@ -103,7 +103,9 @@ pub fn render(text: &str, shape: &ClusterShape, worker_md: &str, workers: i32) -
         if !labels.is_object() {
             return Err(refused(format!("{what}: metadata.labels is not a map")));
         }
-        for (k, v) in [(capi::OWNER_LABEL, &shape.owner), (capi::OWNER_UID_LABEL, &shape.owner_uid), ("fogguru.eu/managed-by", &"mck8s".to_string()), (capi::CLUSTER_NAME_LABEL, &shape.name)] {
+        for (k, v) in
+            [(capi::OWNER_LABEL, &shape.owner), (capi::OWNER_UID_LABEL, &shape.owner_uid), ("fogguru.eu/managed-by", &"mck8s".to_string()), (capi::CLUSTER_NAME_LABEL, &shape.name)]
+        {
             labels[k] = json!(v);
         }
         match (group == capi::GROUP, kind.as_str()) {

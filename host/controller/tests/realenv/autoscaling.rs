@@ -70,7 +70,13 @@ async fn set_load(h: &Harness, app: &str, among: &[&str], cores: &str) -> usize 
 
 async fn events_of(h: &Harness, kind: &str, name: &str) -> Vec<Event> {
     let api: Api<Event> = Api::namespaced(h.mgmt.clone(), &h.ns.name);
-    api.list(&ListParams::default()).await.unwrap().items.into_iter().filter(|e| e.involved_object.kind.as_deref() == Some(kind) && e.involved_object.name.as_deref() == Some(name)).collect()
+    api.list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.involved_object.kind.as_deref() == Some(kind) && e.involved_object.name.as_deref() == Some(name))
+        .collect()
 }
 
 fn reasons(events: &[Event]) -> Vec<String> {
@@ -175,10 +181,7 @@ async fn scales_out_under_load_and_in_after_the_window_within_min_and_max() {
     let seen = history.finish().await;
     let at_max = seen.iter().position(|(r, _)| *r == 5).expect("reached max");
     let first_in = seen[at_max..].iter().position(|(r, _)| *r < 5).map_or(seen.len(), |i| at_max + i);
-    assert!(
-        seen[at_max..first_in].iter().any(|(r, reason)| *r == 5 && reason.contains("stabilising")),
-        "the window held replicas at 5 before scaling in: {seen:?}"
-    );
+    assert!(seen[at_max..first_in].iter().any(|(r, reason)| *r == 5 && reason.contains("stabilising")), "the window held replicas at 5 before scaling in: {seen:?}");
     assert!(seen.iter().all(|(r, _)| (1..=5).contains(r)), "{seen:?}");
     let s = hpa_status(&h, "web").await;
     assert_eq!(mck8s_api::conditions::get(&s.conditions, "ScalingLimited").unwrap().reason, "TooFewReplicas");
@@ -257,7 +260,11 @@ async fn the_rescheduler_brings_cloud_replicas_back_as_fog_capacity_frees_up() {
 
     let reschedulers: Api<AppRescheduler> = Api::all(h.mgmt.clone());
     let name = format!("{}-r", h.ns.name);
-    let r: AppRescheduler = serde_yaml::from_str(&format!("apiVersion: fogguru.eu/v1\nkind: AppRescheduler\nmetadata: {{name: {name}}}\nspec: {{periodSeconds: 2, maxReplicasPerStep: 1, namespaces: [{}]}}", h.ns.name)).unwrap();
+    let r: AppRescheduler = serde_yaml::from_str(&format!(
+        "apiVersion: fogguru.eu/v1\nkind: AppRescheduler\nmetadata: {{name: {name}}}\nspec: {{periodSeconds: 2, maxReplicasPerStep: 1, namespaces: [{}]}}",
+        h.ns.name
+    ))
+    .unwrap();
     reschedulers.create(&Default::default(), &r).await.unwrap();
     // A pass while the fog is full moves nothing.
     h.wait_condition_of(&reschedulers, &name, "Active", "True").await;

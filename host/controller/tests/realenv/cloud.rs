@@ -75,7 +75,11 @@ async fn wait_phase(h: &Harness, cp: &str, phase: &str, bound: Duration) -> Clou
     wait(&format!("CloudProvisioner {cp} {phase}"), bound, || async {
         let o = cps(h).get(cp).await.map_err(|e| e.to_string())?;
         let st = o.status.clone().unwrap_or_default();
-        if st.phase.as_deref() == Some(phase) { Ok(()) } else { Err(format!("phase {:?}, conditions {:?}", st.phase, st.conditions.iter().map(|c| format!("{}={} {}", c.type_, c.reason, c.message)).collect::<Vec<_>>())) }
+        if st.phase.as_deref() == Some(phase) {
+            Ok(())
+        } else {
+            Err(format!("phase {:?}, conditions {:?}", st.phase, st.conditions.iter().map(|c| format!("{}={} {}", c.type_, c.reason, c.message)).collect::<Vec<_>>()))
+        }
     })
     .await;
     cps(h).get(cp).await.unwrap()
@@ -142,7 +146,15 @@ spec:
 
 fn apply_cluster_scoped(h: &Harness, yaml: &str) {
     use std::io::Write;
-    let mut child = h.env.kubectl("cluster0").args(["apply", "-f", "-"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut child = h
+        .env
+        .kubectl("cluster0")
+        .args(["apply", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     child.stdin.take().unwrap().write_all(yaml.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "kubectl apply: {}", String::from_utf8_lossy(&out.stderr));
@@ -407,7 +419,8 @@ async fn under_quota_the_cluster_joins_with_partial_capacity_and_no_scale_loop()
     // 10 pods of 3 CPU: BinPack wants several nodes; the quota gives one.
     h.apply_yaml(&mcd_shaped("wide", "  replicas: 10", "{cpu: '3', memory: 1Gi}", ""));
     // Backoff base 30 s: after the partial capacity the next try is 2 minutes away.
-    let cp = provisioner("cloud-quota", "  workers: {maxReplicas: 6}\n  flavors: [{name: k8s.large, cpu: '8', memory: 32Gi}]").replace("retryBackoffSeconds: 1", "retryBackoffSeconds: 30");
+    let cp = provisioner("cloud-quota", "  workers: {maxReplicas: 6}\n  flavors: [{name: k8s.large, cpu: '8', memory: 32Gi}]")
+        .replace("retryBackoffSeconds: 1", "retryBackoffSeconds: 30");
     apply_cluster_scoped(&h, &cp);
     wait_phase(&h, "cloud-quota", "Ready", PROVISION_BOUND).await;
     wait("PartialCapacity reported", PROVISION_BOUND, || async {
@@ -599,7 +612,8 @@ async fn without_the_topology_gate_the_clusters_objects_come_from_the_template()
     let cluster = Api::<DynamicObject>::namespaced_with(h.mgmt.clone(), ns, &capi("Cluster")).get(cp_name).await.unwrap();
     assert!(cluster.data["spec"].get("topology").is_none(), "{:?}", cluster.data["spec"]);
     assert_eq!(cluster.data["spec"]["infrastructureRef"]["kind"], "OpenStackCluster");
-    let provider = |group: &str, version: &str, kind: &str| Api::<DynamicObject>::namespaced_with(h.mgmt.clone(), ns, &ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind)));
+    let provider =
+        |group: &str, version: &str, kind: &str| Api::<DynamicObject>::namespaced_with(h.mgmt.clone(), ns, &ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind)));
     let osc = provider("infrastructure.cluster.x-k8s.io", "v1beta1", "OpenStackCluster").get(cp_name).await.unwrap();
     assert_eq!(osc.data["spec"]["externalNetwork"]["id"], "net-1");
     assert_eq!(osc.data["spec"]["identityRef"]["name"], "openstack-creds");
@@ -630,7 +644,14 @@ async fn without_the_topology_gate_the_clusters_objects_come_from_the_template()
     .await;
     assert!(md_replicas().await >= 2);
     let md = mds.get("cloud-tmpl-md-0").await.unwrap();
-    let replicas_owner = md.metadata.managed_fields.iter().flatten().filter(|f| f.fields_v1.as_ref().is_some_and(|v| v.0.pointer("/f:spec/f:replicas").is_some())).map(|f| f.manager.clone().unwrap_or_default()).collect::<Vec<_>>();
+    let replicas_owner = md
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|f| f.fields_v1.as_ref().is_some_and(|v| v.0.pointer("/f:spec/f:replicas").is_some()))
+        .map(|f| f.manager.clone().unwrap_or_default())
+        .collect::<Vec<_>>();
     assert_eq!(replicas_owner, ["mck8s-node-autoscaler"], "the replicas are the node autoscaler's alone");
 
     // Idle, then deleted: only the Cluster is deleted, and what it owns goes with it.

@@ -224,7 +224,14 @@ impl Harness {
     /// Applies a manifest unchanged (stdin), like `kubectl apply -f`.
     pub fn apply_yaml(&self, yaml: &str) {
         use std::io::Write;
-        let mut child = self.kubectl().args(["apply", "-f", "-"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+        let mut child = self
+            .kubectl()
+            .args(["apply", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
         child.stdin.take().unwrap().write_all(yaml.as_bytes()).unwrap();
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "kubectl apply: {}", String::from_utf8_lossy(&out.stderr));
@@ -319,8 +326,7 @@ impl Harness {
         let get = || async {
             let o = api.get(name).await.map_err(|e| e.to_string())?;
             let v = serde_json::to_value(&o).map_err(|e| e.to_string())?;
-            let conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> =
-                serde_json::from_value(v["status"]["conditions"].clone()).unwrap_or_default();
+            let conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> = serde_json::from_value(v["status"]["conditions"].clone()).unwrap_or_default();
             mck8s_api::conditions::get(&conditions, type_).cloned().ok_or_else(|| format!("no {type_} condition yet"))
         };
         self.eventually(&format!("{name} condition {type_}={status}"), || async {

@@ -207,12 +207,7 @@ async fn helm_install_upgrade_uninstall_on_the_management_cluster() {
     let res = ctr.resources.clone().unwrap();
     assert!(res.requests.unwrap().contains_key("cpu") && res.limits.unwrap().contains_key("memory"));
     let env_of = |d: &Deployment| -> BTreeMap<String, String> {
-        d.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0]
-            .env
-            .iter()
-            .flatten()
-            .filter_map(|e| e.value.clone().map(|v| (e.name.clone(), v)))
-            .collect()
+        d.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0].env.iter().flatten().filter_map(|e| e.value.clone().map(|v| (e.name.clone(), v))).collect()
     };
     let e = env_of(&deploy);
     assert_eq!(e.get("MCK8S_LEADER_ELECT").map(String::as_str), Some("true"));
@@ -230,8 +225,8 @@ async fn helm_install_upgrade_uninstall_on_the_management_cluster() {
         "fogguru.eu/multiclusterdeployments/status,multiclusterservices/status,multiclusterjobs/status,multiclusterhorizontalpodautoscalers/status patch",
         "events.k8s.io/events create,patch",
     ]
-        .map(String::from)
-        .into();
+    .map(String::from)
+    .into();
     assert_eq!(rules(&cr.rules.unwrap_or_default()), want);
     let resched = Api::<ClusterRole>::all(admin.clone()).get(&format!("{cluster_name}-rescheduler")).await.unwrap();
     let want: BTreeSet<String> = ["fogguru.eu/appreschedulers list", "fogguru.eu/appreschedulers/status patch"].map(String::from).into();
@@ -266,7 +261,8 @@ async fn helm_install_upgrade_uninstall_on_the_management_cluster() {
     let want: BTreeSet<String> = ["/secrets create,delete,get,patch", "/configmaps get"].map(String::from).into();
     assert_eq!(rules(&registry.rules.unwrap_or_default()), want);
     let role = ns.api::<Role>().get(RELEASE).await.unwrap();
-    let want: BTreeSet<String> = ["/configmaps,secrets list,watch", "coordination.k8s.io/leases[mck8s-leader] get,update", "coordination.k8s.io/leases create"].map(String::from).into();
+    let want: BTreeSet<String> =
+        ["/configmaps,secrets list,watch", "coordination.k8s.io/leases[mck8s-leader] get,update", "coordination.k8s.io/leases create"].map(String::from).into();
     assert_eq!(rules(&role.rules.unwrap_or_default()), want);
     ns.api::<ServiceAccount>().get(RELEASE).await.unwrap();
     let svc = ns.api::<Service>().get(&format!("{RELEASE}-metrics")).await.unwrap();
@@ -622,7 +618,8 @@ async fn the_chart_identity_provisions_a_cloud_cluster_reaching_secrets_only_in_
     // Idle once the MCD is gone: de-provisioned and cleaned up under the same role.
     r.mcds().delete("heavy", &DeleteParams::default()).await.unwrap();
     cps.delete(CP, &DeleteParams::default()).await.unwrap();
-    let clusters: Api<kube::api::DynamicObject> = Api::namespaced_with(r.admin.clone(), CP, &kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk("cluster.x-k8s.io", "v1beta2", "Cluster")));
+    let clusters: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(r.admin.clone(), CP, &kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk("cluster.x-k8s.io", "v1beta2", "Cluster")));
     eventually_within("the CloudProvisioner, its Cluster, registry Secret and namespace gone", Duration::from_secs(300), || async {
         let cp = cps.get_opt(CP).await.unwrap().is_some();
         let cluster = clusters.get_opt(CP).await.map(|c| c.is_some()).unwrap_or(false);
@@ -671,7 +668,8 @@ async fn leader_failover_hands_reconciling_to_the_standby() {
     logs();
     let r = Release::install("mck8s-leader").await;
     let (pa, pb) = (free_port(), free_port());
-    let mut tasks = BTreeMap::from([("mck8s-a".to_string(), (r.controller("mck8s-a", true, Some(pa)), pa)), ("mck8s-b".to_string(), (r.controller("mck8s-b", true, Some(pb)), pb))]);
+    let mut tasks =
+        BTreeMap::from([("mck8s-a".to_string(), (r.controller("mck8s-a", true, Some(pa)), pa)), ("mck8s-b".to_string(), (r.controller("mck8s-b", true, Some(pb)), pb))]);
     let mut leader = None;
     eventually("a leader", || async { r.lease_holder().await.filter(|h| !h.is_empty()).map(|_| ()).ok_or_else(|| "no holder".to_string()) }).await;
     if let Some(h) = r.lease_holder().await {

@@ -35,7 +35,14 @@ async fn mck8s_examples_apply_unchanged_and_update_and_delete() {
     h.kubectl_ok(&["patch", "mcd", "hello", "--type=merge", "-p", r#"{"spec":{"replicas":1}}"#]);
     h.wait_children("hello", &[("cluster2", 1), ("cluster3", 1)]).await;
     // Policy change: drop locations, best-fit with 2 locations of 1.
-    h.kubectl_ok(&["patch", "mcd", "hello", "--type=json", "-p", r#"[{"op":"remove","path":"/spec/locations"},{"op":"add","path":"/spec/placementPolicy","value":"best-fit"},{"op":"add","path":"/spec/numberOfLocations","value":2}]"#]);
+    h.kubectl_ok(&[
+        "patch",
+        "mcd",
+        "hello",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/spec/locations"},{"op":"add","path":"/spec/placementPolicy","value":"best-fit"},{"op":"add","path":"/spec/numberOfLocations","value":2}]"#,
+    ]);
     h.eventually("best-fit placement", || async {
         let got = h.children("hello").await;
         if got.len() == 2 && got.values().all(|r| *r == 1) && got.keys().all(|c| c.starts_with("cluster")) { Ok(()) } else { Err(format!("{got:?}")) }

@@ -24,10 +24,7 @@ fn every_case_through_wasm_and_native() {
     for (name, case) in cases() {
         let fleet = Arc::new(FleetSnapshot::from_doc(&case.input.fleet).unwrap());
         let workload = fleet.workload(&case.input.workload).unwrap();
-        let decision = registry
-            .placement_session(case.policy.as_deref().unwrap(), fleet.clone())
-            .and_then(|mut s| s.place(&workload))
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let decision = registry.placement_session(case.policy.as_deref().unwrap(), fleet.clone()).and_then(|mut s| s.place(&workload)).unwrap_or_else(|e| panic!("{name}: {e}"));
         let got: BTreeMap<String, u32> = decision.placements.iter().map(|p| (p.cluster.clone(), p.replicas)).collect();
         if got != case.expect.placements || decision.unplaced != case.expect.unplaced {
             failures.push(format!(
@@ -39,8 +36,7 @@ fn every_case_through_wasm_and_native() {
             assert!(!p.reason.is_empty(), "{name}: no reason for {}", p.cluster);
         }
         let native = common::native_place(case.policy.as_deref().unwrap(), &common::native_fleet(&fleet), &workload).unwrap();
-        let native_got: BTreeMap<String, u32> =
-            native.choices.iter().map(|c| (fleet.name_of(c.cluster).to_string(), c.replicas)).collect();
+        let native_got: BTreeMap<String, u32> = native.choices.iter().map(|c| (fleet.name_of(c.cluster).to_string(), c.replicas)).collect();
         if native_got != got || native.unplaced != decision.unplaced || native.summary != decision.summary {
             failures.push(format!("{name}: native {native_got:?}/{} differs from wasm {got:?}/{}", native.unplaced, decision.unplaced));
         }
@@ -66,7 +62,6 @@ workload: {name: hello, replicas: 2, locations: "cluster1, nowhere", requests: {
     let err = fleet.workload(&w).unwrap_err().to_string();
     assert!(err.contains("requests.cpu") && err.contains("one"), "{err}");
 }
-
 
 #[test]
 fn every_builtin_has_the_placement_properties_on_generated_fleets() {

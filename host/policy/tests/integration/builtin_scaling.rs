@@ -11,10 +11,7 @@ fn request(samples: &[(&str, u32, Option<f64>)], state: &[u8]) -> ScalingInput {
     ScalingInput {
         name: "hello".into(),
         namespace: "default".into(),
-        samples: samples
-            .iter()
-            .map(|&(c, r, u)| SampleDoc { cluster: c.into(), replicas: r, utilization: u, traffic: None })
-            .collect(),
+        samples: samples.iter().map(|&(c, r, u)| SampleDoc { cluster: c.into(), replicas: r, utilization: u, traffic: None }).collect(),
         target_utilization: 50,
         min_replicas: 2,
         max_replicas: 10,

@@ -14,17 +14,13 @@ pub fn wasm_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("MCK8S_WASM_DIR") {
         return PathBuf::from(d);
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/mck8s/target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/mck8s/target"));
     target.join("wasm32-wasip2/policy")
 }
 
 pub fn wasm(file: &str) -> Vec<u8> {
     let path = wasm_dir().join(file);
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!("{}: {e}; build the components first with scripts/build-policies.sh", path.display())
-    })
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}; build the components first with scripts/build-policies.sh", path.display()))
 }
 
 pub fn builtin(name: &str) -> Vec<u8> {

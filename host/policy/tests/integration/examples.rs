@@ -19,8 +19,7 @@ fn cases_dir() -> PathBuf {
 
 fn example(lang: &str) -> Vec<u8> {
     let path = common::wasm_dir().join(format!("examples/even-spread-{lang}.wasm"));
-    std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; build the examples with scripts/build-examples.sh", path.display()))
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}; build the examples with scripts/build-examples.sh", path.display()))
 }
 
 fn load(lang: &str) -> Arc<LoadedPolicy> {

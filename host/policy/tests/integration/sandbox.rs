@@ -5,7 +5,7 @@
 use crate::common;
 use mck8s_policy::input::PlacementInput;
 use mck8s_policy::validate;
-use mck8s_policy::{FleetSnapshot, Limits, LoadedPolicy, PolicyErrorKind, PolicyRegistry, PlacementSession};
+use mck8s_policy::{FleetSnapshot, Limits, LoadedPolicy, PlacementSession, PolicyErrorKind, PolicyRegistry};
 use std::sync::Arc;
 use std::time::Duration;
 

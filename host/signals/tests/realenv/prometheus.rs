@@ -89,10 +89,7 @@ async fn app_traffic_and_cpu_count_only_the_apps_pods_on_their_cluster() {
         let rx_total = ns_total(rx, n.clone()).await;
         let cpu_total = ns_total(cpu, n.clone()).await;
         let other_ns = ns_total(rx, ns_b.name.clone()).await;
-        let ready = positive(&traffic, &a)
-            && positive(&cores, &a)
-            && [&rx_total, &cpu_total].iter().all(|m| positive(m, &a) && positive(m, &b))
-            && positive(&other_ns, &b);
+        let ready = positive(&traffic, &a) && positive(&cores, &a) && [&rx_total, &cpu_total].iter().all(|m| positive(m, &a) && positive(m, &b)) && positive(&other_ns, &b);
         if ready { Ok((traffic, cores, rx_total, cpu_total)) } else { Err((traffic, cores, rx_total, cpu_total, other_ns)) }
     })
     .await;
@@ -161,4 +158,3 @@ async fn queries_return_labelled_samples_and_typed_errors() {
         other => panic!("expected a request error, got {other:?}"),
     }
 }
-

@@ -81,10 +81,7 @@ fn observed() -> Vec<ClusterState> {
             "cluster1",
             HealthDoc::Ready,
             vec![node(2000, 2000, cpu(2000, 2)), node(2000, 2000, cpu(2000, 2))],
-            vec![
-                ("a", OwnedPods { per_node: vec![(0, cpu(2000, 2)), (1, cpu(1000, 1))], bound: 3 }),
-                ("b", OwnedPods { per_node: vec![(1, cpu(1000, 1))], bound: 1 }),
-            ],
+            vec![("a", OwnedPods { per_node: vec![(0, cpu(2000, 2)), (1, cpu(1000, 1))], bound: 3 }), ("b", OwnedPods { per_node: vec![(1, cpu(1000, 1))], bound: 1 })],
             900.0,
             0.0,
         ),
@@ -92,10 +89,7 @@ fn observed() -> Vec<ClusterState> {
             "cluster2",
             HealthDoc::Ready,
             vec![node(4000, 4000, c2)],
-            vec![
-                ("a", OwnedPods { per_node: vec![(0, cpu(1000, 1))], bound: 1 }),
-                ("b", OwnedPods { per_node: vec![(0, cpu(2000, 2))], bound: 2 }),
-            ],
+            vec![("a", OwnedPods { per_node: vec![(0, cpu(1000, 1))], bound: 1 }), ("b", OwnedPods { per_node: vec![(0, cpu(2000, 2))], bound: 2 })],
             100.0,
             0.0,
         ),
@@ -147,12 +141,7 @@ fn the_comparison_sees_own_pods_freed_and_pending_pods_as_nothing() {
     // Anchors the cross-check to the capacity model, so equal-but-wrong cannot pass: a's own
     // 3 pods on cluster1 count as free (3 slots), b's Pending pods take nothing, cluster2 has
     // a's 1 slot back, and cluster3 (failed) none.
-    let d = mck8s_sim::decide_once(
-        common::registry(),
-        &simulated(),
-        &request("worst-fit", "{name: a, replicas: 6, requests: {cpu: 1000m, memory: 1000Mi}}"),
-    )
-    .unwrap();
+    let d = mck8s_sim::decide_once(common::registry(), &simulated(), &request("worst-fit", "{name: a, replicas: 6, requests: {cpu: 1000m, memory: 1000Mi}}")).unwrap();
     let cycle = simulated().cycle(1).unwrap();
     let w = cycle.snapshot.workload(&request("worst-fit", "{name: z, replicas: 1, requests: {cpu: 1000m, memory: 1000Mi}}").workload).unwrap();
     let slots: Vec<u32> = w.slots.clone();
@@ -161,12 +150,7 @@ fn the_comparison_sees_own_pods_freed_and_pending_pods_as_nothing() {
     assert_eq!([by_name("cluster1"), by_name("cluster2"), by_name("cluster3"), by_name("cluster4"), by_name("cloud1")], [0, 0, 0, 7, 8]);
     // For a: worst-fit ranks cluster4 (7 slots) first, which takes all 6.
     assert_eq!(d.replicas_on("cluster4"), 6, "{d:?}");
-    let d = mck8s_sim::decide_once(
-        common::registry(),
-        &simulated(),
-        &request("best-fit", "{name: a, replicas: 3, requests: {cpu: 1000m, memory: 1000Mi}}"),
-    )
-    .unwrap();
+    let d = mck8s_sim::decide_once(common::registry(), &simulated(), &request("best-fit", "{name: a, replicas: 3, requests: {cpu: 1000m, memory: 1000Mi}}")).unwrap();
     // best-fit: cluster2 has 1 slot (a's own pod), cluster1 3 (a's own pods), cluster4 7.
     assert_eq!((d.replicas_on("cluster2"), d.replicas_on("cluster1")), (1, 2), "{d:?}");
 }

@@ -70,12 +70,7 @@ fn capacity_aware_placement_bursts_to_cloud_where_the_even_split_leaves_pods_pen
     // whose nodes arrive after 60 s; the even split gives every cluster a third, blind to
     // the fog clusters being full.
     assert!(mck8s.bursts > 0 && mck8s.summary.cloud_replica_hours > 0.0);
-    assert!(
-        mck8s.summary.pending_fraction < even.summary.pending_fraction,
-        "worst-fit {} vs even {}",
-        mck8s.summary.pending_fraction,
-        even.summary.pending_fraction
-    );
+    assert!(mck8s.summary.pending_fraction < even.summary.pending_fraction, "worst-fit {} vs even {}", mck8s.summary.pending_fraction, even.summary.pending_fraction);
     assert!(even.summary.pending_fraction > 0.0);
     // The cloud autoscaler added nodes and later removed them.
     let cloud = series(&mck8s, "cloud1");

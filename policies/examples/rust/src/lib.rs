@@ -55,4 +55,3 @@ impl PlacementPolicy for EvenSpread {
 }
 
 mck8s_policy_sdk::export_placement!(EvenSpread);
-

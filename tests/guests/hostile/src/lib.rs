@@ -13,11 +13,7 @@ impl PlacementPolicy for Hostile {
 
     fn place(fleet: &Fleet, req: &Request) -> Result<Placement, String> {
         let mode = req.param("mode").unwrap_or("");
-        let one = |cluster: u32, replicas: u32| Placement {
-            choices: vec![Choice { cluster, replicas, reason: "hostile".into() }],
-            unplaced: 0,
-            summary: String::new(),
-        };
+        let one = |cluster: u32, replicas: u32| Placement { choices: vec![Choice { cluster, replicas, reason: "hostile".into() }], unplaced: 0, summary: String::new() };
         match mode {
             "spin" => {
                 let mut x: u64 = 0;
@@ -57,9 +53,7 @@ impl PlacementPolicy for Hostile {
             }
             // Everything on the first ready fog cluster, whatever its capacity.
             "pile-up" => {
-                let c = (0..fleet.len() as u32)
-                    .find(|&c| fleet.is_ready(c) && !fleet.is_cloud(c))
-                    .ok_or("no ready fog cluster")?;
+                let c = (0..fleet.len() as u32).find(|&c| fleet.is_ready(c) && !fleet.is_cloud(c)).ok_or("no ready fog cluster")?;
                 Ok(one(c, req.total))
             }
             _ => Ok(automatic(fleet, req, Ranking::WorstFit)),

@@ -14,9 +14,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::Notify;
 
 use super::cluster::{self, ClusterRt, Next};
-use super::{
-    Ctx, FAULTS_CONFIGMAP, Kind, LABEL_CLUSTER_NAME, SIM_NAMESPACE, crds, names, record, workload,
-};
+use super::{Ctx, FAULTS_CONFIGMAP, Kind, LABEL_CLUSTER_NAME, SIM_NAMESPACE, crds, names, record, workload};
 use crate::Result;
 
 const FULL_RESYNC: Duration = Duration::from_secs(2);
@@ -38,31 +36,15 @@ impl Dispatcher {
         }
         let notify = Arc::new(Notify::new());
         tasks.insert(key.clone(), notify.clone());
-        tokio::spawn(cluster_task(
-            ctx.clone(),
-            self.clone(),
-            key,
-            ClusterRt::new(ns, name),
-            notify,
-        ));
+        tokio::spawn(cluster_task(ctx.clone(), self.clone(), key, ClusterRt::new(ns, name), notify));
     }
 
     fn wake_all(self: &Arc<Self>) {
-        self.tasks
-            .lock()
-            .unwrap()
-            .values()
-            .for_each(|n| n.notify_one());
+        self.tasks.lock().unwrap().values().for_each(|n| n.notify_one());
     }
 }
 
-async fn cluster_task(
-    ctx: Arc<Ctx>,
-    disp: Arc<Dispatcher>,
-    key: String,
-    mut rt: ClusterRt,
-    notify: Arc<Notify>,
-) {
+async fn cluster_task(ctx: Arc<Ctx>, disp: Arc<Dispatcher>, key: String, mut rt: ClusterRt, notify: Arc<Notify>) {
     tracing::debug!(cluster = %key, "task started");
     loop {
         let next = match cluster::reconcile(&ctx, &mut rt).await {
@@ -113,19 +95,11 @@ pub(super) async fn run(ctx: Arc<Ctx>) -> Result<()> {
 
 async fn watch_clusters(ctx: Arc<Ctx>, disp: Arc<Dispatcher>) {
     let api: Api<DynamicObject> = Api::all_with(ctx.mgmt.clone(), &Kind::Cluster.resource());
-    let mut events = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .boxed();
+    let mut events = watcher(api, watcher::Config::default()).default_backoff().boxed();
     while let Some(ev) = events.next().await {
         match ev {
-            Ok(
-                watcher::Event::Apply(o) | watcher::Event::InitApply(o) | watcher::Event::Delete(o),
-            ) => {
-                disp.wake(
-                    &ctx,
-                    o.metadata.namespace.as_deref().unwrap_or_default(),
-                    o.metadata.name.as_deref().unwrap_or_default(),
-                );
+            Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o) | watcher::Event::Delete(o)) => {
+                disp.wake(&ctx, o.metadata.namespace.as_deref().unwrap_or_default(), o.metadata.name.as_deref().unwrap_or_default());
             }
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "Cluster watch (retrying)"),
@@ -137,18 +111,11 @@ async fn watch_clusters(ctx: Arc<Ctx>, disp: Arc<Dispatcher>) {
 /// MachineDeployment scaling in autoscaler mode, deletions).
 async fn watch_children(ctx: Arc<Ctx>, disp: Arc<Dispatcher>, kind: Kind) {
     let api: Api<DynamicObject> = Api::all_with(ctx.mgmt.clone(), &kind.resource());
-    let mut events = watcher(api, watcher::Config::default().labels(LABEL_CLUSTER_NAME))
-        .default_backoff()
-        .boxed();
+    let mut events = watcher(api, watcher::Config::default().labels(LABEL_CLUSTER_NAME)).default_backoff().boxed();
     while let Some(ev) = events.next().await {
         match ev {
             Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o)) => {
-                if let Some(c) = o
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(LABEL_CLUSTER_NAME))
-                {
+                if let Some(c) = o.metadata.labels.as_ref().and_then(|l| l.get(LABEL_CLUSTER_NAME)) {
                     disp.wake(&ctx, o.metadata.namespace.as_deref().unwrap_or_default(), c);
                 }
             }
@@ -173,11 +140,7 @@ async fn watch_faults(ctx: Arc<Ctx>, disp: Arc<Dispatcher>) {
 async fn resync(ctx: &Arc<Ctx>, disp: &Arc<Dispatcher>) -> Result<()> {
     let api: Api<DynamicObject> = Api::all_with(ctx.mgmt.clone(), &Kind::Cluster.resource());
     for c in api.list(&ListParams::default()).await?.items {
-        disp.wake(
-            ctx,
-            c.metadata.namespace.as_deref().unwrap_or_default(),
-            c.metadata.name.as_deref().unwrap_or_default(),
-        );
+        disp.wake(ctx, c.metadata.namespace.as_deref().unwrap_or_default(), c.metadata.name.as_deref().unwrap_or_default());
     }
     // A record is an orphan only if its Cluster (same UID) is confirmed gone and no task
     // owns it (a task tears its own workload down when its Cluster goes).
@@ -185,10 +148,7 @@ async fn resync(ctx: &Arc<Ctx>, disp: &Arc<Dispatcher>) -> Result<()> {
         if disp.tasks.lock().unwrap().contains_key(&key) {
             continue;
         }
-        let current = ctx
-            .api(Kind::Cluster, &r.namespace)
-            .get_opt(&r.name)
-            .await?;
+        let current = ctx.api(Kind::Cluster, &r.namespace).get_opt(&r.name).await?;
         if current.and_then(|c| c.metadata.uid) != Some(r.uid.clone()) {
             tracing::info!(cluster = %key, "workload cluster without its Cluster; stopping it");
             workload::teardown(ctx, &r.namespace, &r.name).await?;

@@ -15,18 +15,10 @@ use serde_json::json;
 use super::cluster::{ClusterRt, Next};
 use super::faults::{Deletion, Faults};
 use super::topology::deleting;
-use super::{
-    Ctx, FINALIZER_CLUSTER, FINALIZER_MACHINE, Kind, LABEL_CLUSTER_NAME, conditions, events,
-    machines, secret, workload,
-};
+use super::{Ctx, FINALIZER_CLUSTER, FINALIZER_MACHINE, Kind, LABEL_CLUSTER_NAME, conditions, events, machines, secret, workload};
 use crate::Result;
 
-const STAGES: [&str; 4] = [
-    "WaitingForWorkersDeletion",
-    "WaitingForControlPlaneDeletion",
-    "WaitingForInfrastructureDeletion",
-    "DeletionCompleted",
-];
+const STAGES: [&str; 4] = ["WaitingForWorkersDeletion", "WaitingForControlPlaneDeletion", "WaitingForInfrastructureDeletion", "DeletionCompleted"];
 
 fn ignore_404<T>(r: kube::Result<T>) -> kube::Result<()> {
     match r {
@@ -38,89 +30,31 @@ fn ignore_404<T>(r: kube::Result<T>) -> kube::Result<()> {
 
 /// Removes `finalizer` from `o`; the resourceVersion makes a concurrent change a conflict
 /// (retried on the next step) instead of a lost finalizer.
-pub(super) async fn remove_finalizer(
-    api: &Api<DynamicObject>,
-    o: &DynamicObject,
-    finalizer: &str,
-) -> Result<()> {
-    let left: Vec<&String> = o
-        .metadata
-        .finalizers
-        .iter()
-        .flatten()
-        .filter(|f| *f != finalizer)
-        .collect();
-    let patch =
-        json!({"metadata": {"finalizers": left, "resourceVersion": o.metadata.resource_version}});
-    ignore_404(
-        api.patch(
-            o.metadata.name.as_deref().unwrap_or_default(),
-            &super::patch_params(),
-            &Patch::Merge(&patch),
-        )
-        .await,
-    )?;
+pub(super) async fn remove_finalizer(api: &Api<DynamicObject>, o: &DynamicObject, finalizer: &str) -> Result<()> {
+    let left: Vec<&String> = o.metadata.finalizers.iter().flatten().filter(|f| *f != finalizer).collect();
+    let patch = json!({"metadata": {"finalizers": left, "resourceVersion": o.metadata.resource_version}});
+    ignore_404(api.patch(o.metadata.name.as_deref().unwrap_or_default(), &super::patch_params(), &Patch::Merge(&patch)).await)?;
     Ok(())
 }
 
 /// Cordons the Node and deletes its pods; true once none is left.
 async fn drain(client: &kube::Client, node: &str) -> Result<bool> {
     let nodes: Api<Node> = Api::all(client.clone());
-    if nodes
-        .get_opt(node)
-        .await?
-        .is_some_and(|n| n.spec.and_then(|s| s.unschedulable) != Some(true))
-    {
-        ignore_404(
-            nodes
-                .patch(
-                    node,
-                    &super::patch_params(),
-                    &Patch::Merge(json!({"spec": {"unschedulable": true}})),
-                )
-                .await,
-        )?;
+    if nodes.get_opt(node).await?.is_some_and(|n| n.spec.and_then(|s| s.unschedulable) != Some(true)) {
+        ignore_404(nodes.patch(node, &super::patch_params(), &Patch::Merge(json!({"spec": {"unschedulable": true}}))).await)?;
     }
     let pods: Api<Pod> = Api::all(client.clone());
-    let on_node = pods
-        .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
-        .await?
-        .items;
-    for p in on_node
-        .iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-    {
-        let api: Api<Pod> = Api::namespaced(
-            client.clone(),
-            p.metadata.namespace.as_deref().unwrap_or_default(),
-        );
-        ignore_404(
-            api.delete(
-                p.metadata.name.as_deref().unwrap_or_default(),
-                &DeleteParams::default(),
-            )
-            .await,
-        )?;
+    let on_node = pods.list(&ListParams::default().fields(&format!("spec.nodeName={node}"))).await?.items;
+    for p in on_node.iter().filter(|p| p.metadata.deletion_timestamp.is_none()) {
+        let api: Api<Pod> = Api::namespaced(client.clone(), p.metadata.namespace.as_deref().unwrap_or_default());
+        ignore_404(api.delete(p.metadata.name.as_deref().unwrap_or_default(), &DeleteParams::default()).await)?;
     }
     Ok(on_node.is_empty())
 }
 
 /// Drives one Machine that has a deletionTimestamp. `stuck`: it shows Deleting and stays.
-pub(super) async fn machine(
-    ctx: &Ctx,
-    rt: &mut ClusterRt,
-    cluster: &DynamicObject,
-    m: &DynamicObject,
-    f: &Faults,
-    stuck: bool,
-) -> Result<()> {
-    if !m
-        .metadata
-        .finalizers
-        .iter()
-        .flatten()
-        .any(|x| x == FINALIZER_MACHINE)
-    {
+pub(super) async fn machine(ctx: &Ctx, rt: &mut ClusterRt, cluster: &DynamicObject, m: &DynamicObject, f: &Faults, stuck: bool) -> Result<()> {
+    if !m.metadata.finalizers.iter().flatten().any(|x| x == FINALIZER_MACHINE) {
         return Ok(());
     }
     let ns = m.metadata.namespace.clone().unwrap_or_default();
@@ -128,26 +62,13 @@ pub(super) async fn machine(
     let api = ctx.api(Kind::Machine, &ns);
     let generation = m.metadata.generation.unwrap_or(1);
     let old = m.data["status"].clone();
-    let mut status = if old.is_object() {
-        old.clone()
-    } else {
-        json!({})
-    };
+    let mut status = if old.is_object() { old.clone() } else { json!({}) };
     status["phase"] = json!("Deleting");
-    let msg = if stuck {
-        "simulated fault: deletion stuck"
-    } else {
-        "draining the Node and deleting the instance"
-    };
+    let msg = if stuck { "simulated fault: deletion stuck" } else { "draining the Node and deleting the instance" };
     conditions::set(&mut status, "Deleting", true, "Deleting", msg, generation);
     conditions::set(&mut status, "Ready", false, "Deleting", "", generation);
     if status != old {
-        api.patch_status(
-            &name,
-            &super::patch_params(),
-            &Patch::Merge(json!({"status": status})),
-        )
-        .await?;
+        api.patch_status(&name, &super::patch_params(), &Patch::Merge(json!({"status": status}))).await?;
     }
     if stuck {
         return Ok(());
@@ -174,57 +95,28 @@ pub(super) async fn machine(
             None => {}
         }
     }
-    if !rt.timers.due(
-        &format!("machine/{name}/Deleting"),
-        f.delay(ctx.cfg.machine_delay_ms),
-    ) {
+    if !rt.timers.due(&format!("machine/{name}/Deleting"), f.delay(ctx.cfg.machine_delay_ms)) {
         return Ok(());
     }
     remove_finalizer(&api, m, FINALIZER_MACHINE).await?;
-    let node = m.data["status"]["nodeRef"]["name"]
-        .as_str()
-        .map(|n| format!(" (Node {n} drained and deleted)"))
-        .unwrap_or_default();
-    events::emit(
-        &ctx.mgmt,
-        cluster,
-        "MachineDeleted",
-        &format!("Machine {name} deleted{node}"),
-    )
-    .await;
+    let node = m.data["status"]["nodeRef"]["name"].as_str().map(|n| format!(" (Node {n} drained and deleted)")).unwrap_or_default();
+    events::emit(&ctx.mgmt, cluster, "MachineDeleted", &format!("Machine {name} deleted{node}")).await;
     Ok(())
 }
 
 /// One step of a Cluster's deletion.
-pub(super) async fn cluster(
-    ctx: &Ctx,
-    rt: &mut ClusterRt,
-    cluster: &DynamicObject,
-    f: &Faults,
-) -> Result<Next> {
+pub(super) async fn cluster(ctx: &Ctx, rt: &mut ClusterRt, cluster: &DynamicObject, f: &Faults) -> Result<Next> {
     let ns = cluster.metadata.namespace.clone().unwrap_or_default();
     let name = cluster.metadata.name.clone().unwrap_or_default();
     let api = ctx.api(Kind::Cluster, &ns);
-    if !cluster
-        .metadata
-        .finalizers
-        .iter()
-        .flatten()
-        .any(|x| x == FINALIZER_CLUSTER)
-    {
+    if !cluster.metadata.finalizers.iter().flatten().any(|x| x == FINALIZER_CLUSTER) {
         return Ok(Next::After(Duration::from_millis(200)));
     }
     let generation = cluster.metadata.generation.unwrap_or(1);
     let old = cluster.data["status"].clone();
-    let mut status = if old.is_object() {
-        old.clone()
-    } else {
-        json!({})
-    };
+    let mut status = if old.is_object() { old.clone() } else { json!({}) };
     status["phase"] = json!("Deleting");
-    let current = conditions::reason(&status, "Deleting")
-        .filter(|r| STAGES.contains(r))
-        .map(String::from);
+    let current = conditions::reason(&status, "Deleting").filter(|r| STAGES.contains(r)).map(String::from);
     let step = f.delay(ctx.cfg.deletion_step_ms);
     let stuck = f.deletion == Deletion::Stuck;
     let mut next_stage: Option<&str> = None;
@@ -236,38 +128,19 @@ pub(super) async fn cluster(
             let lp = ListParams::default().labels(&format!("{LABEL_CLUSTER_NAME}={name}"));
             let md_list = mds.list(&lp).await?.items;
             for md in md_list.iter().filter(|m| !deleting(m)) {
-                ignore_404(
-                    mds.delete(
-                        md.metadata.name.as_deref().unwrap_or_default(),
-                        &DeleteParams::default(),
-                    )
-                    .await,
-                )?;
+                ignore_404(mds.delete(md.metadata.name.as_deref().unwrap_or_default(), &DeleteParams::default()).await)?;
             }
             let all = machines::list(ctx, cluster).await?;
-            let workers: Vec<&DynamicObject> = all
-                .iter()
-                .filter(|m| !machines::is_control_plane(m))
-                .collect();
+            let workers: Vec<&DynamicObject> = all.iter().filter(|m| !machines::is_control_plane(m)).collect();
             let mapi = ctx.api(Kind::Machine, &ns);
             for m in &workers {
                 if deleting(m) {
                     machine(ctx, rt, cluster, m, f, stuck).await?;
                 } else {
-                    ignore_404(
-                        mapi.delete(
-                            m.metadata.name.as_deref().unwrap_or_default(),
-                            &DeleteParams::default(),
-                        )
-                        .await,
-                    )?;
+                    ignore_404(mapi.delete(m.metadata.name.as_deref().unwrap_or_default(), &DeleteParams::default()).await)?;
                 }
             }
-            if !stuck
-                && workers.is_empty()
-                && md_list.is_empty()
-                && rt.timers.due("deleting/workers", step)
-            {
+            if !stuck && workers.is_empty() && md_list.is_empty() && rt.timers.due("deleting/workers", step) {
                 next_stage = Some(STAGES[1]);
             }
             rt.timers.wake(Duration::from_millis(200));
@@ -279,13 +152,7 @@ pub(super) async fn cluster(
                 if deleting(m) {
                     machine(ctx, rt, cluster, m, f, false).await?;
                 } else {
-                    ignore_404(
-                        mapi.delete(
-                            m.metadata.name.as_deref().unwrap_or_default(),
-                            &DeleteParams::default(),
-                        )
-                        .await,
-                    )?;
+                    ignore_404(mapi.delete(m.metadata.name.as_deref().unwrap_or_default(), &DeleteParams::default()).await)?;
                 }
             }
             if all.is_empty() {
@@ -312,23 +179,11 @@ pub(super) async fn cluster(
         }
     }
     if let Some(s) = next_stage {
-        conditions::set(
-            &mut status,
-            "Deleting",
-            true,
-            s,
-            &stage_message(s),
-            generation,
-        );
+        conditions::set(&mut status, "Deleting", true, s, &stage_message(s), generation);
         rt.timers.wake(Duration::ZERO);
     }
     if status != old {
-        api.patch_status(
-            &name,
-            &super::patch_params(),
-            &Patch::Merge(json!({"status": status})),
-        )
-        .await?;
+        api.patch_status(&name, &super::patch_params(), &Patch::Merge(json!({"status": status}))).await?;
     }
     if let Some(s) = next_stage {
         events::emit(&ctx.mgmt, cluster, s, &stage_message(s)).await;
@@ -340,9 +195,7 @@ pub(super) async fn cluster(
         return Ok(Next::After(Duration::from_millis(100)));
     }
     let wake = rt.timers.take_wake().unwrap_or(Duration::from_secs(1));
-    Ok(Next::After(
-        wake.clamp(Duration::from_millis(20), Duration::from_secs(1)),
-    ))
+    Ok(Next::After(wake.clamp(Duration::from_millis(20), Duration::from_secs(1))))
 }
 
 fn stage_message(stage: &str) -> String {

@@ -8,24 +8,14 @@ use serde_json::json;
 use super::{API_VERSION, COMPONENT};
 
 fn micro_now() -> String {
-    k8s_openapi::jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%S.%6fZ")
-        .to_string()
+    k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string()
 }
 
 /// Best effort, like a recorder: a failed Event is logged, never fatal.
-pub(super) async fn emit(
-    mgmt: &kube::Client,
-    cluster: &DynamicObject,
-    reason: &str,
-    message: &str,
-) {
+pub(super) async fn emit(mgmt: &kube::Client, cluster: &DynamicObject, reason: &str, message: &str) {
     let ns = cluster.metadata.namespace.clone().unwrap_or_default();
     let name = cluster.metadata.name.clone().unwrap_or_default();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let now = super::conditions::now();
     let event = json!({
         "metadata": {"name": format!("{name}.{nanos:x}"), "namespace": ns},

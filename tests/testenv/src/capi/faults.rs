@@ -67,9 +67,7 @@ impl Faults {
         }
         let f: Faults = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
         match f.slow_factor {
-            Some(s) if !(s.is_finite() && s > 0.0) => {
-                Err(format!("slow_factor must be positive, not {s}"))
-            }
+            Some(s) if !(s.is_finite() && s > 0.0) => Err(format!("slow_factor must be positive, not {s}")),
             _ => Ok(f),
         }
     }
@@ -119,16 +117,10 @@ mod tests {
     fn parses_every_fault() {
         let f = Faults::parse("{worker_quota: 1, control_plane: never, machines: never, deletion: stuck, slow_factor: 3}").unwrap();
         assert_eq!(f.worker_quota, Some(1));
-        assert_eq!(
-            (f.control_plane, f.machines, f.deletion),
-            (Behaviour::Never, Behaviour::Never, Deletion::Stuck)
-        );
+        assert_eq!((f.control_plane, f.machines, f.deletion), (Behaviour::Never, Behaviour::Never, Deletion::Stuck));
         assert_eq!(f.delay(100), std::time::Duration::from_millis(300));
         assert_eq!(Faults::parse("").unwrap(), Faults::default());
-        assert_eq!(
-            Faults::parse("{}").unwrap().delay(100),
-            std::time::Duration::from_millis(100)
-        );
+        assert_eq!(Faults::parse("{}").unwrap().delay(100), std::time::Duration::from_millis(100));
     }
 
     #[test]
@@ -140,16 +132,9 @@ mod tests {
 
     #[test]
     fn round_trips_and_keys() {
-        let f = Faults {
-            worker_quota: Some(2),
-            deletion: Deletion::Stuck,
-            ..Default::default()
-        };
+        let f = Faults { worker_quota: Some(2), deletion: Deletion::Stuck, ..Default::default() };
         let text = serde_yaml::to_string(&f).unwrap();
-        assert!(
-            !text.contains("control_plane"),
-            "defaults are omitted: {text}"
-        );
+        assert!(!text.contains("control_plane"), "defaults are omitted: {text}");
         assert_eq!(Faults::parse(&text).unwrap(), f);
         assert_eq!(key("team-a", "cloud1"), "team-a.cloud1");
     }

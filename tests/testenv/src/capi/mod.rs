@@ -102,22 +102,13 @@ impl Kind {
             Kind::MachineSet => "machinesets",
             Kind::Machine => "machines",
         };
-        ApiResource {
-            group: GROUP.into(),
-            version: VERSION.into(),
-            api_version: API_VERSION.into(),
-            kind: self.name().into(),
-            plural: plural.into(),
-        }
+        ApiResource { group: GROUP.into(), version: VERSION.into(), api_version: API_VERSION.into(), kind: self.name().into(), plural: plural.into() }
     }
 }
 
 /// Our writes show up in managedFields as `capi-sim`.
 pub(crate) fn patch_params() -> kube::api::PatchParams {
-    kube::api::PatchParams {
-        field_manager: Some(COMPONENT.into()),
-        ..Default::default()
-    }
+    kube::api::PatchParams { field_manager: Some(COMPONENT.into()), ..Default::default() }
 }
 
 /// What every part of the simulator shares.
@@ -147,20 +138,9 @@ impl Ctx {
 
 /// Runs the simulator until the process is killed (`testenv capi-sim`, started by `up`).
 pub async fn run(sd: &StateDir) -> Result<()> {
-    let state = sd
-        .read()?
-        .ok_or_else(|| Error::NotRunning(sd.dir.clone()))?;
-    let cfg = state
-        .fleet
-        .capi
-        .clone()
-        .ok_or_else(|| Error::Config("the fleet has no capi section".into()))?;
-    let mgmt = state
-        .fleet
-        .management()
-        .ok_or_else(|| Error::Config("no management cluster".into()))?
-        .name
-        .clone();
+    let state = sd.read()?.ok_or_else(|| Error::NotRunning(sd.dir.clone()))?;
+    let cfg = state.fleet.capi.clone().ok_or_else(|| Error::Config("the fleet has no capi section".into()))?;
+    let mgmt = state.fleet.management().ok_or_else(|| Error::Config("no management cluster".into()))?.name.clone();
     let ca = sd.pki().join("ca.crt");
     let ctx = Ctx {
         mgmt: kubeconfig::client(&sd.kubeconfig(&mgmt), &mgmt).await?,

@@ -5,18 +5,10 @@ use std::io::Read;
 /// `n` random lowercase letters, like the suffixes CAPI's topology controller appends.
 pub fn random_suffix(n: usize) -> String {
     let mut buf = vec![0u8; n];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .is_err()
-    {
+    if std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf)).is_err() {
         // Not random, but unique enough within one process: names only need to differ.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(7);
-        buf.iter_mut()
-            .enumerate()
-            .for_each(|(i, b)| *b = (nanos >> (i * 5 % 27)) as u8);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(7);
+        buf.iter_mut().enumerate().for_each(|(i, b)| *b = (nanos >> (i * 5 % 27)) as u8);
     }
     buf.iter().map(|b| (b'a' + b % 26) as char).collect()
 }
@@ -70,15 +62,8 @@ mod tests {
     #[test]
     fn names_follow_cluster_api() {
         let md = machine_deployment("c1", "md-0");
-        assert!(
-            md.starts_with("c1-md-0-") && md.len() == "c1-md-0-".len() + 5,
-            "{md}"
-        );
-        assert!(
-            md["c1-md-0-".len()..]
-                .bytes()
-                .all(|b| b.is_ascii_lowercase())
-        );
+        assert!(md.starts_with("c1-md-0-") && md.len() == "c1-md-0-".len() + 5, "{md}");
+        assert!(md["c1-md-0-".len()..].bytes().all(|b| b.is_ascii_lowercase()));
         let m = worker_machine(&md);
         assert_eq!(m.len(), md.len() + 6);
         assert!(control_plane_machine("c1").starts_with("c1-cp-"));

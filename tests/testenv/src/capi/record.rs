@@ -51,9 +51,7 @@ impl WorkloadRecord {
     }
 
     pub fn proc(&self, component: &str) -> Option<&ProcRecord> {
-        self.procs
-            .iter()
-            .find(|p| p.name.ends_with(&format!("/{component}")))
+        self.procs.iter().find(|p| p.name.ends_with(&format!("/{component}")))
     }
 }
 
@@ -74,8 +72,7 @@ pub fn lock(dir: &Path) -> Result<RecordLock> {
 pub fn read(dir: &Path) -> Result<Records> {
     let path = dir.join(FILE);
     match std::fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str(&text)
-            .map_err(|e| Error::State(format!("{}: {e}", path.display()))),
+        Ok(text) => serde_json::from_str(&text).map_err(|e| Error::State(format!("{}: {e}", path.display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Records::default()),
         Err(e) => Err(Error::io(&path, e)),
     }
@@ -103,9 +100,7 @@ pub fn update<T>(dir: &Path, f: impl FnOnce(&mut Records) -> Result<T>) -> Resul
 
 /// Every recorded process (for `down` and `status`); empty when there are no records.
 pub fn all_procs(dir: &Path) -> Vec<ProcRecord> {
-    read(dir)
-        .map(|r| r.clusters.into_values().flat_map(|w| w.procs).collect())
-        .unwrap_or_default()
+    read(dir).map(|r| r.clusters.into_values().flat_map(|w| w.procs).collect()).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -17,20 +17,12 @@ use crate::{Error, Result};
 pub(super) async fn publish(ctx: &Ctx, cluster: &DynamicObject, wl: &mut Workload) -> Result<()> {
     let ns = cluster.metadata.namespace.clone().unwrap_or_default();
     let name = cluster.metadata.name.clone().unwrap_or_default();
-    let rotation = cluster
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(ANN_ROTATE_KUBECONFIG))
-        .cloned();
+    let rotation = cluster.metadata.annotations.as_ref().and_then(|a| a.get(ANN_ROTATE_KUBECONFIG)).cloned();
     if rotation != wl.rec.rotation_seen {
         let key = names::key(&ns, &name);
         wl.rec = tokio::task::block_in_place(|| {
             record::update(&ctx.sd.dir, |recs| {
-                let r = recs
-                    .clusters
-                    .get_mut(&key)
-                    .ok_or_else(|| Error::State(format!("no record for {key}")))?;
+                let r = recs.clusters.get_mut(&key).ok_or_else(|| Error::State(format!("no record for {key}")))?;
                 r.token_index = (r.token_index + 1) % 2;
                 r.rotation_seen = rotation.clone();
                 Ok(r.clone())
@@ -42,18 +34,10 @@ pub(super) async fn publish(ctx: &Ctx, cluster: &DynamicObject, wl: &mut Workloa
     let api: Api<Secret> = Api::namespaced(ctx.mgmt.clone(), &ns);
     let secret_name = names::kubeconfig_secret(&name);
     match api.get_opt(&secret_name).await? {
-        Some(s)
-            if s.data
-                .as_ref()
-                .and_then(|d| d.get("value"))
-                .is_some_and(|v| v.0 == value) =>
-        {
-            Ok(())
-        }
+        Some(s) if s.data.as_ref().and_then(|d| d.get("value")).is_some_and(|v| v.0 == value) => Ok(()),
         Some(_) => {
             let patch = json!({"data": {"value": ByteString(value)}});
-            api.patch(&secret_name, &super::patch_params(), &Patch::Merge(&patch))
-                .await?;
+            api.patch(&secret_name, &super::patch_params(), &Patch::Merge(&patch)).await?;
             Ok(())
         }
         None => {
@@ -79,10 +63,7 @@ pub(super) async fn publish(ctx: &Ctx, cluster: &DynamicObject, wl: &mut Workloa
 /// Removed explicitly at the end of a deletion (the ownerReference would also collect it).
 pub(super) async fn delete(ctx: &Ctx, ns: &str, cluster: &str) -> Result<()> {
     let api: Api<Secret> = Api::namespaced(ctx.mgmt.clone(), ns);
-    match api
-        .delete(&names::kubeconfig_secret(cluster), &Default::default())
-        .await
-    {
+    match api.delete(&names::kubeconfig_secret(cluster), &Default::default()).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
         Err(e) => Err(e.into()),

@@ -25,20 +25,13 @@ pub(super) struct Parts {
 }
 
 /// The Cluster's parts, or why they are not all there yet.
-pub(super) async fn parts(
-    ctx: &Ctx,
-    cluster: &DynamicObject,
-) -> Result<std::result::Result<Parts, String>> {
+pub(super) async fn parts(ctx: &Ctx, cluster: &DynamicObject) -> Result<std::result::Result<Parts, String>> {
     let ns = cluster.metadata.namespace.clone().unwrap_or_default();
     let name = cluster.metadata.name.clone().unwrap_or_default();
     let spec = &cluster.data["spec"];
     for field in ["infrastructureRef", "controlPlaneRef"] {
         if referenced(ctx, &ns, &spec[field]).await?.is_none() {
-            return Ok(Err(format!(
-                "waiting for spec.{field} {} {} (not found)",
-                spec[field]["kind"].as_str().unwrap_or("?"),
-                spec[field]["name"].as_str().unwrap_or("?")
-            )));
+            return Ok(Err(format!("waiting for spec.{field} {} {} (not found)", spec[field]["kind"].as_str().unwrap_or("?"), spec[field]["name"].as_str().unwrap_or("?"))));
         }
     }
     let control_plane = referenced(ctx, &ns, &spec["controlPlaneRef"]).await?;
@@ -56,28 +49,19 @@ pub(super) async fn parts(
         let md_name = md.metadata.name.clone().unwrap_or_default();
         if label(&md, LABEL_CLUSTER_NAME) != Some(name.as_str()) {
             let patch = json!({"metadata": {"labels": {LABEL_CLUSTER_NAME: name}}});
-            api.patch(&md_name, &super::patch_params(), &Patch::Merge(&patch))
-                .await?;
+            api.patch(&md_name, &super::patch_params(), &Patch::Merge(&patch)).await?;
         }
         if let Some(f) = flavor_of(ctx, &ns, &md.data["spec"]["template"]["spec"]).await? {
             flavors.insert(md_name, f);
         }
         machine_deployments.push(md);
     }
-    Ok(Ok(Parts {
-        machine_deployments,
-        flavors,
-        control_plane_flavor,
-    }))
+    Ok(Ok(Parts { machine_deployments, flavors, control_plane_flavor }))
 }
 
 /// The object a v1beta2 reference (`{apiGroup, kind, name}`) names, if it exists.
 async fn referenced(ctx: &Ctx, ns: &str, r: &Value) -> Result<Option<DynamicObject>> {
-    let (Some(group), Some(kind), Some(name)) = (
-        r["apiGroup"].as_str(),
-        r["kind"].as_str(),
-        r["name"].as_str(),
-    ) else {
+    let (Some(group), Some(kind), Some(name)) = (r["apiGroup"].as_str(), r["kind"].as_str(), r["name"].as_str()) else {
         return Ok(None);
     };
     let Some(resource) = crds::resource_for(group, kind) else {
@@ -97,10 +81,7 @@ async fn flavor_of(ctx: &Ctx, ns: &str, machine_spec: &Value) -> Result<Option<S
 
 /// CAPO's flavor: a name (v1beta1), or `{filter: {name}}` / `{id}` (v1beta2).
 fn flavor(v: &Value) -> Option<String> {
-    v.as_str()
-        .or_else(|| v["filter"]["name"].as_str())
-        .or_else(|| v["name"].as_str())
-        .map(String::from)
+    v.as_str().or_else(|| v["filter"]["name"].as_str()).or_else(|| v["name"].as_str()).map(String::from)
 }
 
 #[cfg(test)]
@@ -110,10 +91,7 @@ mod tests {
     #[test]
     fn flavors_read_every_capo_form() {
         assert_eq!(flavor(&json!("k8s.large")).as_deref(), Some("k8s.large"));
-        assert_eq!(
-            flavor(&json!({"filter": {"name": "k8s.small"}})).as_deref(),
-            Some("k8s.small")
-        );
+        assert_eq!(flavor(&json!({"filter": {"name": "k8s.small"}})).as_deref(), Some("k8s.small"));
         assert_eq!(flavor(&json!({"id": "abc"})), None);
         assert_eq!(flavor(&Value::Null), None);
     }

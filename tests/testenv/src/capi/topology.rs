@@ -8,10 +8,7 @@ use std::collections::BTreeMap;
 use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PostParams};
 use serde_json::{Value, json};
 
-use super::{
-    ANN_AUTOSCALER_MAX, ANN_AUTOSCALER_MIN, API_VERSION, Ctx, Kind, LABEL_CLUSTER_NAME,
-    LABEL_DEPLOYMENT_NAME, LABEL_TOPOLOGY_DEPLOYMENT, LABEL_TOPOLOGY_OWNED, names,
-};
+use super::{ANN_AUTOSCALER_MAX, ANN_AUTOSCALER_MIN, API_VERSION, Ctx, Kind, LABEL_CLUSTER_NAME, LABEL_DEPLOYMENT_NAME, LABEL_TOPOLOGY_DEPLOYMENT, LABEL_TOPOLOGY_OWNED, names};
 use crate::Result;
 
 /// One `workers.machineDeployments[]` entry.
@@ -32,13 +29,7 @@ fn variable(list: &Value, name: &str) -> Option<String> {
 }
 
 fn string_map(v: &Value) -> BTreeMap<String, String> {
-    v.as_object()
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
+    v.as_object().map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect()).unwrap_or_default()
 }
 
 /// The entries of a Cluster's `spec.topology`.
@@ -55,8 +46,7 @@ pub(super) fn entries(topology: &Value) -> Vec<MdTopology> {
                 replicas: e["replicas"].as_i64(),
                 annotations: string_map(&e["metadata"]["annotations"]),
                 labels: string_map(&e["metadata"]["labels"]),
-                flavor: variable(&e["variables"]["overrides"], "workerFlavor")
-                    .or_else(|| cluster_flavor.clone()),
+                flavor: variable(&e["variables"]["overrides"], "workerFlavor").or_else(|| cluster_flavor.clone()),
             })
         })
         .collect()
@@ -65,10 +55,7 @@ pub(super) fn entries(topology: &Value) -> Vec<MdTopology> {
 /// CAPI's webhook rejects `replicas` together with the cluster-autoscaler annotations.
 pub(super) fn validate(entries: &[MdTopology]) -> std::result::Result<(), String> {
     for e in entries {
-        if e.replicas.is_some()
-            && (e.annotations.contains_key(ANN_AUTOSCALER_MIN)
-                || e.annotations.contains_key(ANN_AUTOSCALER_MAX))
-        {
+        if e.replicas.is_some() && (e.annotations.contains_key(ANN_AUTOSCALER_MIN) || e.annotations.contains_key(ANN_AUTOSCALER_MAX)) {
             return Err(format!(
                 "machineDeployments[name={}]: replicas must not be set together with the annotations {ANN_AUTOSCALER_MIN} / {ANN_AUTOSCALER_MAX} \
                  (rejected by the Cluster API webhook; leave replicas unset to let the autoscaler own them)",
@@ -87,13 +74,7 @@ impl MdTopology {
 
     /// Replicas of a new MachineDeployment: the entry's, else the autoscaler's minimum, else 1.
     pub fn initial_replicas(&self) -> i64 {
-        self.replicas
-            .or_else(|| {
-                self.annotations
-                    .get(ANN_AUTOSCALER_MIN)
-                    .and_then(|m| m.trim().parse().ok())
-            })
-            .unwrap_or(1)
+        self.replicas.or_else(|| self.annotations.get(ANN_AUTOSCALER_MIN).and_then(|m| m.trim().parse().ok())).unwrap_or(1)
     }
 }
 
@@ -107,37 +88,18 @@ pub(super) fn label<'a>(o: &'a DynamicObject, key: &str) -> Option<&'a str> {
 
 /// Creates, updates and deletes the Cluster's MachineDeployments to match its topology;
 /// returns the ones that are not being deleted.
-pub(super) async fn sync(
-    ctx: &Ctx,
-    cluster: &DynamicObject,
-    entries: &[MdTopology],
-) -> Result<Vec<DynamicObject>> {
+pub(super) async fn sync(ctx: &Ctx, cluster: &DynamicObject, entries: &[MdTopology]) -> Result<Vec<DynamicObject>> {
     let ns = cluster.metadata.namespace.clone().unwrap_or_default();
     let name = cluster.metadata.name.clone().unwrap_or_default();
     let api = ctx.api(Kind::MachineDeployment, &ns);
-    let lp = ListParams::default().labels(&format!(
-        "{LABEL_CLUSTER_NAME}={name},{LABEL_TOPOLOGY_OWNED}"
-    ));
-    let mut mds: Vec<DynamicObject> = api
-        .list(&lp)
-        .await?
-        .items
-        .into_iter()
-        .filter(|m| !deleting(m))
-        .collect();
+    let lp = ListParams::default().labels(&format!("{LABEL_CLUSTER_NAME}={name},{LABEL_TOPOLOGY_OWNED}"));
+    let mut mds: Vec<DynamicObject> = api.list(&lp).await?.items.into_iter().filter(|m| !deleting(m)).collect();
     let mut changed = false;
     for e in entries {
-        match mds
-            .iter()
-            .find(|m| label(m, LABEL_TOPOLOGY_DEPLOYMENT) == Some(e.name.as_str()))
-        {
+        match mds.iter().find(|m| label(m, LABEL_TOPOLOGY_DEPLOYMENT) == Some(e.name.as_str())) {
             None => {
                 let md = new_machine_deployment(cluster, e);
-                api.create(
-                    &PostParams::default(),
-                    &serde_json::from_value(md.clone()).expect("md shape"),
-                )
-                .await?;
+                api.create(&PostParams::default(), &serde_json::from_value(md.clone()).expect("md shape")).await?;
                 tracing::info!(md = ?md["metadata"]["name"], replicas = e.initial_replicas(), autoscaler = e.autoscaled(), "MachineDeployment created");
                 changed = true;
             }
@@ -149,21 +111,12 @@ pub(super) async fn sync(
                     patch["spec"] = json!({"replicas": r});
                 }
                 let have = md.metadata.annotations.clone().unwrap_or_default();
-                let missing: BTreeMap<&String, &String> = e
-                    .annotations
-                    .iter()
-                    .filter(|(k, v)| have.get(*k) != Some(v))
-                    .collect();
+                let missing: BTreeMap<&String, &String> = e.annotations.iter().filter(|(k, v)| have.get(*k) != Some(v)).collect();
                 if !missing.is_empty() {
                     patch["metadata"] = json!({"annotations": missing});
                 }
                 if patch.as_object().is_some_and(|p| !p.is_empty()) {
-                    api.patch(
-                        md.metadata.name.as_deref().unwrap_or_default(),
-                        &super::patch_params(),
-                        &Patch::Merge(&patch),
-                    )
-                    .await?;
+                    api.patch(md.metadata.name.as_deref().unwrap_or_default(), &super::patch_params(), &Patch::Merge(&patch)).await?;
                     changed = true;
                 }
             }
@@ -173,22 +126,12 @@ pub(super) async fn sync(
         let entry = label(md, LABEL_TOPOLOGY_DEPLOYMENT);
         if !entries.iter().any(|e| Some(e.name.as_str()) == entry) {
             tracing::info!(md = ?md.metadata.name, "topology entry removed; deleting its MachineDeployment");
-            api.delete(
-                md.metadata.name.as_deref().unwrap_or_default(),
-                &DeleteParams::default(),
-            )
-            .await?;
+            api.delete(md.metadata.name.as_deref().unwrap_or_default(), &DeleteParams::default()).await?;
             changed = true;
         }
     }
     if changed {
-        mds = api
-            .list(&lp)
-            .await?
-            .items
-            .into_iter()
-            .filter(|m| !deleting(m))
-            .collect();
+        mds = api.list(&lp).await?.items.into_iter().filter(|m| !deleting(m)).collect();
     }
     Ok(mds)
 }
@@ -200,11 +143,7 @@ fn new_machine_deployment(cluster: &DynamicObject, e: &MdTopology) -> Value {
     let version = cluster.data["spec"]["topology"]["version"].clone();
     let selector = json!({LABEL_CLUSTER_NAME: cname, LABEL_DEPLOYMENT_NAME: name});
     let mut labels = e.labels.clone();
-    labels.extend([
-        (LABEL_CLUSTER_NAME.to_string(), cname.clone()),
-        (LABEL_TOPOLOGY_OWNED.to_string(), String::new()),
-        (LABEL_TOPOLOGY_DEPLOYMENT.to_string(), e.name.clone()),
-    ]);
+    labels.extend([(LABEL_CLUSTER_NAME.to_string(), cname.clone()), (LABEL_TOPOLOGY_OWNED.to_string(), String::new()), (LABEL_TOPOLOGY_DEPLOYMENT.to_string(), e.name.clone())]);
     let mut template_labels = labels.clone();
     template_labels.insert(LABEL_DEPLOYMENT_NAME.into(), name.clone());
     json!({
@@ -257,24 +196,8 @@ workers:
         );
         let e = entries(&t);
         assert_eq!(e.len(), 3);
-        assert_eq!(
-            (
-                e[0].replicas,
-                e[0].flavor.as_deref(),
-                e[0].autoscaled(),
-                e[0].initial_replicas()
-            ),
-            (Some(2), Some("k8s.small"), false, 2)
-        );
-        assert_eq!(
-            (
-                e[1].replicas,
-                e[1].flavor.as_deref(),
-                e[1].autoscaled(),
-                e[1].initial_replicas()
-            ),
-            (None, Some("k8s.xlarge"), true, 3)
-        );
+        assert_eq!((e[0].replicas, e[0].flavor.as_deref(), e[0].autoscaled(), e[0].initial_replicas()), (Some(2), Some("k8s.small"), false, 2));
+        assert_eq!((e[1].replicas, e[1].flavor.as_deref(), e[1].autoscaled(), e[1].initial_replicas()), (None, Some("k8s.xlarge"), true, 3));
         assert_eq!((e[2].autoscaled(), e[2].initial_replicas()), (false, 1));
         assert!(validate(&e).is_ok());
     }

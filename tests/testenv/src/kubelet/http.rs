@@ -54,10 +54,7 @@ async fn handle(k: Kubelet, mut stream: TcpStream) -> std::io::Result<()> {
         404 => "Not Found",
         _ => "Conflict",
     };
-    let resp = format!(
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
+    let resp = format!("HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
     stream.write_all(resp.as_bytes()).await?;
     stream.shutdown().await
 }

@@ -17,8 +17,7 @@ pub(super) async fn integrate_loop(k: Kubelet) {
         let dt = last.elapsed().as_secs_f64();
         last = Instant::now();
         let mut sim = k.sim.lock().unwrap();
-        let lost: std::collections::HashSet<String> =
-            sim.nodes.iter().filter(|(_, n)| n.lost).map(|(name, _)| name.clone()).collect();
+        let lost: std::collections::HashSet<String> = sim.nodes.iter().filter(|(_, n)| n.lost).map(|(name, _)| name.clone()).collect();
         for p in sim.pods.values_mut().filter(|p| !lost.contains(&p.node)) {
             p.cpu_seconds += p.cpu_cores * dt;
             p.rx_bytes += p.rx_bytes_per_second * dt;
@@ -45,17 +44,17 @@ pub(super) fn render(k: &Kubelet) -> String {
             let _ = writeln!(
                 out,
                 "{CPU_METRIC}{{namespace=\"{}\",pod=\"{}\",container=\"{}\",node=\"{}\"}} {}",
-                escape(ns), escape(name), escape(c), escape(&p.node), p.cpu_seconds / n
+                escape(ns),
+                escape(name),
+                escape(c),
+                escape(&p.node),
+                p.cpu_seconds / n
             );
         }
     }
     let _ = writeln!(out, "# HELP {RX_METRIC} Simulated cumulative bytes received.\n# TYPE {RX_METRIC} counter");
     for ((ns, name), p) in &pods {
-        let _ = writeln!(
-            out,
-            "{RX_METRIC}{{namespace=\"{}\",pod=\"{}\",interface=\"eth0\",node=\"{}\"}} {}",
-            escape(ns), escape(name), escape(&p.node), p.rx_bytes
-        );
+        let _ = writeln!(out, "{RX_METRIC}{{namespace=\"{}\",pod=\"{}\",interface=\"eth0\",node=\"{}\"}} {}", escape(ns), escape(name), escape(&p.node), p.rx_bytes);
     }
     let _ = writeln!(out, "# HELP mck8s_sim_node_lost 1 if the simulated node is lost.\n# TYPE mck8s_sim_node_lost gauge");
     for (name, n) in &sim.nodes {

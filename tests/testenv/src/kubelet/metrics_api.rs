@@ -12,8 +12,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use kube::Api;
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::json;
@@ -83,7 +83,13 @@ async fn register(k: &Kubelet, port: u16) -> std::result::Result<(), kube::Error
         "spec": {"type": "ExternalName", "externalName": "localhost", "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}
     });
     create_or_patch(&services, SERVICE, svc).await?;
-    let ar = ApiResource { group: "apiregistration.k8s.io".into(), version: "v1".into(), api_version: "apiregistration.k8s.io/v1".into(), kind: "APIService".into(), plural: "apiservices".into() };
+    let ar = ApiResource {
+        group: "apiregistration.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "apiregistration.k8s.io/v1".into(),
+        kind: "APIService".into(),
+        plural: "apiservices".into(),
+    };
     let apiservices: Api<DynamicObject> = Api::all_with(k.client.clone(), &ar);
     let name = "v1beta1.metrics.k8s.io";
     let api = json!({

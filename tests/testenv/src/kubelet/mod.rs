@@ -35,10 +35,7 @@ pub const ANN_DURATION: &str = "sim.mck8s.io/duration-seconds";
 
 /// True if the Node's Ready condition is True.
 pub fn node_is_ready(node: Option<&Node>) -> bool {
-    node.and_then(|n| n.status.as_ref())
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
-        .is_some_and(|c| c.status == "True")
+    node.and_then(|n| n.status.as_ref()).and_then(|s| s.conditions.as_ref()).and_then(|c| c.iter().find(|c| c.type_ == "Ready")).is_some_and(|c| c.status == "True")
 }
 
 /// What one simulated node reports: capacity, metadata and the taints it registers with.
@@ -134,12 +131,7 @@ impl Kubelet {
 /// Runs the simulated kubelet for `cluster` until the process is killed.
 pub async fn run(sd: &StateDir, cluster: &str) -> Result<()> {
     let state = sd.read()?.ok_or_else(|| Error::NotRunning(sd.dir.clone()))?;
-    let cluster_index = state
-        .fleet
-        .clusters
-        .iter()
-        .position(|c| c.name == cluster)
-        .ok_or_else(|| Error::UnknownCluster(cluster.into()))?;
+    let cluster_index = state.fleet.clusters.iter().position(|c| c.name == cluster).ok_or_else(|| Error::UnknownCluster(cluster.into()))?;
     let spec = state.fleet.clusters[cluster_index].clone();
     let client = kubeconfig::client(&sd.kubeconfig(cluster), cluster).await?;
     let nodes = spec.node_names().into_iter().enumerate().map(|(i, n)| {
@@ -187,15 +179,7 @@ pub struct KubeletHandle {
 impl KubeletHandle {
     /// Starts with no nodes. `ip_index` picks the address ranges (distinct per cluster).
     pub fn start(client: kube::Client, cluster: &str, ip_index: usize, load: Load, job_duration: Duration) -> KubeletHandle {
-        let k = Kubelet {
-            client,
-            cluster: cluster.into(),
-            cluster_index: ip_index,
-            port: 0,
-            load,
-            job_duration,
-            sim: Arc::new(Mutex::new(Sim::default())),
-        };
+        let k = Kubelet { client, cluster: cluster.into(), cluster_index: ip_index, port: 0, load, job_duration, sim: Arc::new(Mutex::new(Sim::default())) };
         let tasks = vec![tokio::spawn(nodes::heartbeat_loop(k.clone())), tokio::spawn(pods::run(k.clone()))];
         KubeletHandle { k, tasks }
     }

@@ -102,17 +102,21 @@ async fn beat(k: &Kubelet, name: &str) -> kube::Result<()> {
     api.patch(name, &pp, &Patch::Merge(json!({"metadata": meta, "spec": {"taints": taints}}))).await?;
     if lost {
         // A lost kubelet posts nothing; the condition is what the lifecycle controller would set.
-        let cond = |t: &str| json!({"type": t, "status": "Unknown", "reason": "NodeStatusUnknown",
+        let cond = |t: &str| {
+            json!({"type": t, "status": "Unknown", "reason": "NodeStatusUnknown",
             "message": "Kubelet stopped posting node status (simulated node loss).",
-            "lastHeartbeatTime": since, "lastTransitionTime": since});
+            "lastHeartbeatTime": since, "lastTransitionTime": since})
+        };
         let status = json!({"status": {"conditions": [cond("Ready"), cond("MemoryPressure"), cond("DiskPressure"), cond("PIDPressure")]}});
         api.patch_status(name, &pp, &Patch::Strategic(status)).await?;
         return Ok(());
     }
     let c = &p.capacity;
     let resources = json!({"cpu": c.cpu, "memory": c.memory, "pods": c.pods, "ephemeral-storage": "100Gi"});
-    let cond = |t: &str, s: &str, reason: &str| json!({"type": t, "status": s, "reason": reason,
-        "lastHeartbeatTime": now, "lastTransitionTime": since});
+    let cond = |t: &str, s: &str, reason: &str| {
+        json!({"type": t, "status": s, "reason": reason,
+        "lastHeartbeatTime": now, "lastTransitionTime": since})
+    };
     let status = json!({"status": {
         "capacity": resources,
         "allocatable": resources,

@@ -76,9 +76,7 @@ async fn on_pod(k: &Kubelet, pod: Pod) -> kube::Result<()> {
             start_pod(k, &api, &pod, &node, &ip).await?;
             track(k, &pod, &node, ip, cpu, rx, containers);
             let owned_by_job = pod.metadata.owner_references.iter().flatten().any(|o| o.kind == "Job");
-            let duration = annotation_f64(&pod, ANN_DURATION)
-                .map(Duration::from_secs_f64)
-                .or(owned_by_job.then_some(k.job_duration));
+            let duration = annotation_f64(&pod, ANN_DURATION).map(Duration::from_secs_f64).or(owned_by_job.then_some(k.job_duration));
             if let Some(d) = duration {
                 tokio::spawn(complete_later(k.clone(), ns, name, pod.metadata.uid.clone(), d));
             }
@@ -134,11 +132,18 @@ fn ready_conditions(ready: bool, now: &str) -> serde_json::Value {
 async fn start_pod(k: &Kubelet, api: &Api<Pod>, pod: &Pod, node: &str, ip: &str) -> kube::Result<()> {
     let now = now();
     let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let statuses: Vec<_> = pod.spec.iter().flat_map(|s| s.containers.iter()).map(|c| json!({
-        "name": c.name, "image": c.image.clone().unwrap_or_default(), "imageID": format!("sim://{}", c.image.clone().unwrap_or_default()),
-        "containerID": format!("sim://{uid}/{}", c.name), "ready": true, "started": true, "restartCount": 0,
-        "state": {"running": {"startedAt": now}},
-    })).collect();
+    let statuses: Vec<_> = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.containers.iter())
+        .map(|c| {
+            json!({
+                "name": c.name, "image": c.image.clone().unwrap_or_default(), "imageID": format!("sim://{}", c.image.clone().unwrap_or_default()),
+                "containerID": format!("sim://{uid}/{}", c.name), "ready": true, "started": true, "restartCount": 0,
+                "state": {"running": {"startedAt": now}},
+            })
+        })
+        .collect();
     let status = json!({"status": {
         "phase": "Running", "hostIP": k.node_ip(node), "podIP": ip, "podIPs": [{"ip": ip}], "startTime": now,
         "conditions": ready_conditions(true, &now), "containerStatuses": statuses,
@@ -157,11 +162,18 @@ async fn complete_later(k: Kubelet, ns: String, name: String, uid: Option<String
         match api.get_opt(&name).await {
             Ok(Some(p)) if p.metadata.uid == uid && p.metadata.deletion_timestamp.is_none() => {
                 let now = now();
-                let statuses: Vec<_> = p.spec.iter().flat_map(|s| s.containers.iter()).map(|c| json!({
-                    "name": c.name, "image": c.image.clone().unwrap_or_default(), "imageID": "sim://", "ready": false, "started": false,
-                    "restartCount": 0, "containerID": format!("sim://{}/{}", uid.clone().unwrap_or_default(), c.name),
-                    "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}},
-                })).collect();
+                let statuses: Vec<_> = p
+                    .spec
+                    .iter()
+                    .flat_map(|s| s.containers.iter())
+                    .map(|c| {
+                        json!({
+                            "name": c.name, "image": c.image.clone().unwrap_or_default(), "imageID": "sim://", "ready": false, "started": false,
+                            "restartCount": 0, "containerID": format!("sim://{}/{}", uid.clone().unwrap_or_default(), c.name),
+                            "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}},
+                        })
+                    })
+                    .collect();
                 let status = json!({"status": {"phase": "Succeeded", "conditions": ready_conditions(false, &now), "containerStatuses": statuses}});
                 match api.patch_status(&name, &PatchParams::default(), &Patch::Merge(status)).await {
                     Ok(_) => {

@@ -77,9 +77,7 @@ spec:
 }
 
 pub fn ready_replicas(n: i32) -> impl Condition<k8s_openapi::api::apps::v1::Deployment> {
-    move |d: Option<&k8s_openapi::api::apps::v1::Deployment>| {
-        d.and_then(|d| d.status.as_ref()).and_then(|s| s.ready_replicas).unwrap_or(0) == n
-    }
+    move |d: Option<&k8s_openapi::api::apps::v1::Deployment>| d.and_then(|d| d.status.as_ref()).and_then(|s| s.ready_replicas).unwrap_or(0) == n
 }
 
 pub fn pod_ready(p: &k8s_openapi::api::core::v1::Pod) -> bool {

@@ -11,7 +11,8 @@ async fn apiserver_restart_keeps_objects_and_the_cluster_keeps_working() {
     let cluster = env.exclusive("cluster3").await.unwrap();
     let ns = cluster.namespace("restart").await.unwrap();
     let cm: ConfigMap = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "keep"}, "data": {"answer": "42"}})).unwrap();
+        "metadata": {"name": "keep"}, "data": {"answer": "42"}}))
+    .unwrap();
     let cm = ns.api::<ConfigMap>().create(&PostParams::default(), &cm).await.unwrap();
     let mut kubectl = env.kubectl(cluster.cluster());
     kubectl.args(["apply", "-n", &ns.name, "-f", "-"]);
@@ -55,10 +56,8 @@ async fn node_loss_makes_the_node_unready_and_unschedulable_until_it_returns() {
     let lost = lost_node.as_str();
 
     env.set_node_lost(&cluster, lost, true).await.unwrap();
-    let ready_unknown = |n: Option<&Node>| {
-        n.and_then(|n| n.status.as_ref()).and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "Unknown"))
-    };
+    let ready_unknown =
+        |n: Option<&Node>| n.and_then(|n| n.status.as_ref()).and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "Unknown"));
     let node = wait_for(nodes.clone(), lost, ready_unknown, "lost node Ready=Unknown").await;
     let taints = node.spec.unwrap().taints.unwrap_or_default();
     assert!(taints.iter().any(|t| t.key == "node.kubernetes.io/unreachable" && t.effect == "NoSchedule"), "{taints:?}");
@@ -91,9 +90,6 @@ async fn node_loss_makes_the_node_unready_and_unschedulable_until_it_returns() {
     wait_for(ns.api::<Deployment>(), "before", ready_replicas(6), "pods Ready again").await;
     // ...and the kubelet, back, finishes the pending deletion.
     let gone = kube::runtime::wait::conditions::is_deleted(&victim_uid);
-    tokio::time::timeout(WAIT, kube::runtime::wait::await_condition(ns.api::<Pod>(), &victim_name, gone))
-        .await
-        .expect("deleted after restore")
-        .unwrap();
+    tokio::time::timeout(WAIT, kube::runtime::wait::await_condition(ns.api::<Pod>(), &victim_name, gone)).await.expect("deleted after restore").unwrap();
     ns.delete().await.unwrap();
 }

@@ -71,7 +71,8 @@ async fn prometheus_returns_the_simulated_metrics_of_every_cluster() {
     let result = query_until(&url, &per_pod, |r| r.len() == 2 * clusters.len() && r.iter().all(positive)).await;
     for c in &clusters {
         let value = |prefix: &str| {
-            result.iter()
+            result
+                .iter()
                 .find(|s| s["metric"]["cluster_name"] == c.as_str() && s["metric"]["pod"].as_str().is_some_and(|p| p.starts_with(prefix)))
                 .and_then(|s| s["value"][1].as_str()?.parse::<f64>().ok())
                 .unwrap_or_else(|| panic!("{c}: no {prefix} series in {result:?}"))

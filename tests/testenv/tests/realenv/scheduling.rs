@@ -65,9 +65,9 @@ async fn exhausted_capacity_leaves_pods_pending_unschedulable() {
         let name = p.metadata.name.clone().unwrap();
         // The scheduler reports the failure on the pod's PodScheduled condition.
         let unschedulable = |p: Option<&Pod>| {
-            p.and_then(|p| p.status.as_ref()).and_then(|s| s.conditions.as_ref()).is_some_and(|c| {
-                c.iter().any(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
-            })
+            p.and_then(|p| p.status.as_ref())
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable")))
         };
         let p = wait_for(ns.api::<Pod>(), &name, unschedulable, "PodScheduled=False/Unschedulable").await;
         assert!(p.spec.unwrap().node_name.is_none());
