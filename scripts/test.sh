@@ -13,6 +13,10 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$MCK8S_CACHE/target}"
 export MCK8S_WASM_DIR="$CARGO_TARGET_DIR/wasm32-wasip2/policy"
 step() { printf '\n==> %s (%s)\n' "$*" "$(date +%T)"; }
 
+# Style first: seconds, and a formatting slip should not cost a whole run.
+step "style: rustfmt"
+cargo fmt --all --check
+
 step "provisioning (idempotent)"
 bash scripts/testenv.sh provision
 
@@ -24,6 +28,10 @@ bash scripts/build-examples.sh
 
 step "building the workspace"
 cargo build --release --quiet
+
+# Clippy's own (check-mode) build of the dependencies: about 2 minutes cold on 2 cores.
+step "lints: clippy on every target, warnings are errors"
+cargo clippy --release --all-targets --quiet -- -D warnings
 
 # Coverage-guided fuzzing, 30 s per target (fuzz/; a crash fails the run). Its own build
 # (instrumented, deps unoptimised) costs about 9 minutes cold, 1.5 minutes warm.

@@ -13,6 +13,8 @@
 //! `MCK8S_TESTENV_DIR=... cargo bench -p mck8s-cli --bench controller_scale -- --count 50`.
 //! `MCK8S_BENCH_COUNT` sets the default count; `MCK8S_BENCH_LOG` where the controller logs.
 
+#![allow(unsafe_code, reason = "sysconf and kill(2) on the controller process it started")]
+
 use anyhow::{Context as _, Result, anyhow, bail};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;

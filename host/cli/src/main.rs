@@ -26,6 +26,7 @@ enum Command {
     Simulate(commands::simulate::SimulateArgs),
 }
 
+#[allow(unsafe_code, reason = "resets SIGPIPE before any thread starts")]
 fn main() -> std::process::ExitCode {
     // Die quietly on a closed pipe (`mck8s policy compare | head`), as command-line tools do.
     #[cfg(unix)]

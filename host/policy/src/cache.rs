@@ -43,6 +43,7 @@ impl ComponentCache {
         self.dir.join(format!("{digest}-{}.cwasm", self.engine_key))
     }
 
+    #[allow(unsafe_code, reason = "wasmtime deserializes only trusted precompiled files; see SAFETY below")]
     pub fn get(&self, engine: &Engine, digest: &str) -> Option<Component> {
         let path = self.path_for(digest);
         if !path.exists() {

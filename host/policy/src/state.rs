@@ -39,6 +39,7 @@ impl CallClock {
 }
 
 /// CPU time consumed by the calling thread.
+#[allow(unsafe_code, reason = "clock_gettime into a local timespec")]
 fn thread_cpu_time() -> Option<Duration> {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid, writable timespec; the call has no other effects.

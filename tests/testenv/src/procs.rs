@@ -68,6 +68,7 @@ impl ProcRecord {
     }
 
     /// SIGTERM, then SIGKILL after `grace`; returns once the process is gone.
+    #[allow(unsafe_code, reason = "waitpid on a child this process spawned, to reap it")]
     pub fn stop(&self, grace: Duration) {
         if !self.alive() {
             return;
@@ -135,6 +136,7 @@ pub fn stop_all(procs: &[ProcRecord], grace: Duration) {
     }
 }
 
+#[allow(unsafe_code, reason = "kill(2) on a PID this environment recorded")]
 fn signal(pid: i32, sig: i32) {
     // Safety: plain syscall; `pid` is positive and was checked to be our process just before.
     if pid > 0 {

@@ -138,6 +138,7 @@ fn spawn(ctx: &Ctx, rec: &WorkloadRecord, component: &str) -> Result<ProcRecord>
 /// Restarts whatever died, and starts the controller-manager and scheduler once the API
 /// server is ready (the 1.20 controller-manager exits if its API server does not answer
 /// within 10 s). Takes the lock only when something has to change.
+#[allow(unsafe_code, reason = "waitpid on a child this process spawned, to reap it")]
 pub(super) fn ensure_running(ctx: &Ctx, rec: &WorkloadRecord, api_ready: bool) -> Result<WorkloadRecord> {
     let wanted: &[&str] = if api_ready { &[APISERVER, CONTROLLER_MANAGER, SCHEDULER] } else { &[APISERVER] };
     if wanted.iter().all(|c| rec.proc(c).is_some_and(ProcRecord::alive)) {
