@@ -41,3 +41,12 @@ app.kubernetes.io/part-of: mck8s
 {{- define "mck8s.objectSuffix" -}}
 {{- . | lower | replace "_" "-" | replace "." "-" | trunc 40 | trimSuffix "-" -}}
 {{- end -}}
+
+{{/* repository@digest when a digest is given, else repository:tag (the appVersion by default). */}}
+{{- define "mck8s.image" -}}
+{{- if .Values.image.digest -}}
+{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+{{- end -}}

@@ -148,6 +148,17 @@ fn helm_lint_is_clean_and_bad_values_are_refused() {
     let mut c = helm();
     c.args(["template", "t"]).arg(chart_src()).args(["--set", "clusters.fog1.role=fog"]);
     assert!(fails(c).contains("clusters.fog1.kubeconfig is required"));
+    // The replicas kept apart (hard here; soft by default), a disruption budget, and a digest
+    // that pins the image.
+    let mut c = helm();
+    c.args(["template", "t"]).arg(chart_src()).args(["--show-only", "templates/deployment.yaml", "--show-only", "templates/pdb.yaml"]);
+    c.args(["--set", "podAntiAffinity=hard", "--set", "image.digest=sha256:0123"]);
+    let out = ok(c);
+    assert!(out.contains("requiredDuringSchedulingIgnoredDuringExecution:") && out.contains("kind: PodDisruptionBudget"), "{out}");
+    assert!(out.contains("image: \"registry.example/mck8s@sha256:0123\""), "{out}");
+    let mut c = helm();
+    c.args(["template", "t"]).arg(chart_src()).args(["--set", "podAntiAffinity=bogus"]);
+    assert!(fails(c).contains("podAntiAffinity must be soft, hard or none, not \"bogus\""));
     // The packaged built-ins become ConfigMaps labelled fogguru.eu/policy.
     let mut c = helm();
     c.args(["template", "t"]).arg(packaged_chart()).args(["-n", "x", "--show-only", "templates/policies.yaml"]);
@@ -188,6 +199,13 @@ async fn helm_install_upgrade_uninstall_on_the_management_cluster() {
     assert_eq!(deploy.status.as_ref().and_then(|s| s.ready_replicas), Some(2));
     let pod = spec.template.spec.unwrap();
     assert_eq!(pod.service_account_name.as_deref(), Some(RELEASE));
+    // Preferred, not required: cluster0 has one node, and both replicas still run there.
+    let anti = pod.affinity.as_ref().and_then(|a| a.pod_anti_affinity.as_ref()).and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref());
+    assert_eq!(anti.map(|p| p[0].pod_affinity_term.topology_key.as_str()), Some("kubernetes.io/hostname"));
+    // Kubernetes 1.20 serves PodDisruptionBudgets as policy/v1beta1 only: the chart asks discovery.
+    let mut c = env.kubectl("cluster0");
+    c.args(["get", "poddisruptionbudgets", RELEASE, "-n", &ns.name, "-o", "jsonpath={.apiVersion} {.spec.maxUnavailable}"]);
+    assert_eq!(ok(c).trim(), "policy/v1beta1 1");
     let psc = pod.security_context.unwrap();
     assert_eq!(psc.run_as_non_root, Some(true));
     assert!(psc.run_as_user.is_some_and(|u| u != 0));
