@@ -46,7 +46,7 @@ fn input(u: &mut Unstructured) -> arbitrary::Result<(u32, wit::Decision)> {
 fuzz_target!(|data: &[u8]| {
     let Ok((total, raw)) = input(&mut Unstructured::new(data)) else { return };
     let fleet = fleet();
-    let doc: WorkloadDoc = serde_yaml::from_str(&format!("{{name: w, replicas: {total}, requests: {{cpu: 500m, memory: 256Mi}}}}")).unwrap();
+    let doc: WorkloadDoc = serde_yaml_ng::from_str(&format!("{{name: w, replicas: {total}, requests: {{cpu: 500m, memory: 256Mi}}}}")).unwrap();
     let Ok(workload) = fleet.workload(&doc) else { return };
     let Ok(d) = Decision::from_raw("fuzz", "digest", fleet, &workload, raw) else { return };
     let placed: u64 = d.placements.iter().map(|p| u64::from(p.replicas)).sum();

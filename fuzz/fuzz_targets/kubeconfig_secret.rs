@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 const SECRET_FIELDS: [&str; 5] = ["token", "password", "client-key-data", "client-certificate-data", "certificate-authority-data"];
 
 /// Every credential value in `v` (at least 6 bytes: shorter strings match by chance).
-fn credentials(v: &serde_yaml::Value, out: &mut Vec<String>) {
+fn credentials(v: &serde_yaml_ng::Value, out: &mut Vec<String>) {
     match v {
-        serde_yaml::Value::Mapping(m) => {
+        serde_yaml_ng::Value::Mapping(m) => {
             for (k, v) in m {
                 if let (Some(k), Some(s)) = (k.as_str(), v.as_str()) {
                     if SECRET_FIELDS.contains(&k) && s.len() >= 6 {
@@ -24,8 +24,8 @@ fn credentials(v: &serde_yaml::Value, out: &mut Vec<String>) {
                 credentials(v, out);
             }
         }
-        serde_yaml::Value::Sequence(s) => s.iter().for_each(|v| credentials(v, out)),
-        serde_yaml::Value::Tagged(t) => credentials(&t.value, out),
+        serde_yaml_ng::Value::Sequence(s) => s.iter().for_each(|v| credentials(v, out)),
+        serde_yaml_ng::Value::Tagged(t) => credentials(&t.value, out),
         _ => {}
     }
 }
@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => {
             let message = e.to_string();
             let mut secrets = Vec::new();
-            if let Ok(v) = serde_yaml::from_slice::<serde_yaml::Value>(data) {
+            if let Ok(v) = serde_yaml_ng::from_slice::<serde_yaml_ng::Value>(data) {
                 credentials(&v, &mut secrets);
             }
             for s in secrets {

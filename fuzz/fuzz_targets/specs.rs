@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
     // The API server hands objects over as JSON; kubectl takes YAML (a superset).
     let value: serde_json::Value = match serde_json::from_slice(data) {
         Ok(v) => v,
-        Err(_) => match serde_yaml::from_slice(data) {
+        Err(_) => match serde_yaml_ng::from_slice(data) {
             Ok(v) => v,
             Err(_) => return,
         },

@@ -23,11 +23,12 @@ pub const SCALING_LIMITED: &str = "ScalingLimited";
 /// AppRescheduler: its last pass ran.
 pub const ACTIVE: &str = "Active";
 
-/// Sets (or replaces) the condition `type_` in `conditions`.
 /// The longest condition message kept, in bytes (the API allows 32 KiB; a status with a
 /// few conditions must stay far below the request size limit).
 pub const MESSAGE_MAX: usize = 4096;
 
+/// Sets (or replaces) the condition `type_` in `conditions`: one per type, as the CRDs'
+/// list-map schema requires.
 pub fn set(conditions: &mut Vec<Condition>, type_: &str, status: bool, reason: &str, message: impl Into<String>, generation: Option<i64>, now: &Time) {
     let status = if status { "True" } else { "False" }.to_string();
     // The API server refuses a condition without a message (k8s-openapi omits an empty one).

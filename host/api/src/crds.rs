@@ -32,7 +32,7 @@ pub fn file_name(crd: &CustomResourceDefinition) -> String {
 
 /// One CRD as YAML, with a header saying it is generated.
 pub fn to_yaml(crd: &CustomResourceDefinition) -> String {
-    let body = serde_yaml::to_string(crd).expect("a CRD serialises");
+    let body = serde_yaml_ng::to_string(crd).expect("a CRD serialises");
     format!("# Generated from host/api by `mck8s crd write deploy/crds`; do not edit.\n{body}")
 }
 

@@ -1,5 +1,5 @@
 //! MultiClusterDeployment: an `apps/v1` DeploymentSpec plus the mck8s placement keys
-//! (`../shared/docs/mck8s-behaviour.md` §2.1). Everything that is not a placement key is
+//! (`docs/original.md` §2.1). Everything that is not a placement key is
 //! copied to the child Deployments.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -24,8 +24,9 @@ use std::collections::BTreeMap;
     doc = "A Deployment placed across clusters by a placement policy.",
     scale(spec_replicas_path = ".spec.replicas", status_replicas_path = ".status.replicas"),
     printcolumn(name = "Policy", type_ = "string", json_path = ".status.policy"),
-    printcolumn(name = "Desired", type_ = "integer", json_path = ".status.replicas"),
-    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
+    printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.replicas"),
+    printcolumn(name = "Ready Replicas", type_ = "integer", json_path = ".status.readyReplicas"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
     printcolumn(name = "Clusters", type_ = "string", json_path = ".status.summary"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
@@ -103,6 +104,7 @@ pub struct MultiClusterDeploymentStatus {
     #[serde(default)]
     pub failed_over: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "crate::schema::conditions")]
     pub conditions: Vec<Condition>,
     /// mck8s-compatible signal: `{message: to_cloud, replicas: N}` while replicas are
     /// unplaced, `{message: provisioned, replicas: [...]}` otherwise (§2.1). The cloud

@@ -25,3 +25,13 @@ pub fn open_object(schema: &mut Schema) {
     obj.insert("type".into(), "object".into());
     obj.insert("x-kubernetes-preserve-unknown-fields".into(), true.into());
 }
+
+/// Conditions as a list-map keyed by `type`, as the Kubernetes API conventions ask: the API
+/// server refuses two conditions of one type, and server-side apply merges them by type.
+pub fn conditions(generator: &mut SchemaGenerator) -> Schema {
+    let mut schema = generator.subschema_for::<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>();
+    let obj = schema.ensure_object();
+    obj.insert("x-kubernetes-list-type".into(), "map".into());
+    obj.insert("x-kubernetes-list-map-keys".into(), serde_json::json!(["type"]));
+    schema
+}

@@ -1,5 +1,6 @@
 //! The CRDs keep the original's names, short names and scopes, are structural, accept every
 //! field of the original's examples, and `deploy/crds/` is what the types generate.
+#![allow(clippy::unwrap_used, reason = "test and bench code: a panic is a failure with its message")]
 
 use mck8s_api::crds;
 use std::path::Path;
@@ -79,13 +80,13 @@ fn every_example_of_mck8s_deserialises() {
     for entry in std::fs::read_dir(&dir).expect("../shared/mck8s/manifests/examples") {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap();
-        let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
         let kind = doc["kind"].as_str().unwrap().to_string();
         let ok = match kind.as_str() {
-            "MultiClusterDeployment" => serde_yaml::from_value::<mck8s_api::MultiClusterDeployment>(doc).map(|_| ()),
-            "MultiClusterService" => serde_yaml::from_value::<mck8s_api::MultiClusterService>(doc).map(|_| ()),
-            "MultiClusterHorizontalPodAutoscaler" => serde_yaml::from_value::<mck8s_api::MultiClusterHorizontalPodAutoscaler>(doc).map(|_| ()),
-            "CloudProvisioner" => serde_yaml::from_value::<mck8s_api::CloudProvisioner>(doc).map(|_| ()),
+            "MultiClusterDeployment" => serde_yaml_ng::from_value::<mck8s_api::MultiClusterDeployment>(doc).map(|_| ()),
+            "MultiClusterService" => serde_yaml_ng::from_value::<mck8s_api::MultiClusterService>(doc).map(|_| ()),
+            "MultiClusterHorizontalPodAutoscaler" => serde_yaml_ng::from_value::<mck8s_api::MultiClusterHorizontalPodAutoscaler>(doc).map(|_| ()),
+            "CloudProvisioner" => serde_yaml_ng::from_value::<mck8s_api::CloudProvisioner>(doc).map(|_| ()),
             other => panic!("no type for example kind {other}"),
         };
         ok.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -101,5 +102,32 @@ fn deploy_crds_are_generated_from_the_types() {
         let file = dir.join(crds::file_name(&crd));
         let committed = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}; run `mck8s crd write deploy/crds`", file.display()));
         assert_eq!(committed, crds::to_yaml(&crd), "{} is stale; run `mck8s crd write deploy/crds`", file.display());
+    }
+}
+
+#[test]
+fn conditions_are_list_maps_keyed_by_type_and_each_kind_shows_its_summary_condition() {
+    // The column each kind's `kubectl get` shows for its top-level condition.
+    let summary = [
+        ("multiclusterdeployments.fogguru.eu", "Ready"),
+        ("multiclusterjobs.fogguru.eu", "Complete"),
+        ("multiclusterservices.fogguru.eu", "Ready"),
+        ("multiclusterhorizontalpodautoscalers.fogguru.eu", "ScalingActive"),
+        ("cloudprovisioners.fogguru.eu", "Ready"),
+        ("appreschedulers.fogguru.eu", "Active"),
+    ];
+    for (crd, (name, condition)) in crds::all().into_iter().zip(summary) {
+        assert_eq!(crd.metadata.name.as_deref(), Some(name));
+        let version = &crd.spec.versions[0];
+        let schema = serde_json::to_value(&version.schema.as_ref().unwrap().open_api_v3_schema).unwrap();
+        let conditions = schema.pointer("/properties/status/properties/conditions").unwrap_or_else(|| panic!("{name}: no status.conditions"));
+        assert_eq!(conditions["x-kubernetes-list-type"], "map", "{name}");
+        assert_eq!(conditions["x-kubernetes-list-map-keys"], serde_json::json!(["type"]), "{name}");
+        // A list-map key must be required in every item.
+        let required = conditions.pointer("/items/required").and_then(|r| r.as_array()).unwrap_or_else(|| panic!("{name}: items without required"));
+        assert!(required.contains(&serde_json::json!("type")), "{name}: {required:?}");
+        let path = format!(".status.conditions[?(@.type==\"{condition}\")].status");
+        let columns = version.additional_printer_columns.clone().unwrap_or_default();
+        assert!(columns.iter().any(|c| c.json_path == path && c.type_ == "string"), "{name}: no column for {condition}: {columns:?}");
     }
 }

@@ -1,4 +1,4 @@
-//! The mck8s capacity model (`mck8s-behaviour.md` §3.1), without I/O: Kubernetes
+//! The mck8s capacity model (`docs/original.md` §3.1), without I/O: Kubernetes
 //! quantities, per-node free resources and the per-node bin-packing slot count that every
 //! placement policy receives.
 

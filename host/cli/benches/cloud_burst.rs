@@ -13,6 +13,7 @@
 //!
 //! `bash scripts/bench-cloud.sh [--runs N]` starts its own environment (ports 285xx, state dir
 //! /tmp/mck8s-cloud-bench) and runs this; the controller runs in-process with a 1 s poll.
+#![allow(clippy::unwrap_used, reason = "test and bench code: a panic is a failure with its message")]
 
 use anyhow::{Context as _, Result, bail};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
@@ -34,8 +35,7 @@ fn capi(kind: &str) -> ApiResource {
 }
 
 fn builtin_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/mck8s/target"));
-    target.join("wasm32-wasip2/policy/builtin")
+    mck8s_policy::built::ensure().unwrap_or_else(|e| panic!("{e}")).join("builtin")
 }
 
 #[derive(Default, Clone, Copy)]
@@ -68,7 +68,7 @@ async fn bench(runs: usize) -> Result<()> {
         }
     }
     let class_text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/capi/clusterclass-mck8s-openstack.yaml"))?;
-    let class: DynamicObject = serde_yaml::from_str(class_text.split("\n---\n").next().unwrap_or_default())?;
+    let class: DynamicObject = serde_yaml_ng::from_str(class_text.split("\n---\n").next().unwrap_or_default())?;
     Api::<DynamicObject>::namespaced_with(mgmt.clone(), "mck8s-system", &capi("ClusterClass"))
         .patch("mck8s-openstack", &PatchParams::apply("bench").force(), &Patch::Apply(&class))
         .await?;
@@ -115,7 +115,7 @@ async fn bench(runs: usize) -> Result<()> {
 async fn one_run(mgmt: &kube::Client, i: usize) -> Result<Marks> {
     let name = format!("cloud-bench-{i}");
     let mcds: Api<MultiClusterDeployment> = Api::namespaced(mgmt.clone(), NS);
-    let mcd: MultiClusterDeployment = serde_yaml::from_str(&format!(
+    let mcd: MultiClusterDeployment = serde_yaml_ng::from_str(&format!(
         "apiVersion: fogguru.eu/v1\nkind: MultiClusterDeployment\nmetadata: {{name: app-{i}}}\nspec:\n  replicas: 2\n  selector: {{matchLabels: {{app: app-{i}}}}}\n  template:\n    metadata: {{labels: {{app: app-{i}}}}}\n    spec: {{containers: [{{name: c, image: registry.example/c:1, resources: {{requests: {{cpu: '3', memory: 1Gi}}}}}}]}}\n"
     ))?;
     mcds.create(&PostParams::default(), &mcd).await?;
@@ -125,7 +125,7 @@ async fn one_run(mgmt: &kube::Client, i: usize) -> Result<Marks> {
     })
     .await?;
     let cps: Api<CloudProvisioner> = Api::all(mgmt.clone());
-    let cp: CloudProvisioner = serde_yaml::from_str(&format!(
+    let cp: CloudProvisioner = serde_yaml_ng::from_str(&format!(
         "apiVersion: fogguru.eu/v1\nkind: CloudProvisioner\nmetadata: {{name: {name}}}\nspec:\n  cloudClusterName: {name}\n  lifecycle: {{demandConfirmSeconds: 0, drainGraceSeconds: 0, deprovisionAfterIdleSeconds: 0}}\n"
     ))?;
     let t0 = Instant::now();

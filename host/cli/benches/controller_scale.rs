@@ -12,7 +12,7 @@
 //! an environment already running the bench fleet:
 //! `MCK8S_TESTENV_DIR=... cargo bench -p mck8s-cli --bench controller_scale -- --count 50`.
 //! `MCK8S_BENCH_COUNT` sets the default count; `MCK8S_BENCH_LOG` where the controller logs.
-
+#![allow(clippy::unwrap_used, reason = "test and bench code: a panic is a failure with its message")]
 #![allow(unsafe_code, reason = "sysconf and kill(2) on the controller process it started")]
 
 use anyhow::{Context as _, Result, anyhow, bail};
@@ -105,13 +105,7 @@ fn repo() -> PathBuf {
 }
 
 fn builtin_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("MCK8S_WASM_DIR") {
-        return PathBuf::from(d).join("builtin");
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache/mck8s/target"));
-    target.join("wasm32-wasip2/policy/builtin")
+    mck8s_policy::built::ensure().unwrap_or_else(|e| panic!("{e}")).join("builtin")
 }
 
 static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();

@@ -266,7 +266,7 @@ mod tests {
     use super::*;
 
     fn pod(yaml: &str) -> Pod {
-        serde_yaml::from_str(yaml).unwrap()
+        serde_yaml_ng::from_str(yaml).unwrap()
     }
 
     #[test]
@@ -295,7 +295,7 @@ spec:
     #[test]
     fn tainted_cordoned_and_unready_nodes_hold_no_slots() {
         let node = |spec: &str, ready: &str| -> Node {
-            serde_yaml::from_str(&format!(
+            serde_yaml_ng::from_str(&format!(
                 "{{metadata: {{name: n}}, spec: {spec}, status: {{allocatable: {{cpu: '2', memory: 4Gi, pods: '10'}}, conditions: [{{type: Ready, status: '{ready}'}}]}}}}"
             ))
             .unwrap()
@@ -325,7 +325,7 @@ spec:
     fn pods_move_requests_and_ownership_incrementally() {
         let mut inv = ClusterInventory::default();
         inv.apply_node(
-            &serde_yaml::from_str("{metadata: {name: n0}, status: {allocatable: {cpu: '4', memory: 8Gi, pods: '10'}, conditions: [{type: Ready, status: 'True'}]}}").unwrap(),
+            &serde_yaml_ng::from_str("{metadata: {name: n0}, status: {allocatable: {cpu: '4', memory: 8Gi, pods: '10'}, conditions: [{type: Ready, status: 'True'}]}}").unwrap(),
         );
         let mk = |uid: &str, node: Option<&str>, phase: &str| -> Pod {
             let node = node.map(|n| format!("nodeName: {n},")).unwrap_or_default();

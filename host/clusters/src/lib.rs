@@ -1,6 +1,7 @@
 //! Workload clusters: where they come from ([`source`]), the connection to each with its
 //! watches and health ([`member`]), their capacity ([`inventory`]) and the set of them
-//! ([`registry`]) that the controllers read a [`mck8s_scheduler::FleetCycle`] from.
+//! ([`registry`]) that the controllers read a [`mck8s_scheduler::FleetCycle`] from. [`watch`]
+//! is how each of them follows a watched collection.
 
 pub mod client;
 pub mod credentials;
@@ -8,6 +9,7 @@ pub mod inventory;
 pub mod member;
 pub mod registry;
 pub mod source;
+pub mod watch;
 
 pub use client::{Clients, watch_config};
 pub use credentials::Trust;

@@ -5,6 +5,7 @@ use crate::client::{Clients, watch_config};
 use crate::inventory::ClusterInventory;
 use crate::registry::Notifier;
 use crate::source::ClusterSpec;
+use crate::watch::{self, Change};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
@@ -235,26 +236,17 @@ fn owner_of<K: Resource>(obj: &K) -> Option<OwnerKey> {
 
 async fn watch_nodes(cluster: String, client: Client, state: Arc<Mutex<State>>, notifier: Arc<Notifier>) {
     let api: Api<Node> = Api::all(client);
-    let mut buffer = Vec::new();
-    let mut stream = watcher::watcher(api, watch_config()).default_backoff().boxed();
-    while let Some(ev) = stream.next().await {
-        let ev = match ev {
-            Ok(ev) => ev,
-            Err(e) => {
-                tracing::debug!(%cluster, error = %e, "node watch");
-                continue;
-            }
-        };
+    let stream = watcher::watcher(api, watch_config()).default_backoff();
+    let mut changes = std::pin::pin!(watch::changes(stream, format!("{cluster}: node"), false));
+    while let Some(change) = changes.next().await {
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-        match ev {
-            Event::Init => buffer.clear(),
-            Event::InitApply(n) => buffer.push(n),
-            Event::InitDone => {
-                s.inventory.reset_nodes(&std::mem::take(&mut buffer));
+        match change {
+            Change::Reset(nodes) => {
+                s.inventory.reset_nodes(&nodes);
                 s.nodes_synced = true;
             }
-            Event::Apply(n) => s.inventory.apply_node(&n),
-            Event::Delete(n) => s.inventory.delete_node(n.metadata.name.as_deref().unwrap_or("")),
+            Change::Applied(n) => s.inventory.apply_node(&n),
+            Change::Deleted(n) => s.inventory.delete_node(n.metadata.name.as_deref().unwrap_or("")),
         }
         let health_changed = s.refresh_health();
         drop(s);
@@ -270,30 +262,21 @@ async fn watch_pods(cluster: String, client: Client, state: Arc<Mutex<State>>, n
     let api: Api<Pod> = Api::all(client);
     // Terminated pods hold nothing; the server filters them (and reports them deleted).
     let config = watch_config().fields("status.phase!=Succeeded,status.phase!=Failed");
-    let mut buffer = Vec::new();
-    let mut stream = watcher::watcher(api, config).default_backoff().boxed();
-    while let Some(ev) = stream.next().await {
-        let ev = match ev {
-            Ok(ev) => ev,
-            Err(e) => {
-                tracing::debug!(%cluster, error = %e, "pod watch");
-                continue;
-            }
-        };
+    let stream = watcher::watcher(api, config).default_backoff();
+    let mut changes = std::pin::pin!(watch::changes(stream, format!("{cluster}: pod"), false));
+    while let Some(change) = changes.next().await {
         let mut owner = None;
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-        match ev {
-            Event::Init => buffer.clear(),
-            Event::InitApply(p) => buffer.push(p),
-            Event::InitDone => {
-                s.inventory.reset_pods(&std::mem::take(&mut buffer));
+        match change {
+            Change::Reset(pods) => {
+                s.inventory.reset_pods(&pods);
                 s.pods_synced = true;
             }
-            Event::Apply(p) => {
+            Change::Applied(p) => {
                 s.inventory.apply_pod(&p);
                 owner = owner_of(&p);
             }
-            Event::Delete(p) => {
+            Change::Deleted(p) => {
                 s.inventory.delete_pod(&p);
                 owner = owner_of(&p);
             }

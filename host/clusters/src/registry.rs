@@ -4,10 +4,11 @@
 
 use crate::member::Member;
 use crate::source::{self, ClusterSpec};
+use crate::watch::{self, Change, Provided};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::{self, Event};
+use kube::runtime::watcher;
 use kube::{Api, Client};
 use mck8s_api::labels;
 use mck8s_scheduler::{ClusterState, FleetCycle, OwnerKey};
@@ -214,50 +215,43 @@ pub async fn watch_path(registry: Arc<Registry>, path: PathBuf, exclude: Vec<Str
 /// Keeps the clusters of labelled kubeconfig Secrets in `namespace` registered.
 pub async fn watch_secrets(registry: Arc<Registry>, client: Client, namespace: String) {
     let api: Api<Secret> = Api::namespaced(client, &namespace);
-    let mut stream = watcher::watcher(api, crate::client::watch_config().labels(labels::CLUSTER_SECRET)).default_backoff().boxed();
-    let mut seen: HashMap<String, String> = HashMap::new(); // secret name → cluster name
-    let mut init: Vec<Secret> = Vec::new();
-    while let Some(ev) = stream.next().await {
-        let ev = match ev {
-            Ok(ev) => ev,
-            Err(e) => {
-                tracing::warn!(error = %e, "cluster secret watch");
-                continue;
-            }
-        };
-        match ev {
-            Event::Init => init.clear(),
-            Event::InitApply(s) => init.push(s),
-            Event::InitDone => {
-                let names: Vec<String> = init.iter().filter_map(|s| s.metadata.name.clone()).collect();
-                for s in std::mem::take(&mut init) {
-                    apply_secret(&registry, &mut seen, &s).await;
+    let stream = watcher::watcher(api, crate::client::watch_config().labels(labels::CLUSTER_SECRET)).default_backoff();
+    let mut changes = std::pin::pin!(watch::changes(stream, "cluster secret".into(), true));
+    // Secret name → the cluster it registered (one each).
+    let mut provided: Provided<String> = Provided::default();
+    let remove = |secret: &str, clusters: Vec<String>| {
+        for cluster in clusters {
+            registry.remove(&cluster, &format!("secret:{namespace}/{secret}"));
+        }
+    };
+    while let Some(change) = changes.next().await {
+        match change {
+            Change::Reset(secrets) => {
+                for s in &secrets {
+                    apply_secret(&registry, &mut provided, s).await;
                 }
-                let gone: Vec<String> = seen.keys().filter(|k| !names.contains(k)).cloned().collect();
-                for k in gone {
-                    let cluster = seen.remove(&k).unwrap_or_default();
-                    registry.remove(&cluster, &format!("secret:{namespace}/{k}"));
+                let names = secrets.iter().filter_map(|s| s.metadata.name.clone()).collect();
+                for (secret, clusters) in provided.retain(&names) {
+                    remove(&secret, clusters);
                 }
             }
-            Event::Apply(s) => apply_secret(&registry, &mut seen, &s).await,
-            Event::Delete(s) => {
-                let k = s.metadata.name.clone().unwrap_or_default();
-                if let Some(cluster) = seen.remove(&k) {
-                    registry.remove(&cluster, &format!("secret:{namespace}/{k}"));
-                }
+            Change::Applied(s) => apply_secret(&registry, &mut provided, &s).await,
+            Change::Deleted(s) => {
+                let secret = s.metadata.name.clone().unwrap_or_default();
+                remove(&secret, provided.remove(&secret));
             }
         }
     }
 }
 
-async fn apply_secret(registry: &Registry, seen: &mut HashMap<String, String>, secret: &Secret) {
+/// Registers a Secret's cluster. A Secret that cannot be read keeps its previous cluster
+/// (a bad edit must not disconnect it); one that now names another cluster drops the old one.
+async fn apply_secret(registry: &Registry, provided: &mut Provided<String>, secret: &Secret) {
     let key = secret.metadata.name.clone().unwrap_or_default();
     match source::from_secret(secret) {
         Ok(spec) => {
             let (name, src) = (spec.name.clone(), spec.source.clone());
-            if let Some(old) = seen.insert(key, name.clone())
-                && old != name
-            {
+            for old in provided.set(&key, [name.clone()].into()) {
                 registry.remove(&old, &src);
             }
             if let Err(e) = registry.upsert(spec).await {

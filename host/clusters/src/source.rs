@@ -37,7 +37,7 @@ pub enum SourceError {
 /// A YAML error without the text it quotes (a kubeconfig's lines hold credentials): where
 /// it is, not what is there.
 fn parse_error(text: &str) -> String {
-    match serde_yaml::from_str::<serde_yaml::Value>(text) {
+    match serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) {
         Err(e) => match e.location() {
             Some(at) => format!("not valid YAML at line {}, column {}", at.line(), at.column()),
             None => "not valid YAML".to_string(),

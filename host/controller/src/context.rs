@@ -1,4 +1,6 @@
-//! What every reconcile shares.
+//! What every reconcile shares: handles to the management cluster, the member clusters, the
+//! scheduler, metrics and the fleet-wide limits. What one kind keeps (its status memo, its
+//! probes) lives with its controller.
 
 use crate::metrics::Metrics;
 use kube::Client;
@@ -25,14 +27,15 @@ pub struct Context {
     pub applied: crate::children::AppliedCache,
     /// Failover and failback moves, fleet-wide.
     pub moves: crate::failover::RateLimiter,
-    /// Statuses written, for reconciles that run on a cached object from before the write.
-    pub mcd_status: crate::shared::StatusMemo<mck8s_api::MultiClusterDeploymentStatus>,
-    pub mcj_status: crate::shared::StatusMemo<mck8s_api::MultiClusterJobStatus>,
-    pub mchpa_status: crate::shared::StatusMemo<mck8s_api::MultiClusterHorizontalPodAutoscalerStatus>,
-    /// Which clusters serve `metrics.k8s.io`.
-    pub metrics_api: crate::cpu_load::MetricsApiProbe,
     /// Moves from cloud to fog the rescheduler proposed, for the MCD controller to carry out.
-    pub reschedule: crate::rescheduler::Proposals,
+    pub reschedule: crate::proposals::Proposals,
+}
+
+/// A controller's own state holds the shared [`Context`] beside what only it keeps.
+impl AsRef<Context> for Context {
+    fn as_ref(&self) -> &Context {
+        self
+    }
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -88,7 +88,7 @@ pub fn utilization(cores: f64, pods: u32, request_millis: u64) -> Option<f64> {
 }
 
 /// Measures `app` (pods matching `selector` in `namespace`) in each of `clusters`.
-pub async fn measure(ctx: &Context, namespace: &str, app: &str, selector: &str, request_millis: u64, clusters: &[String]) -> Vec<Measured> {
+pub async fn measure(ctx: &Context, metrics_api: &MetricsApiProbe, namespace: &str, app: &str, selector: &str, request_millis: u64, clusters: &[String]) -> Vec<Measured> {
     let mut out = Vec::with_capacity(clusters.len());
     let mut from_prometheus: Option<Result<HashMap<String, mck8s_signals::AppCpu>, String>> = None;
     for cluster in clusters {
@@ -100,7 +100,7 @@ pub async fn measure(ctx: &Context, namespace: &str, app: &str, selector: &str, 
             out.push(Measured { cluster: cluster.clone(), utilization: None, source: "cluster unreachable".into() });
             continue;
         }
-        if ctx.metrics_api.served(cluster, &member.client).await {
+        if metrics_api.served(cluster, &member.client).await {
             let api: Api<DynamicObject> = Api::namespaced_with(member.client.clone(), namespace, &pod_metrics_resource());
             match api.list(&ListParams::default().labels(selector)).await {
                 Ok(list) => {

@@ -16,6 +16,7 @@ pub mod mcj;
 pub mod mcs;
 pub mod metrics;
 pub mod policy_configmaps;
+pub mod proposals;
 pub mod render;
 pub mod rescheduler;
 pub mod shared;
@@ -148,10 +149,6 @@ pub async fn run(clients: impl Into<mck8s_clusters::Clients>, config: Config) ->
         timing: config.timing,
         applied: Default::default(),
         moves: failover::RateLimiter::new(config.move_limit.rate, config.move_limit.burst),
-        mcd_status: Default::default(),
-        mcj_status: Default::default(),
-        mchpa_status: Default::default(),
-        metrics_api: Default::default(),
         reschedule: Default::default(),
     });
     if !config.leader_election {

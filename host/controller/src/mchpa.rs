@@ -164,9 +164,14 @@ pub fn elapsed_seconds(last: Option<&Time>, now: &Time, period: Duration) -> u32
 /// successful or not. A different version serving now is asked at once (a policy swap or a
 /// policy that just appeared), not at the next period; the same version that just failed is
 /// not asked again before it.
+/// The controller's own state beside the shared [`Context`].
 struct Shared {
     ctx: Arc<Context>,
     asked: Mutex<HashMap<(String, String), String>>,
+    /// Statuses written, for reconciles that run on a cached object from before the write.
+    status: shared::StatusMemo<MultiClusterHorizontalPodAutoscalerStatus>,
+    /// Which clusters serve `metrics.k8s.io`.
+    metrics_api: cpu_load::MetricsApiProbe,
 }
 
 impl Shared {
@@ -190,7 +195,7 @@ fn key(hpa: &MultiClusterHorizontalPodAutoscaler) -> (String, String) {
 pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
     let api: Api<MultiClusterHorizontalPodAutoscaler> = shared::scoped_api(&ctx.watches, &watch_namespace);
     let policy_changes = shared::policy_changes(&ctx);
-    let state = Arc::new(Shared { ctx, asked: Mutex::default() });
+    let state = Arc::new(Shared { ctx, asked: Mutex::default(), status: Default::default(), metrics_api: Default::default() });
     let results = Controller::new(api, mck8s_clusters::watch_config()).shutdown_on_signal().reconcile_all_on(policy_changes).run(reconcile, error_policy, state);
     shared::drive(results).await;
 }
@@ -200,12 +205,12 @@ fn error_policy(obj: Arc<MultiClusterHorizontalPodAutoscaler>, error: &Error, st
 }
 
 async fn reconcile(obj: Arc<MultiClusterHorizontalPodAutoscaler>, state: Arc<Shared>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
     let ctx = &state.ctx;
     let ns = obj.namespace().unwrap_or_else(|| "default".into());
     let span = tracing::info_span!("reconcile", kind = KIND, namespace = %ns, name = %obj.name_any());
     let result = evaluate(obj, &state, ns).instrument(span).await;
-    let label = if result.is_ok() { "ok" } else { "error" };
-    ctx.metrics.reconciles.get_or_create(&crate::metrics::KindResult { kind: KIND.into(), result: label.into() }).inc();
+    ctx.metrics.reconciled(KIND, result.is_ok(), started);
     result
 }
 
@@ -216,12 +221,12 @@ fn count(ctx: &Context, result: &str) {
 async fn evaluate(hpa: Arc<MultiClusterHorizontalPodAutoscaler>, own: &Shared, ns: String) -> Result<Action, Error> {
     let ctx = own.ctx.as_ref();
     if hpa.metadata.deletion_timestamp.is_some() {
-        ctx.mchpa_status.forget(hpa.as_ref());
+        own.status.forget(hpa.as_ref());
         own.remember(&hpa, None);
         return Ok(Action::await_change());
     }
     let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let status = ctx.mchpa_status.current(hpa.as_ref(), hpa.status.clone().unwrap_or_default());
+    let status = own.status.current(hpa.as_ref(), hpa.status.clone().unwrap_or_default());
     let generation = hpa.metadata.generation;
     let mut new = status.clone();
     new.observed_generation = generation;
@@ -234,7 +239,7 @@ async fn evaluate(hpa: Arc<MultiClusterHorizontalPodAutoscaler>, own: &Shared, n
             if status.observed_generation != generation || !conditions::is_true(&status.conditions, INVALID_SPEC) {
                 publish(ctx, &hpa, EventType::Warning, "InvalidSpec", &msg).await;
             }
-            write_status(ctx, &hpa, &status, new).await?;
+            write_status(own, &hpa, &status, new).await?;
             return Ok(Action::await_change());
         }
     };
@@ -257,26 +262,26 @@ async fn evaluate(hpa: Arc<MultiClusterHorizontalPodAutoscaler>, own: &Shared, n
     let mcds: Api<MultiClusterDeployment> = Api::namespaced(ctx.client.clone(), &ns);
     let Some(mcd) = mcds.get_opt(&a.target).await? else {
         let msg = format!("MultiClusterDeployment {ns}/{} not found", a.target);
-        return inactive(ctx, &hpa, status, new, "FailedGetScale", &msg, &now, a.period).await;
+        return inactive(own, &hpa, status, new, "FailedGetScale", &msg, &now, a.period).await;
     };
     let Some(mcd_status) = mcd.status.as_ref().filter(|s| s.observed_generation == mcd.metadata.generation && !s.placement.is_empty()) else {
         // Not placed yet, or still placing the last change: measure what it is about to be.
-        return inactive(ctx, &hpa, status, new, "TargetUpdating", &format!("{} has not been placed since its last change", a.target), &now, TARGET_BUSY_RETRY).await;
+        return inactive(own, &hpa, status, new, "TargetUpdating", &format!("{} has not been placed since its last change", a.target), &now, TARGET_BUSY_RETRY).await;
     };
     let parsed = match crate::spec::parse(&a.target, &ns, &mcd.spec) {
         Ok(p) => p,
-        Err(e) => return inactive(ctx, &hpa, status, new, "InvalidTarget", &format!("{}: {}", a.target, e.0), &now, a.period).await,
+        Err(e) => return inactive(own, &hpa, status, new, "InvalidTarget", &format!("{}: {}", a.target, e.0), &now, a.period).await,
     };
     if parsed.request.cpu_millis == 0 {
         let msg = format!("{}'s pods request no CPU: utilisation is measured against requests", a.target);
-        return inactive(ctx, &hpa, status, new, "InvalidTarget", &msg, &now, a.period).await;
+        return inactive(own, &hpa, status, new, "InvalidTarget", &msg, &now, a.period).await;
     }
     let selector: LabelSelector = parsed.deployment.get("selector").cloned().and_then(|s| serde_json::from_value(s).ok()).unwrap_or_default();
 
     // Measure where it runs.
     let placed: Vec<(String, u32)> = mcd_status.placement.iter().filter(|p| p.replicas > 0).map(|p| (p.cluster.clone(), p.replicas as u32)).collect();
     let clusters: Vec<String> = placed.iter().map(|p| p.0.clone()).collect();
-    let measured = cpu_load::measure(ctx, &ns, &a.target, &cpu_load::selector_string(&selector), parsed.request.cpu_millis, &clusters).await;
+    let measured = cpu_load::measure(ctx, &own.metrics_api, &ns, &a.target, &cpu_load::selector_string(&selector), parsed.request.cpu_millis, &clusters).await;
     let traffic = match &ctx.prometheus {
         Some(p) => p.app_traffic(&ns, &a.target).await.unwrap_or_default(),
         None => Default::default(),
@@ -327,7 +332,7 @@ async fn evaluate(hpa: Arc<MultiClusterHorizontalPodAutoscaler>, own: &Shared, n
             count(ctx, "error");
             publish(ctx, &hpa, EventType::Warning, "PolicyFailed", &msg).await;
             conditions::set(&mut new.conditions, ABLE_TO_SCALE, false, "PolicyFailed", format!("{msg}; replicas left as they are"), generation, &now);
-            write_status(ctx, &hpa, &status, new).await?;
+            write_status(own, &hpa, &status, new).await?;
             return Ok(Action::requeue(a.period));
         }
     };
@@ -357,7 +362,7 @@ async fn evaluate(hpa: Arc<MultiClusterHorizontalPodAutoscaler>, own: &Shared, n
 
     let patch = match replicas_patch(&mcd.spec, total) {
         Ok(p) => p,
-        Err(e) => return inactive(ctx, &hpa, status, new, "InvalidTarget", &e, &now, a.period).await,
+        Err(e) => return inactive(own, &hpa, status, new, "InvalidTarget", &e, &now, a.period).await,
     };
     let result = match (&patch, total.cmp(&current_total)) {
         (None, _) | (_, std::cmp::Ordering::Equal) => "steady",
@@ -370,7 +375,7 @@ async fn evaluate(hpa: Arc<MultiClusterHorizontalPodAutoscaler>, own: &Shared, n
             let msg = format!("updating {}: {e}", a.target);
             publish(ctx, &hpa, EventType::Warning, "FailedRescale", &msg).await;
             conditions::set(&mut new.conditions, ABLE_TO_SCALE, false, "FailedUpdateScale", msg, generation, &now);
-            write_status(ctx, &hpa, &status, new).await?;
+            write_status(own, &hpa, &status, new).await?;
             return Ok(Action::requeue(ctx.timing.error_retry.min(a.period)));
         }
         if total != current_total {
@@ -384,7 +389,7 @@ async fn evaluate(hpa: Arc<MultiClusterHorizontalPodAutoscaler>, own: &Shared, n
         conditions::set(&mut new.conditions, ABLE_TO_SCALE, true, "ReadyForNewScale", reason.clone(), generation, &now);
     }
     count(ctx, if missing.len() == measured.len() && result == "steady" { "held" } else { result });
-    write_status(ctx, &hpa, &status, new).await?;
+    write_status(own, &hpa, &status, new).await?;
     Ok(Action::requeue(a.period))
 }
 
@@ -405,7 +410,7 @@ async fn ask(ctx: &Context, policy: &str, request: ScalingRequest) -> Result<Sca
 /// The target cannot be measured now: say why, change nothing, look again later.
 #[allow(clippy::too_many_arguments)]
 async fn inactive(
-    ctx: &Context,
+    own: &Shared,
     hpa: &MultiClusterHorizontalPodAutoscaler,
     old: MultiClusterHorizontalPodAutoscalerStatus,
     mut new: MultiClusterHorizontalPodAutoscalerStatus,
@@ -414,24 +419,25 @@ async fn inactive(
     now: &Time,
     retry: Duration,
 ) -> Result<Action, Error> {
+    let ctx = own.ctx.as_ref();
     let g = hpa.metadata.generation;
     if conditions::get(&old.conditions, SCALING_ACTIVE).is_none_or(|c| c.reason != reason) && reason != "TargetUpdating" {
         publish(ctx, hpa, EventType::Warning, reason, msg).await;
     }
     conditions::set(&mut new.conditions, SCALING_ACTIVE, false, reason, msg, g, now);
     count(ctx, "held");
-    write_status(ctx, hpa, &old, new).await?;
+    write_status(own, hpa, &old, new).await?;
     Ok(Action::requeue(retry))
 }
 
 async fn write_status(
-    ctx: &Context,
+    own: &Shared,
     hpa: &MultiClusterHorizontalPodAutoscaler,
     old: &MultiClusterHorizontalPodAutoscalerStatus,
     new: MultiClusterHorizontalPodAutoscalerStatus,
 ) -> Result<(), Error> {
-    shared::write_status(ctx, hpa, old, &new, hpa.status.is_some()).await?;
-    ctx.mchpa_status.remember(hpa, new);
+    shared::write_status(&own.ctx, hpa, old, &new, hpa.status.is_some()).await?;
+    own.status.remember(hpa, new);
     Ok(())
 }
 
@@ -444,13 +450,13 @@ mod tests {
     use super::*;
 
     fn spec(yaml: &str) -> MultiClusterHorizontalPodAutoscalerSpec {
-        serde_yaml::from_str(yaml).unwrap()
+        serde_yaml_ng::from_str(yaml).unwrap()
     }
 
     #[test]
     fn the_mck8s_example_parses() {
         let path = format!("{}/../../../shared/mck8s/manifests/examples/example_mchpa.yaml", env!("CARGO_MANIFEST_DIR"));
-        let doc: MultiClusterHorizontalPodAutoscaler = serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let doc: MultiClusterHorizontalPodAutoscaler = serde_yaml_ng::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         let a = parse(&doc.spec).unwrap();
         assert_eq!((a.target.as_str(), a.target_utilization, a.min, a.max, a.policy.as_str(), a.period), ("hello", 50, 2, 10, "mchpa", Duration::from_secs(30)));
     }
@@ -479,7 +485,7 @@ mod tests {
 
     #[test]
     fn totals_become_replicas_per_location_or_an_exact_split() {
-        let mcd = |yaml: &str| -> MultiClusterDeploymentSpec { serde_yaml::from_str(yaml).unwrap() };
+        let mcd = |yaml: &str| -> MultiClusterDeploymentSpec { serde_yaml_ng::from_str(yaml).unwrap() };
         assert_eq!(replicas_patch(&mcd("replicas: 2"), 5).unwrap(), Some(serde_json::json!({"spec": {"replicas": 5}})));
         assert_eq!(replicas_patch(&mcd("replicas: 5"), 5).unwrap(), None);
         assert_eq!(replicas_patch(&mcd("replicas: 1\nnumberOfLocations: 2"), 5).unwrap(), Some(serde_json::json!({"spec": {"replicas": 3}})), "per location, rounded up");

@@ -5,8 +5,11 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Registry, Unit};
+use std::collections::BTreeSet;
+use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
+use std::time::Instant;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindResult {
@@ -26,9 +29,15 @@ pub struct PolicyError {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ClusterResource {
-    pub cluster: String,
-    pub resource: String,
+pub struct KindLabel {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabel {
+    version: String,
+    /// The `mck8s:policy` WIT version the host implements.
+    wit: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -57,9 +66,9 @@ pub struct Metrics {
     pub decision_seconds: Family<PolicyLabel, Histogram>,
     pub policy_errors: Family<PolicyError, Counter>,
     pub unplaced: Family<ObjectLabel, Gauge>,
-    pub cluster_allocatable: Family<ClusterResource, Gauge<f64, AtomicU64>>,
-    pub cluster_free: Family<ClusterResource, Gauge<f64, AtomicU64>>,
-    pub cluster_ready: Family<ClusterLabel, Gauge>,
+    pub reconcile_seconds: Family<KindLabel, Histogram>,
+    /// Per cluster, from its schedulable nodes: one metric per resource, its unit in its name.
+    pub cluster: ClusterGauges,
     pub moves: Family<MoveLabel, Counter>,
     pub moves_throttled: Counter,
     pub child_applies: Family<KindResult, Counter>,
@@ -75,6 +84,46 @@ pub struct Metrics {
     guest_log_dropped: Counter,
 }
 
+/// The per-cluster gauges. A cluster that leaves the registry leaves these too (see
+/// [`ClusterGauges::retain`]), so a dashboard never shows a removed cluster's last values.
+#[derive(Default)]
+pub struct ClusterGauges {
+    pub allocatable_cpu_cores: Family<ClusterLabel, Gauge<f64, AtomicU64>>,
+    pub allocatable_memory_bytes: Family<ClusterLabel, Gauge<f64, AtomicU64>>,
+    pub allocatable_pods: Family<ClusterLabel, Gauge<f64, AtomicU64>>,
+    pub free_cpu_cores: Family<ClusterLabel, Gauge<f64, AtomicU64>>,
+    pub free_memory_bytes: Family<ClusterLabel, Gauge<f64, AtomicU64>>,
+    pub free_pods: Family<ClusterLabel, Gauge<f64, AtomicU64>>,
+    pub ready: Family<ClusterLabel, Gauge>,
+    reported: Mutex<BTreeSet<String>>,
+}
+
+impl ClusterGauges {
+    fn register(&self, registry: &mut Registry) {
+        let cores = || Unit::Other("cores".into());
+        registry.register_with_unit("cluster_allocatable_cpu", "Allocatable CPU of the cluster's schedulable nodes", cores(), self.allocatable_cpu_cores.clone());
+        registry.register_with_unit("cluster_allocatable_memory", "Allocatable memory of the cluster's schedulable nodes", Unit::Bytes, self.allocatable_memory_bytes.clone());
+        registry.register("cluster_allocatable_pods", "Allocatable pods of the cluster's schedulable nodes", self.allocatable_pods.clone());
+        registry.register_with_unit("cluster_free_cpu", "Free CPU (allocatable minus requests) on schedulable nodes", cores(), self.free_cpu_cores.clone());
+        registry.register_with_unit("cluster_free_memory", "Free memory (allocatable minus requests) on schedulable nodes", Unit::Bytes, self.free_memory_bytes.clone());
+        registry.register("cluster_free_pods", "Free pods (allocatable minus bound pods) on schedulable nodes", self.free_pods.clone());
+        registry.register("cluster_ready", "1 when the cluster is Ready", self.ready.clone());
+    }
+
+    /// Drops the series of every cluster not in `current`; remembers `current` for next time.
+    pub fn retain(&self, current: BTreeSet<String>) {
+        let mut reported = self.reported.lock().unwrap_or_else(|p| p.into_inner());
+        for gone in reported.difference(&current) {
+            let l = ClusterLabel { cluster: gone.clone() };
+            for family in [&self.allocatable_cpu_cores, &self.allocatable_memory_bytes, &self.allocatable_pods, &self.free_cpu_cores, &self.free_memory_bytes, &self.free_pods] {
+                family.remove(&l);
+            }
+            self.ready.remove(&l);
+        }
+        *reported = current;
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
     pub result: String,
@@ -88,9 +137,13 @@ impl Default for Metrics {
         let decision_seconds = Family::<PolicyLabel, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(1e-5, 3.0, 12)));
         let policy_errors = Family::<PolicyError, Counter>::default();
         let unplaced = Family::<ObjectLabel, Gauge>::default();
-        let cluster_allocatable = Family::<ClusterResource, Gauge<f64, AtomicU64>>::default();
-        let cluster_free = Family::<ClusterResource, Gauge<f64, AtomicU64>>::default();
-        let cluster_ready = Family::<ClusterLabel, Gauge>::default();
+        // 1 ms to about 2 min: a reconcile is a few API calls, or waits on a slow member.
+        let reconcile_seconds = Family::<KindLabel, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(1e-3, 2.5, 14)));
+        let cluster = ClusterGauges::default();
+        cluster.register(&mut registry);
+        let build_info = Family::<BuildLabel, Gauge>::default();
+        build_info.get_or_create(&BuildLabel { version: env!("CARGO_PKG_VERSION").into(), wit: mck8s_policy::WIT_VERSION.into() }).set(1);
+        registry.register("build_info", "1, labelled with the controller's version and the policy WIT version it implements", build_info);
         let moves = Family::<MoveLabel, Counter>::default();
         let moves_throttled = Counter::default();
         let child_applies = Family::<KindResult, Counter>::default();
@@ -108,12 +161,10 @@ impl Default for Metrics {
         registry.register("reschedules", "Rescheduler moves from cloud to fog by result (proposed, adopted, discarded, throttled)", reschedules.clone());
         registry.register("reconciles", "Reconciles by kind and result", reconciles.clone());
         registry.register("placement_decisions", "Placement decisions by policy", decisions.clone());
-        registry.register("placement_decision_seconds", "Time to decide one placement (capacity, policy call, validation)", decision_seconds.clone());
+        registry.register_with_unit("placement_decision", "Time to decide one placement (capacity, policy call, validation)", Unit::Seconds, decision_seconds.clone());
+        registry.register_with_unit("reconcile_duration", "Time of one reconcile by kind, errors included", Unit::Seconds, reconcile_seconds.clone());
         registry.register("policy_errors", "Policy failures by policy and error kind", policy_errors.clone());
         registry.register("unplaced_replicas", "Replicas no cluster could take (the bursting count), per object", unplaced.clone());
-        registry.register("cluster_allocatable", "Allocatable of schedulable nodes (cpu in cores, memory in bytes, pods)", cluster_allocatable.clone());
-        registry.register("cluster_free", "Free (allocatable minus requests) on schedulable nodes", cluster_free.clone());
-        registry.register("cluster_ready", "1 when the cluster is Ready", cluster_ready.clone());
         registry.register("moves", "Placements moved between clusters, by kind and reason (failover, failback, drained)", moves.clone());
         registry.register("moves_throttled", "Failover or failback moves postponed by the fleet-wide rate limit", moves_throttled.clone());
         registry.register(
@@ -128,9 +179,8 @@ impl Default for Metrics {
             decision_seconds,
             policy_errors,
             unplaced,
-            cluster_allocatable,
-            cluster_free,
-            cluster_ready,
+            reconcile_seconds,
+            cluster,
             moves,
             moves_throttled,
             child_applies,
@@ -143,11 +193,66 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts one reconcile of `kind` (`mck8s_reconciles_total{kind,result}`) and its time
+    /// (`mck8s_reconcile_duration_seconds{kind}`).
+    pub fn reconciled(&self, kind: &str, ok: bool, started: Instant) {
+        self.reconciles.get_or_create(&KindResult { kind: kind.into(), result: if ok { "ok" } else { "error" }.into() }).inc();
+        self.reconcile_seconds.get_or_create(&KindLabel { kind: kind.into() }).observe(started.elapsed().as_secs_f64());
+    }
+
     pub fn encode(&self) -> String {
         let dropped = mck8s_policy::guest_log_lines_dropped();
         self.guest_log_dropped.inc_by(dropped.saturating_sub(self.guest_log_dropped.get()));
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("encoding to a String cannot fail");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(m: &Metrics, prefix: &str) -> Vec<String> {
+        m.encode().lines().filter(|l| l.starts_with(prefix)).map(str::to_string).collect()
+    }
+
+    #[test]
+    fn names_carry_their_units_and_build_info_is_one() {
+        let m = Metrics::default();
+        let l = ClusterLabel { cluster: "fog1".into() };
+        m.cluster.allocatable_cpu_cores.get_or_create(&l).set(4.0);
+        m.cluster.free_memory_bytes.get_or_create(&l).set(1024.0);
+        m.reconciled("MultiClusterDeployment", true, Instant::now());
+        m.decision_seconds.get_or_create(&PolicyLabel { policy: "worst-fit".into() }).observe(0.001);
+        let text = m.encode();
+        for want in [
+            "mck8s_cluster_allocatable_cpu_cores{cluster=\"fog1\"} 4.0",
+            "mck8s_cluster_free_memory_bytes{cluster=\"fog1\"} 1024.0",
+            "# UNIT mck8s_reconcile_duration_seconds seconds",
+            "mck8s_reconcile_duration_seconds_count{kind=\"MultiClusterDeployment\"} 1",
+            "mck8s_reconciles_total{kind=\"MultiClusterDeployment\",result=\"ok\"} 1",
+            "# UNIT mck8s_placement_decision_seconds seconds",
+        ] {
+            assert!(text.contains(want), "{want} missing from\n{text}");
+        }
+        let build = series(&m, "mck8s_build_info{");
+        assert_eq!(build.len(), 1, "{build:?}");
+        assert!(build[0].contains(&format!("wit=\"{}\"", mck8s_policy::WIT_VERSION)) && build[0].ends_with(" 1"), "{build:?}");
+    }
+
+    #[test]
+    fn a_cluster_that_leaves_takes_its_gauges_along() {
+        let m = Metrics::default();
+        for name in ["fog1", "fog2"] {
+            let l = ClusterLabel { cluster: name.into() };
+            m.cluster.allocatable_pods.get_or_create(&l).set(110.0);
+            m.cluster.ready.get_or_create(&l).set(1);
+        }
+        m.cluster.retain(["fog1".to_string(), "fog2".to_string()].into());
+        assert_eq!(series(&m, "mck8s_cluster_ready{").len(), 2);
+        m.cluster.retain(["fog1".to_string()].into());
+        assert_eq!(series(&m, "mck8s_cluster_ready{"), ["mck8s_cluster_ready{cluster=\"fog1\"} 1"]);
+        assert_eq!(series(&m, "mck8s_cluster_allocatable_pods{"), ["mck8s_cluster_allocatable_pods{cluster=\"fog1\"} 110.0"]);
     }
 }

@@ -9,11 +9,12 @@
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::{self, Event};
+use kube::runtime::watcher;
 use kube::{Api, Client};
 use mck8s_api::labels;
+use mck8s_clusters::watch::{self, Change, Provided};
 use mck8s_policy::PolicyRegistry;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// The API server refuses ConfigMaps above this; said here so the error names the way out.
@@ -30,41 +31,31 @@ fn policies_of(cm: &ConfigMap) -> Vec<(String, String, Vec<u8>)> {
 
 pub async fn watch(registry: Arc<PolicyRegistry>, client: Client, namespace: String) {
     let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
-    let mut stream = watcher::watcher(api, mck8s_clusters::watch_config().labels(labels::POLICY_CONFIGMAP)).default_backoff().boxed();
-    // ConfigMap name → the (policy, key) pairs it provided, to remove what disappears.
-    let mut provided: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
-    let mut init = Vec::new();
-    while let Some(ev) = stream.next().await {
-        let ev = match ev {
-            Ok(ev) => ev,
-            Err(e) => {
-                tracing::warn!(error = %e, "policy ConfigMap watch");
-                continue;
-            }
-        };
-        match ev {
-            Event::Init => init.clear(),
-            Event::InitApply(cm) => init.push(cm),
-            Event::InitDone => {
-                let names: BTreeSet<String> = init.iter().filter_map(|c| c.metadata.name.clone()).collect();
-                for cm in std::mem::take(&mut init) {
-                    apply(&registry, &mut provided, &cm).await;
+    let stream = watcher::watcher(api, mck8s_clusters::watch_config().labels(labels::POLICY_CONFIGMAP)).default_backoff();
+    let mut changes = std::pin::pin!(watch::changes(stream, "policy ConfigMap".into(), true));
+    // ConfigMap name → the (policy, key) pairs it provides, to remove what disappears.
+    let mut provided: Provided<(String, String)> = Provided::default();
+    while let Some(change) = changes.next().await {
+        match change {
+            Change::Reset(cms) => {
+                for cm in &cms {
+                    apply(&registry, &mut provided, cm).await;
                 }
-                let gone: Vec<String> = provided.keys().filter(|k| !names.contains(*k)).cloned().collect();
-                for name in gone {
-                    remove_all(&registry, &name, provided.remove(&name).unwrap_or_default());
+                let names = cms.iter().filter_map(|c| c.metadata.name.clone()).collect();
+                for (name, items) in provided.retain(&names) {
+                    remove_all(&registry, &name, items);
                 }
             }
-            Event::Apply(cm) => apply(&registry, &mut provided, &cm).await,
-            Event::Delete(cm) => {
+            Change::Applied(cm) => apply(&registry, &mut provided, &cm).await,
+            Change::Deleted(cm) => {
                 let name = cm.metadata.name.clone().unwrap_or_default();
-                remove_all(&registry, &name, provided.remove(&name).unwrap_or_default());
+                remove_all(&registry, &name, provided.remove(&name));
             }
         }
     }
 }
 
-async fn apply(registry: &Arc<PolicyRegistry>, provided: &mut BTreeMap<String, BTreeSet<(String, String)>>, cm: &ConfigMap) {
+async fn apply(registry: &Arc<PolicyRegistry>, provided: &mut Provided<(String, String)>, cm: &ConfigMap) {
     let name = cm.metadata.name.clone().unwrap_or_default();
     let now: Vec<(String, String, Vec<u8>)> = policies_of(cm);
     let keys: BTreeSet<(String, String)> = now.iter().map(|(p, k, _)| (p.clone(), k.clone())).collect();
@@ -80,11 +71,11 @@ async fn apply(registry: &Arc<PolicyRegistry>, provided: &mut BTreeMap<String, B
             tracing::warn!(configmap = %name, key, error = %e, "policy from ConfigMap refused; the previous version keeps serving");
         }
     }
-    let before = provided.insert(name.clone(), keys.clone()).unwrap_or_default();
-    remove_all(registry, &name, before.difference(&keys).cloned().collect());
+    let dropped = provided.set(&name, keys);
+    remove_all(registry, &name, dropped);
 }
 
-fn remove_all(registry: &PolicyRegistry, cm: &str, items: BTreeSet<(String, String)>) {
+fn remove_all(registry: &PolicyRegistry, cm: &str, items: Vec<(String, String)>) {
     for (policy, key) in items {
         registry.remove(&policy, &origin(cm, &key));
     }

@@ -12,6 +12,7 @@
 //! `default` whatever its namespace, without looking at fog capacity.
 
 use crate::context::Context;
+use crate::proposals::Proposal;
 use crate::shared;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ListParams, Patch, PatchParams};
@@ -20,57 +21,14 @@ use kube::{Api, ResourceExt};
 use mck8s_api::conditions::{self, ACTIVE};
 use mck8s_api::{AppRescheduler, AppReschedulerStatus, MultiClusterDeployment};
 use mck8s_scheduler::{OwnerKey, PlacementRequest};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tracing::Instrument;
 
 pub const DEFAULT_PERIOD: Duration = Duration::from_secs(120);
 /// How often the loop looks for AppReschedulers while there is none.
 const IDLE_POLL: Duration = Duration::from_secs(5);
-
-/// A move the rescheduler proposed and the MCD controller has not carried out yet.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Proposal {
-    /// The MCD generation it was computed for; a spec change since makes it void.
-    pub generation: Option<i64>,
-    /// The placement after the step.
-    pub placement: BTreeMap<String, u32>,
-    /// `cloud1=2 → cluster1=+2`.
-    pub note: String,
-    pub moved: u32,
-}
-
-/// Proposals by owner, and the channel that wakes the MCD controller for them.
-pub struct Proposals {
-    map: Mutex<HashMap<OwnerKey, Proposal>>,
-    tx: UnboundedSender<OwnerKey>,
-    rx: Mutex<Option<UnboundedReceiver<OwnerKey>>>,
-}
-
-impl Default for Proposals {
-    fn default() -> Self {
-        let (tx, rx) = unbounded_channel();
-        Proposals { map: Mutex::default(), tx, rx: Mutex::new(Some(rx)) }
-    }
-}
-
-impl Proposals {
-    pub fn propose(&self, owner: OwnerKey, p: Proposal) {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).insert(owner.clone(), p);
-        let _ = self.tx.send(owner);
-    }
-
-    pub fn take(&self, owner: &OwnerKey) -> Option<Proposal> {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).remove(owner)
-    }
-
-    /// The wake-ups, for the one MCD controller (None the second time).
-    pub fn triggers(&self) -> Option<UnboundedReceiver<OwnerKey>> {
-        self.rx.lock().unwrap_or_else(|e| e.into_inner()).take()
-    }
-}
 
 /// One step from `current` towards `fresh` (what the policy would choose now): up to `max`
 /// replicas leave cloud clusters (those most above their fresh share first) for fog clusters
@@ -190,6 +148,7 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
         last_pass = Some(now);
         let span = tracing::info_span!("reschedule", period_s = settings.period.as_secs());
         let moves = pass(&ctx, &settings, &watch_namespace).instrument(span).await;
+        ctx.metrics.reconciled("AppRescheduler", matches!(moves, PassResult::Ran(_)), now);
         record(&ctx, &api, &objects, moves).await;
     }
 }
@@ -342,7 +301,7 @@ mod tests {
 
     #[test]
     fn settings_merge_every_object() {
-        let o = |yaml: &str| -> AppRescheduler { AppRescheduler::new("r", serde_yaml::from_str(yaml).unwrap()) };
+        let o = |yaml: &str| -> AppRescheduler { AppRescheduler::new("r", serde_yaml_ng::from_str(yaml).unwrap()) };
         assert_eq!(settings(&[]), None);
         let s = settings(&[o("{}")]).unwrap();
         assert_eq!((s.period, s.max_step, s.namespaces), (DEFAULT_PERIOD, None, None));

@@ -18,24 +18,27 @@ use tracing::Instrument;
 
 /// One reconcile of a multi-cluster object: behind the finalizer `fogguru.eu/children` (so
 /// its children are removed from every cluster before it goes), in a span, counted in
-/// `mck8s_reconciles_total`. `apply` and `cleanup` do the kind's work; `finalizer_error`
+/// `mck8s_reconciles_total` and timed in `mck8s_reconcile_duration_seconds`. `apply` and `cleanup` do the kind's work; `finalizer_error`
 /// wraps a failure of the finalizer machinery itself.
-pub async fn reconcile<K, E, A, AF, C, CF>(ctx: &Arc<Context>, kind: &'static str, obj: Arc<K>, apply: A, cleanup: C, finalizer_error: fn(String) -> E) -> Result<Action, E>
+pub async fn reconcile<S, K, E, A, AF, C, CF>(state: &Arc<S>, kind: &'static str, obj: Arc<K>, apply: A, cleanup: C, finalizer_error: fn(String) -> E) -> Result<Action, E>
 where
+    S: AsRef<Context>,
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + Serialize + Debug + Send + Sync + 'static,
     E: std::error::Error + Send + 'static,
-    A: FnOnce(Arc<K>, Arc<Context>) -> AF,
+    A: FnOnce(Arc<K>, Arc<S>) -> AF,
     AF: Future<Output = Result<Action, E>>,
-    C: FnOnce(Arc<K>, Arc<Context>) -> CF,
+    C: FnOnce(Arc<K>, Arc<S>) -> CF,
     CF: Future<Output = Result<Action, E>>,
 {
+    let started = std::time::Instant::now();
+    let ctx: &Context = (**state).as_ref();
     let ns = obj.namespace().unwrap_or_else(|| "default".into());
     let span = tracing::info_span!("reconcile", kind, namespace = %ns, name = %obj.name_any());
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
     let result = finalizer(&api, FINALIZER, obj, |event| async move {
         match event {
-            FinalizerEvent::Apply(o) => apply(o, ctx.clone()).await,
-            FinalizerEvent::Cleanup(o) => cleanup(o, ctx.clone()).await,
+            FinalizerEvent::Apply(o) => apply(o, state.clone()).await,
+            FinalizerEvent::Cleanup(o) => cleanup(o, state.clone()).await,
         }
     })
     .instrument(span)
@@ -44,15 +47,14 @@ where
         FinalizerError::ApplyFailed(e) | FinalizerError::CleanupFailed(e) => e,
         other => finalizer_error(other.to_string()),
     });
-    let label = if result.is_ok() { "ok" } else { "error" };
-    ctx.metrics.reconciles.get_or_create(&crate::metrics::KindResult { kind: kind.into(), result: label.into() }).inc();
+    ctx.metrics.reconciled(kind, result.is_ok(), started);
     result
 }
 
 /// A failed reconcile is retried after `error_retry`.
-pub fn error_policy<K, E: std::fmt::Display>(_obj: Arc<K>, error: &E, ctx: Arc<Context>) -> Action {
+pub fn error_policy<K, E: std::fmt::Display, S: AsRef<Context>>(_obj: Arc<K>, error: &E, state: Arc<S>) -> Action {
     tracing::warn!(%error, "reconcile failed");
-    Action::requeue(ctx.timing.error_retry)
+    Action::requeue((*state).as_ref().timing.error_retry)
 }
 
 /// Drives a controller's result stream (results are logged at debug; errors were logged by

@@ -33,9 +33,9 @@ fn invalid(msg: impl Into<String>) -> InvalidSpec {
 }
 
 fn list(v: &serde_json::Value, field: &str) -> Result<ListOrCsv, InvalidSpec> {
-    serde_json::from_value::<serde_yaml::Value>(v.clone())
+    serde_json::from_value::<serde_yaml_ng::Value>(v.clone())
         .ok()
-        .and_then(|y| serde_yaml::from_value::<ListOrCsv>(y).ok())
+        .and_then(|y| serde_yaml_ng::from_value::<ListOrCsv>(y).ok())
         .ok_or_else(|| invalid(format!("spec.{field} must be a comma-separated string or a list")))
 }
 
@@ -186,7 +186,7 @@ mod tests {
     use super::*;
 
     fn spec(yaml: &str) -> MultiClusterDeploymentSpec {
-        serde_yaml::from_str(yaml).unwrap()
+        serde_yaml_ng::from_str(yaml).unwrap()
     }
 
     const POD: &str = "selector: {matchLabels: {app: a}}
@@ -199,8 +199,8 @@ template:
     fn the_mck8s_examples_parse() {
         for ex in ["01_example_deployment_preferred_clusters.yaml", "02_example_deployment_worst_fit.yaml"] {
             let path = format!("{}/../../../shared/mck8s/manifests/examples/{ex}", env!("CARGO_MANIFEST_DIR"));
-            let doc: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-            let mcd: mck8s_api::MultiClusterDeployment = serde_yaml::from_value(doc).unwrap();
+            let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let mcd: mck8s_api::MultiClusterDeployment = serde_yaml_ng::from_value(doc).unwrap();
             let p = parse("hello", "default", &mcd.spec).unwrap();
             assert_eq!(p.request.cpu_millis, 1000);
             assert_eq!(p.request.memory_bytes, 1 << 30);
@@ -220,7 +220,7 @@ template:
 
     #[test]
     fn a_job_reserves_its_parallelism_per_location() {
-        let job: MultiClusterJobSpec = serde_yaml::from_str(
+        let job: MultiClusterJobSpec = serde_yaml_ng::from_str(
             "placementPolicy: worst-fit\nnumberOfLocations: 3\nparallelism: 2\ncompletions: 4\ntemplate:\n  spec:\n    restartPolicy: Never\n    containers: [{name: j, image: img, resources: {requests: {cpu: 500m}}}]",
         )
         .unwrap();
@@ -229,11 +229,11 @@ template:
         assert_eq!((p.spec.deployment["completions"].as_i64(), p.spec.deployment["parallelism"].as_i64()), (Some(4), Some(2)));
         assert!(p.spec.deployment.get("placementPolicy").is_none());
         let located: MultiClusterJobSpec =
-            serde_yaml::from_str("locations: c1, c2\ntemplate: {spec: {containers: [{name: j, image: img, resources: {requests: {cpu: 1}}}]}}").unwrap();
+            serde_yaml_ng::from_str("locations: c1, c2\ntemplate: {spec: {containers: [{name: j, image: img, resources: {requests: {cpu: 1}}}]}}").unwrap();
         assert_eq!(parse_job("j", "ns", &located).unwrap().wanted, 2);
-        let bad: MultiClusterJobSpec = serde_yaml::from_str("parallelism: 0\ntemplate: {spec: {containers: [{name: j, image: img, resources: {requests: {cpu: 1}}}]}}").unwrap();
+        let bad: MultiClusterJobSpec = serde_yaml_ng::from_str("parallelism: 0\ntemplate: {spec: {containers: [{name: j, image: img, resources: {requests: {cpu: 1}}}]}}").unwrap();
         assert!(parse_job("j", "ns", &bad).unwrap_err().0.contains("parallelism is 0"));
-        let bad: MultiClusterJobSpec = serde_yaml::from_str("template: {spec: {containers: [{name: j, image: img}]}}").unwrap();
+        let bad: MultiClusterJobSpec = serde_yaml_ng::from_str("template: {spec: {containers: [{name: j, image: img}]}}").unwrap();
         assert!(parse_job("j", "ns", &bad).unwrap_err().0.contains("no container requests"));
     }
 

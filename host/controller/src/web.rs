@@ -35,8 +35,11 @@ async fn ready(State(s): State<AppState>) -> (StatusCode, String) {
 }
 
 fn refresh_cluster_gauges(metrics: &Metrics, clusters: &Registry) {
-    use crate::metrics::{ClusterLabel, ClusterResource};
-    for m in clusters.members() {
+    use crate::metrics::ClusterLabel;
+    let gauges = &metrics.cluster;
+    let members = clusters.members();
+    gauges.retain(members.iter().map(|m| m.name.clone()).collect());
+    for m in members {
         let state = m.state(0.0);
         let mut alloc = mck8s_capacity::Resources::default();
         let mut free = mck8s_capacity::Resources::default();
@@ -44,16 +47,14 @@ fn refresh_cluster_gauges(metrics: &Metrics, clusters: &Registry) {
             alloc.add(&n.allocatable);
             free.add(&n.free());
         }
-        for (res, a, f) in [
-            ("cpu", alloc.cpu_millis as f64 / 1000.0, free.cpu_millis as f64 / 1000.0),
-            ("memory", alloc.memory_bytes as f64, free.memory_bytes as f64),
-            ("pods", alloc.pods as f64, free.pods as f64),
-        ] {
-            let l = ClusterResource { cluster: m.name.clone(), resource: res.into() };
-            metrics.cluster_allocatable.get_or_create(&l).set(a);
-            metrics.cluster_free.get_or_create(&l).set(f);
-        }
+        let l = ClusterLabel { cluster: m.name.clone() };
+        gauges.allocatable_cpu_cores.get_or_create(&l).set(alloc.cpu_millis as f64 / 1000.0);
+        gauges.allocatable_memory_bytes.get_or_create(&l).set(alloc.memory_bytes as f64);
+        gauges.allocatable_pods.get_or_create(&l).set(alloc.pods as f64);
+        gauges.free_cpu_cores.get_or_create(&l).set(free.cpu_millis as f64 / 1000.0);
+        gauges.free_memory_bytes.get_or_create(&l).set(free.memory_bytes as f64);
+        gauges.free_pods.get_or_create(&l).set(free.pods as f64);
         let ready = matches!(state.health, mck8s_policy::input::HealthDoc::Ready);
-        metrics.cluster_ready.get_or_create(&ClusterLabel { cluster: m.name.clone() }).set(i64::from(ready));
+        gauges.ready.get_or_create(&l).set(i64::from(ready));
     }
 }

@@ -5,6 +5,7 @@
 //!
 //! `cargo bench -p mck8s-policy --bench place` (after scripts/build-policies.sh).
 //! `MCK8S_BENCH_SIZES=10,100` limits the fleet sizes.
+#![allow(clippy::unwrap_used, reason = "test and bench code: a panic is a failure with its message")]
 
 #[path = "../tests/integration/common.rs"]
 mod common;

@@ -39,7 +39,7 @@ elapsedSeconds: 30
 fn placement_canary() -> &'static (Arc<FleetSnapshot>, crate::bindings::wit::Workload) {
     static CANARY: OnceLock<(Arc<FleetSnapshot>, crate::bindings::wit::Workload)> = OnceLock::new();
     CANARY.get_or_init(|| {
-        let input: PlacementInput = serde_yaml::from_str(PLACEMENT_CANARY).expect("canary parses");
+        let input: PlacementInput = serde_yaml_ng::from_str(PLACEMENT_CANARY).expect("canary parses");
         let fleet = FleetSnapshot::from_doc(&input.fleet).expect("canary fleet is valid");
         let w = fleet.workload(&input.workload).expect("canary workload is valid");
         (Arc::new(fleet), w)
@@ -56,7 +56,7 @@ pub fn self_check(policy: &Arc<LoadedPolicy>) -> Result<(), PolicyError> {
             session.place(workload).map_err(wrap)?;
         }
         PolicyKind::Scaling => {
-            let input: ScalingInput = serde_yaml::from_str(SCALING_CANARY).expect("canary parses");
+            let input: ScalingInput = serde_yaml_ng::from_str(SCALING_CANARY).expect("canary parses");
             policy.scale(&input.to_wit()).map_err(wrap)?;
         }
     }

@@ -39,7 +39,7 @@ pub fn load(path: &Path) -> anyhow::Result<Vec<(String, Case)>> {
         .into_iter()
         .map(|p| {
             let text = std::fs::read_to_string(&p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-            let case: Case = serde_yaml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            let case: Case = serde_yaml_ng::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
             Ok((p.file_stem().unwrap_or_default().to_string_lossy().into_owned(), case))
         })
         .collect()

@@ -139,7 +139,7 @@ pub enum KindDoc {
 #[serde(untagged)]
 pub enum ListOrCsv {
     Csv(String),
-    List(Vec<serde_yaml::Value>),
+    List(Vec<serde_yaml_ng::Value>),
 }
 
 impl ListOrCsv {
@@ -149,8 +149,8 @@ impl ListOrCsv {
             ListOrCsv::List(v) => v
                 .iter()
                 .map(|x| match x {
-                    serde_yaml::Value::String(s) => s.trim().to_string(),
-                    other => serde_yaml::to_string(other).unwrap_or_default().trim().to_string(),
+                    serde_yaml_ng::Value::String(s) => s.trim().to_string(),
+                    other => serde_yaml_ng::to_string(other).unwrap_or_default().trim().to_string(),
                 })
                 .collect(),
         }

@@ -13,6 +13,7 @@
 //!   refusal of bad versions and the previous one kept serving.
 
 pub mod bindings;
+pub mod built;
 pub mod cache;
 pub mod canary;
 pub mod cases;

@@ -79,5 +79,5 @@ pub fn fleet(n: usize, seed: u64) -> FleetDoc {
 
 /// The workload the benchmarks place: 10 replicas of 500m / 1 GiB on 3 locations.
 pub fn workload() -> WorkloadDoc {
-    serde_yaml::from_str("{name: bench, replicas: 10, numberOfLocations: 3, requests: {cpu: 500m, memory: 1Gi}}").expect("static workload parses")
+    serde_yaml_ng::from_str("{name: bench, replicas: 10, numberOfLocations: 3, requests: {cpu: 500m, memory: 1Gi}}").expect("static workload parses")
 }

@@ -1,22 +1,18 @@
 //! Consecutive decisions against the same observed state never promise the same slots; the
 //! workload's own pods count as free when it is re-placed; reservations end as pods bind.
+#![allow(clippy::unwrap_used, reason = "test and bench code: a panic is a failure with its message")]
 
 use mck8s_capacity::{NodeCapacity, Resources};
 use mck8s_policy::input::{HealthDoc, WorkloadDoc};
 use mck8s_policy::{EngineConfig, PolicyEngine, PolicyRegistry};
 use mck8s_scheduler::{ClusterState, FleetCycle, OwnedPods, OwnerKey, PlacementRequest, Scheduler};
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 fn registry() -> Arc<PolicyRegistry> {
-    let dir = std::env::var_os("MCK8S_WASM_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| format!("{}/.cache/mck8s/target", std::env::var("HOME").unwrap()))).join("wasm32-wasip2/policy")
-    });
     let registry = PolicyRegistry::new(PolicyEngine::new(EngineConfig { cache_dir: None, ..EngineConfig::default() }).unwrap());
     for name in ["worst-fit", "best-fit"] {
-        let path = dir.join(format!("builtin/{name}.wasm"));
-        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}; run scripts/build-policies.sh", path.display()));
+        let bytes = mck8s_policy::built::read(format!("builtin/{name}.wasm"));
         registry.upsert(name, &bytes, "test").unwrap();
     }
     Arc::new(registry)
@@ -40,7 +36,7 @@ fn owner(name: &str) -> OwnerKey {
 }
 
 fn request(name: &str, replicas: u32, policy: &str) -> PlacementRequest {
-    let workload: WorkloadDoc = serde_yaml::from_str(&format!("{{name: {name}, replicas: {replicas}, requests: {{cpu: 1000m, memory: 1000Mi}}}}")).unwrap();
+    let workload: WorkloadDoc = serde_yaml_ng::from_str(&format!("{{name: {name}, replicas: {replicas}, requests: {{cpu: 1000m, memory: 1000Mi}}}}")).unwrap();
     PlacementRequest { owner: owner(name), policy: policy.into(), workload }
 }
 

@@ -1,4 +1,4 @@
-//! External signals the mck8s controller ranks clusters by (`mck8s-behaviour.md` §3.2, §3.3,
+//! External signals the mck8s controller ranks clusters by (`docs/original.md` §3.2, §3.3,
 //! §8): inter-cluster RTT from serf's Vivaldi coordinates ([`serf`], or a static file when no
 //! serf runs: [`rtt_file`]), and per-cluster / per-app network ingress and CPU from Prometheus
 //! ([`prometheus`]). Cluster names are the serf node names and the Prometheus `cluster_name`

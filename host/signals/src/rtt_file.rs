@@ -13,7 +13,7 @@
 //! ```
 //!
 //! RTT is symmetric: one direction per pair is enough; giving both is allowed if they agree.
-//! Validation errors are reported by serde_yaml, so they carry the entry's path and line.
+//! Validation errors are reported by serde_yaml_ng, so they carry the entry's path and line.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -39,11 +39,11 @@ pub fn load_rtt_file(path: &Path) -> Result<Vec<(String, String, f32)>, RttFileE
 
 /// [`load_rtt_file`] on a string; the error is a message with the entry and line.
 pub fn parse_rtt(text: &str) -> Result<Vec<(String, String, f32)>, String> {
-    if text.trim().is_empty() || serde_yaml::from_str::<serde_yaml::Value>(text).is_ok_and(|v| v.is_null()) {
+    if text.trim().is_empty() || serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text).is_ok_and(|v| v.is_null()) {
         return Err("empty: expected `rtt: [[a, b, ms], ...]` or `a: {b: ms}`".into());
     }
     let mut table = Table::default();
-    let de = serde_yaml::Deserializer::from_str(text);
+    let de = serde_yaml_ng::Deserializer::from_str(text);
     TopSeed(&mut table).deserialize(de).map_err(|e| e.to_string())?;
     let mut out = Vec::with_capacity(table.0.len() * 2);
     for ((a, b), (ms, _)) in table.0 {

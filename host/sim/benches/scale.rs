@@ -6,6 +6,7 @@
 //! `cargo bench -p mck8s-sim --bench scale` (after scripts/build-policies.sh).
 //! `MCK8S_BENCH_POLICIES=worst-fit,kubefed-even` picks the policies,
 //! `MCK8S_BENCH_CLUSTERS` / `MCK8S_BENCH_WORKLOADS` the size.
+#![allow(clippy::unwrap_used, reason = "test and bench code: a panic is a failure with its message")]
 
 use mck8s_policy::synthetic::Rng;
 use mck8s_sim::Scenario;
@@ -92,7 +93,8 @@ fn main() {
     let workloads = env_or("MCK8S_BENCH_WORKLOADS", 5000);
     let policies: Vec<String> = std::env::var("MCK8S_BENCH_POLICIES").unwrap_or_else(|_| "worst-fit,preferred,kubefed-even".into()).split(',').map(str::to_string).collect();
     let registry = mck8s_sim::policies::new_registry().unwrap();
-    mck8s_sim::policies::load_dir(&registry, &mck8s_sim::policies::builtin_dir()).unwrap_or_else(|e| panic!("{e}; run scripts/build-policies.sh first"));
+    mck8s_sim::policies::load_dir(&registry, &mck8s_policy::built::ensure().unwrap_or_else(|e| panic!("{e}")).join("builtin"))
+        .unwrap_or_else(|e| panic!("{e}; run scripts/build-policies.sh first"));
     let registry = Arc::new(registry);
     let t = Instant::now();
     let s = scenario(clusters, workloads);

@@ -88,7 +88,7 @@ mod tests {
     #[test]
     fn splits_evenly_over_ready_clusters_ignoring_capacity() {
         let cycle = FleetCycle::build(vec![cluster("b", true), cluster("a", true), cluster("c", false), cluster("cloud", true)], &[], 1).unwrap();
-        let w: WorkloadDoc = serde_yaml::from_str("{name: w, replicas: 5, numberOfLocations: 2, requests: {cpu: 1}}").unwrap();
+        let w: WorkloadDoc = serde_yaml_ng::from_str("{name: w, replicas: 5, numberOfLocations: 2, requests: {cpu: 1}}").unwrap();
         let d = even_split(&cycle, &w).unwrap();
         let got: Vec<(&str, u32)> = d.placements.iter().map(|p| (p.cluster.as_str(), p.replicas)).collect();
         // 10 over a, b, cloud (c is not ready; no node fits anything, yet they get pods):

@@ -606,7 +606,7 @@ mod tests {
     use super::*;
 
     fn spec(yaml: &str) -> ClusterSpec {
-        serde_yaml::from_str(yaml).unwrap()
+        serde_yaml_ng::from_str(yaml).unwrap()
     }
 
     fn cpu(m: u64) -> Resources {

@@ -5,14 +5,9 @@ use crate::SimError;
 use mck8s_policy::{EngineConfig, PolicyEngine, PolicyKind, PolicyRegistry};
 use std::path::{Path, PathBuf};
 
-/// Where the built-in components are: `$MCK8S_WASM_DIR/builtin`, else
-/// `$CARGO_TARGET_DIR/wasm32-wasip2/policy/builtin`, else under `~/.cache/mck8s/target`.
+/// Where the built-in components are ([`mck8s_policy::built::builtin_dir`]).
 pub fn builtin_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("MCK8S_WASM_DIR") {
-        return PathBuf::from(d).join("builtin");
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/mck8s/target"));
-    target.join("wasm32-wasip2/policy/builtin")
+    mck8s_policy::built::builtin_dir()
 }
 
 pub fn new_registry() -> Result<PolicyRegistry, SimError> {

@@ -244,7 +244,7 @@ fn unreachable() -> HealthDoc {
 
 impl Scenario {
     pub fn parse(text: &str) -> Result<Scenario, SimError> {
-        let s: Scenario = serde_yaml::from_str(text).map_err(|e| SimError::Scenario(e.to_string()))?;
+        let s: Scenario = serde_yaml_ng::from_str(text).map_err(|e| SimError::Scenario(e.to_string()))?;
         s.validate()?;
         Ok(s)
     }
@@ -443,12 +443,12 @@ mod tests {
 
     #[test]
     fn load_curves_are_piecewise_linear() {
-        let w: WorkloadSpec = serde_yaml::from_str("{name: w, replicas: 1, load: [[0, 1], [100, 3], [200, 3]]}").unwrap();
+        let w: WorkloadSpec = serde_yaml_ng::from_str("{name: w, replicas: 1, load: [[0, 1], [100, 3], [200, 3]]}").unwrap();
         assert_eq!(w.demand_cores(-5.0), Some(1.0));
         assert_eq!(w.demand_cores(50.0), Some(2.0));
         assert_eq!(w.demand_cores(150.0), Some(3.0));
         assert_eq!(w.demand_cores(1e9), Some(3.0));
-        let none: WorkloadSpec = serde_yaml::from_str("{name: w, replicas: 1}").unwrap();
+        let none: WorkloadSpec = serde_yaml_ng::from_str("{name: w, replicas: 1}").unwrap();
         assert_eq!(none.demand_cores(0.0), None);
     }
 }

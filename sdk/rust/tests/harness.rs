@@ -87,7 +87,7 @@ fn more_than_the_slots_on_a_fog_cluster_is_refused() {
 #[test]
 fn a_not_ready_cluster_is_refused() {
     let mut c = case("spread-round-robin");
-    c.input.fleet.clusters[0].health = serde_yaml::from_str("not-ready").unwrap();
+    c.input.fleet.clusters[0].health = serde_yaml_ng::from_str("not-ready").unwrap();
     let err = run_case::<Greedy>(&c).unwrap_err();
     assert!(matches!(&err, HarnessError::Refused(m) if m.contains("not ready")), "{err}");
 }

@@ -170,7 +170,7 @@ fn default_nodes() -> u32 {
 impl Fleet {
     pub fn load(path: &Path) -> Result<Fleet, Error> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let fleet: Fleet = serde_yaml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        let fleet: Fleet = serde_yaml_ng::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
         fleet.validate()?;
         Ok(fleet)
     }
@@ -310,14 +310,14 @@ mod tests {
     fn default_fleet_round_trips_through_yaml() {
         let fleet = Fleet::default_fleet();
         fleet.validate().unwrap();
-        let text = serde_yaml::to_string(&fleet).unwrap();
-        let back: Fleet = serde_yaml::from_str(&text).unwrap();
+        let text = serde_yaml_ng::to_string(&fleet).unwrap();
+        let back: Fleet = serde_yaml_ng::from_str(&text).unwrap();
         assert_eq!(back, fleet);
     }
 
     #[test]
     fn minimal_file_gets_defaults() {
-        let fleet: Fleet = serde_yaml::from_str("clusters: [{name: a, role: fog}]").unwrap();
+        let fleet: Fleet = serde_yaml_ng::from_str("clusters: [{name: a, role: fog}]").unwrap();
         assert_eq!(fleet.base_port, 26000);
         assert_eq!(fleet.clusters[0].nodes, 2);
         assert_eq!(fleet.clusters[0].node_names(), ["a-node0", "a-node1"]);
@@ -325,24 +325,24 @@ mod tests {
 
     #[test]
     fn capi_section_defaults_and_flavors() {
-        let fleet: Fleet = serde_yaml::from_str("clusters: [{name: a, role: management}]\ncapi: {machine_delay_ms: 50}").unwrap();
+        let fleet: Fleet = serde_yaml_ng::from_str("clusters: [{name: a, role: management}]\ncapi: {machine_delay_ms: 50}").unwrap();
         let capi = fleet.capi.unwrap();
         assert_eq!((capi.infra_delay_ms, capi.machine_delay_ms, capi.deletion_step_ms), (300, 50, 200));
         let (name, large) = capi.flavor(None);
         assert_eq!((name.as_str(), large.cpu.as_str(), large.memory.as_str(), large.pods.as_str()), ("k8s.large", "8", "32Gi", "110"));
         assert_eq!(capi.flavor(Some("k8s.small")).1.cpu, "2");
         assert_eq!(capi.flavor(Some("nope")).0, "k8s.large");
-        assert!(serde_yaml::from_str::<Fleet>("clusters: [{name: a, role: fog}]\ncapi: {typo: 1}").is_err());
-        let none: Fleet = serde_yaml::from_str("clusters: [{name: a, role: fog}]").unwrap();
+        assert!(serde_yaml_ng::from_str::<Fleet>("clusters: [{name: a, role: fog}]\ncapi: {typo: 1}").is_err());
+        let none: Fleet = serde_yaml_ng::from_str("clusters: [{name: a, role: fog}]").unwrap();
         assert!(none.capi.is_none());
         assert!(Fleet::default_fleet().capi.is_some());
     }
 
     #[test]
     fn rejects_duplicate_and_bad_names() {
-        let dup: Fleet = serde_yaml::from_str("clusters: [{name: a, role: fog}, {name: a, role: fog}]").unwrap();
+        let dup: Fleet = serde_yaml_ng::from_str("clusters: [{name: a, role: fog}, {name: a, role: fog}]").unwrap();
         assert!(dup.validate().is_err());
-        let bad: Fleet = serde_yaml::from_str("clusters: [{name: A_b, role: fog}]").unwrap();
+        let bad: Fleet = serde_yaml_ng::from_str("clusters: [{name: A_b, role: fog}]").unwrap();
         assert!(bad.validate().is_err());
     }
 }

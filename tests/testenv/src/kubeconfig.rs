@@ -42,7 +42,7 @@ pub fn write(path: &Path, endpoints: &[Endpoint<'_>], ca: &Path, token: &str) ->
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     let ca_pem = std::fs::read(ca).map_err(|e| Error::io(ca, e))?;
-    let text = serde_yaml::to_string(&document(endpoints, &ca_pem, token)).map_err(|e| Error::State(e.to_string()))?;
+    let text = serde_yaml_ng::to_string(&document(endpoints, &ca_pem, token)).map_err(|e| Error::State(e.to_string()))?;
     std::fs::write(path, text).map_err(|e| Error::io(path, e))
 }
 

@@ -124,7 +124,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Kubelet { cluster } => kubelet::run(&sd, &cluster).await?,
         Cmd::CapiSim => capi::run(&sd).await?,
-        Cmd::DefaultFleet => print!("{}", serde_yaml::to_string(&Fleet::default_fleet())?),
+        Cmd::DefaultFleet => print!("{}", serde_yaml_ng::to_string(&Fleet::default_fleet())?),
     }
     Ok(())
 }

@@ -146,7 +146,7 @@ fn check(engine: &PolicyEngine, file: &Path, limits: Limits) -> Result<()> {
 fn read_doc<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     // YAML is a superset of JSON.
-    serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    serde_yaml_ng::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 fn eval(engine: &PolicyEngine, file: &Path, input: &Path, limits: Limits) -> Result<()> {
@@ -217,15 +217,14 @@ fn bench(engine: &PolicyEngine, file: &Path, sizes: &[usize], input: Option<&Pat
 const DEFAULT_INPUT: &str = include_str!("default-fleet.yaml");
 
 fn default_policy_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/mck8s/target"));
-    target.join("wasm32-wasip2/policy/builtin")
+    mck8s_policy::built::builtin_dir()
 }
 
 fn compare(engine: &PolicyEngine, dir: Option<PathBuf>, input: Option<&Path>, locations: &str) -> Result<()> {
     let dir = dir.unwrap_or_else(default_policy_dir);
     let doc: PlacementInput = match input {
         Some(p) => read_doc(p)?,
-        None => serde_yaml::from_str(DEFAULT_INPUT).expect("embedded default parses"),
+        None => serde_yaml_ng::from_str(DEFAULT_INPUT).expect("embedded default parses"),
     };
     let fleet = Arc::new(FleetSnapshot::from_doc(&doc.fleet)?);
     let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)

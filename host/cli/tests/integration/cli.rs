@@ -4,10 +4,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn wasm_dir() -> PathBuf {
-    std::env::var_os("MCK8S_WASM_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/mck8s/target"));
-        target.join("wasm32-wasip2/policy")
-    })
+    mck8s_policy::built::ensure().unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn mck8s(args: &[&str]) -> (bool, String, String) {

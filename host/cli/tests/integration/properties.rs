@@ -7,11 +7,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn hostile() -> PathBuf {
-    let dir = std::env::var_os("MCK8S_WASM_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/mck8s/target"));
-        target.join("wasm32-wasip2/policy")
-    });
-    dir.join("mck8s_guest_hostile.wasm")
+    mck8s_policy::built::ensure().unwrap_or_else(|e| panic!("{e}"));
+    mck8s_policy::built::guest("hostile")
 }
 
 fn properties(mode: &str) -> (bool, String) {

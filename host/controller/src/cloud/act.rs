@@ -233,7 +233,7 @@ async fn register(t: &Target<'_>, cordoned: bool) -> Result<(), ActError> {
     }
     kc.contexts.retain(|c| c.name == s.cluster);
     kc.current_context = Some(s.cluster.clone());
-    let yaml = serde_yaml::to_string(&kc).map_err(|_| ActError::Invalid("the kubeconfig does not serialise".into()))?;
+    let yaml = serde_yaml_ng::to_string(&kc).map_err(|_| ActError::Invalid("the kubeconfig does not serialise".into()))?;
     let mut labels_ = serde_json::Map::new();
     labels_.insert(labels::CLUSTER_SECRET.into(), json!(s.cluster));
     labels_.insert(labels::CLUSTER_ROLE.into(), json!("cloud"));

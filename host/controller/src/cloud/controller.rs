@@ -95,10 +95,10 @@ fn error_policy(cp: Arc<CloudProvisioner>, error: &Error, shared: Arc<Shared>) -
 }
 
 async fn reconcile(cp: Arc<CloudProvisioner>, shared: Arc<Shared>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
     let span = tracing::info_span!("reconcile", kind = "CloudProvisioner", name = %cp.name_any());
     let result = reconcile_inner(&cp, &shared).instrument(span).await;
-    let label = if result.is_ok() { "ok" } else { "error" };
-    shared.ctx.metrics.reconciles.get_or_create(&crate::metrics::KindResult { kind: "CloudProvisioner".into(), result: label.into() }).inc();
+    shared.ctx.metrics.reconciled("CloudProvisioner", result.is_ok(), started);
     result
 }
 

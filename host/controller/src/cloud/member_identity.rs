@@ -80,7 +80,7 @@ async fn apply_member_rbac(client: &Client, manager: &str) -> Result<(), Identit
 
 fn documents() -> Result<Vec<Value>, IdentityError> {
     use serde::Deserialize;
-    serde_yaml::Deserializer::from_str(MEMBER_RBAC)
+    serde_yaml_ng::Deserializer::from_str(MEMBER_RBAC)
         .map(|d| Value::deserialize(d).map_err(|e| IdentityError::Invalid(format!("deploy/member/rbac.yaml: {e}"))))
         .filter(|d| !matches!(d, Ok(Value::Null)))
         .collect()
@@ -125,7 +125,7 @@ current-context: c-admin@c
         assert_eq!(kc.clusters[0].cluster.as_ref().unwrap().server.as_deref(), Some("https://10.0.0.1:6443"));
         let user = kc.auth_infos[0].auth_info.as_ref().unwrap();
         assert!(user.client_certificate_data.is_none() && user.client_key_data.is_none());
-        let yaml = serde_yaml::to_string(&kc).unwrap();
+        let yaml = serde_yaml_ng::to_string(&kc).unwrap();
         assert!(yaml.contains("t0k") && !yaml.contains("Q0VSVA") && !yaml.contains("S0VZ") && !yaml.contains("10.9.9.9"), "{yaml}");
         assert_eq!(kc.contexts[0].context.as_ref().unwrap().user.as_deref(), Some(USER));
         assert_eq!(kc.current_context.as_deref(), Some("c-admin@c"));

@@ -7,7 +7,7 @@ use mck8s_api::CloudProvisioner;
 const GI: u64 = 1 << 30;
 
 fn settings() -> Settings {
-    let mut cp: CloudProvisioner = serde_yaml::from_str(include_str!("../../../../tests/cases/mck8s-examples/example_cloud_provisioner.yaml")).unwrap();
+    let mut cp: CloudProvisioner = serde_yaml_ng::from_str(include_str!("../../../../tests/cases/mck8s-examples/example_cloud_provisioner.yaml")).unwrap();
     cp.spec.lifecycle = Some(mck8s_api::LifecycleSpec { demand_confirm_seconds: Some(30), retry_backoff_seconds: Some(30), max_attempts: Some(2), ..Default::default() });
     resolve(&cp).unwrap()
 }
@@ -87,7 +87,7 @@ fn demand_is_confirmed_before_one_cluster_is_sized_and_requested() {
 
 #[test]
 fn legacy_sizing_reproduces_the_originals_k8s_large_and_ceil() {
-    let mut cp: CloudProvisioner = serde_yaml::from_str(include_str!("../../../../tests/cases/mck8s-examples/example_cloud_provisioner.yaml")).unwrap();
+    let mut cp: CloudProvisioner = serde_yaml_ng::from_str(include_str!("../../../../tests/cases/mck8s-examples/example_cloud_provisioner.yaml")).unwrap();
     cp.spec.sizing = Some(mck8s_api::SizingSpec { mode: Some("Legacy".into()), ..Default::default() });
     cp.spec.lifecycle = Some(mck8s_api::LifecycleSpec { demand_confirm_seconds: Some(0), ..Default::default() });
     let s = resolve(&cp).unwrap();

@@ -307,7 +307,7 @@ mod tests {
 
     #[test]
     fn the_original_example_resolves_to_the_openstack_class() {
-        let cp: CloudProvisioner = serde_yaml::from_str(EXAMPLE).unwrap();
+        let cp: CloudProvisioner = serde_yaml_ng::from_str(EXAMPLE).unwrap();
         let s = resolve(&cp).unwrap();
         assert_eq!((s.cluster.as_str(), s.namespace.as_str(), s.class_name.as_str()), ("cloud1", "cloud1", DEFAULT_CLASS));
         let names: Vec<&str> = s.variables.iter().map(|(n, _)| n.as_str()).collect();
@@ -323,7 +323,7 @@ mod tests {
 
     #[test]
     fn user_variables_win_and_bad_values_are_named() {
-        let mut cp: CloudProvisioner = serde_yaml::from_str(EXAMPLE).unwrap();
+        let mut cp: CloudProvisioner = serde_yaml_ng::from_str(EXAMPLE).unwrap();
         cp.spec.variables = vec![mck8s_api::ClusterVariable { name: "gatewayIP".into(), value: json!("10.0.0.1") }];
         let s = resolve(&cp).unwrap();
         assert_eq!(s.variables.iter().filter(|(n, _)| n == "gatewayIP").count(), 1);

@@ -61,7 +61,7 @@ pub fn render(text: &str, shape: &ClusterShape, worker_md: &str, workers: i32) -
     let vars = variables(shape, workers);
     let mut missing = BTreeSet::new();
     let mut docs = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(text) {
+    for doc in serde_yaml_ng::Deserializer::from_str(text) {
         let v = Value::deserialize(doc).map_err(|e| TemplateError::Yaml(e.to_string()))?;
         if v.is_null() {
             continue;
@@ -268,7 +268,7 @@ fn fill_str(s: &str, vars: &BTreeMap<String, Value>, missing: &mut BTreeSet<Stri
 
 /// A default as YAML reads it alone (`3` a number, `true` a bool), else the text.
 fn scalar(d: &str) -> Value {
-    match serde_yaml::from_str::<Value>(d) {
+    match serde_yaml_ng::from_str::<Value>(d) {
         Ok(v @ (Value::Number(_) | Value::Bool(_))) => v,
         _ => Value::String(d.to_string()),
     }
@@ -338,9 +338,9 @@ spec:
 
     #[test]
     fn the_shipped_openstack_template_renders_the_originals_example() {
-        let cm: k8s_openapi::api::core::v1::ConfigMap = serde_yaml::from_str(include_str!("../../../../deploy/capi/cluster-template-mck8s-openstack.yaml")).unwrap();
+        let cm: k8s_openapi::api::core::v1::ConfigMap = serde_yaml_ng::from_str(include_str!("../../../../deploy/capi/cluster-template-mck8s-openstack.yaml")).unwrap();
         let text = cm.data.unwrap().remove(crate::cloud::settings::DEFAULT_TEMPLATE_KEY).unwrap();
-        let cp: mck8s_api::CloudProvisioner = serde_yaml::from_str(include_str!("../../../../tests/cases/mck8s-examples/example_cloud_provisioner.yaml")).unwrap();
+        let cp: mck8s_api::CloudProvisioner = serde_yaml_ng::from_str(include_str!("../../../../tests/cases/mck8s-examples/example_cloud_provisioner.yaml")).unwrap();
         let s = crate::cloud::settings::resolve(&cp).unwrap();
         assert_eq!((s.template.namespace.as_str(), s.template.name.as_str()), ("mck8s-system", cm.metadata.name.as_deref().unwrap()));
         let r = render(&text, &s.shape("cp1", "u1", "k8s.xlarge"), &s.worker_machine_deployment(), 2).unwrap();

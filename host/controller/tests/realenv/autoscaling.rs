@@ -260,7 +260,7 @@ async fn the_rescheduler_brings_cloud_replicas_back_as_fog_capacity_frees_up() {
 
     let reschedulers: Api<AppRescheduler> = Api::all(h.mgmt.clone());
     let name = format!("{}-r", h.ns.name);
-    let r: AppRescheduler = serde_yaml::from_str(&format!(
+    let r: AppRescheduler = serde_yaml_ng::from_str(&format!(
         "apiVersion: fogguru.eu/v1\nkind: AppRescheduler\nmetadata: {{name: {name}}}\nspec: {{periodSeconds: 2, maxReplicasPerStep: 1, namespaces: [{}]}}",
         h.ns.name
     ))

@@ -39,11 +39,7 @@ pub fn repo() -> PathBuf {
 }
 
 pub fn builtin_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("MCK8S_WASM_DIR") {
-        return PathBuf::from(d).join("builtin");
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/mck8s/target"));
-    target.join("wasm32-wasip2/policy/builtin")
+    mck8s_policy::built::ensure().unwrap_or_else(|e| panic!("{e}")).join("builtin")
 }
 
 static CRDS: OnceCell<()> = OnceCell::const_new();
@@ -411,7 +407,7 @@ pub async fn install_cloud_class(mgmt: &kube::Client) {
     }
     let text = std::fs::read_to_string(repo().join("deploy/capi/clusterclass-mck8s-openstack.yaml")).unwrap();
     let first = text.split("\n---\n").next().unwrap();
-    let obj: DynamicObject = serde_yaml::from_str(first).unwrap();
+    let obj: DynamicObject = serde_yaml_ng::from_str(first).unwrap();
     let class = kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk("cluster.x-k8s.io", "v1beta2", "ClusterClass"));
     let api: Api<DynamicObject> = Api::namespaced_with(mgmt.clone(), "mck8s-system", &class);
     api.patch("mck8s-openstack", &PatchParams::apply("cloud-test").force(), &Patch::Apply(&obj)).await.unwrap();
@@ -424,7 +420,7 @@ pub async fn install_cloud_template(mgmt: &kube::Client) {
     use kube::api::{Api, Patch, PatchParams};
     install_cloud_class(mgmt).await;
     let text = std::fs::read_to_string(repo().join("deploy/capi/cluster-template-mck8s-openstack.yaml")).unwrap();
-    let cm: ConfigMap = serde_yaml::from_str(&text).unwrap();
+    let cm: ConfigMap = serde_yaml_ng::from_str(&text).unwrap();
     let name = cm.metadata.name.clone().unwrap();
     Api::<ConfigMap>::namespaced(mgmt.clone(), "mck8s-system").patch(&name, &PatchParams::apply("cloud-test").force(), &Patch::Apply(&cm)).await.unwrap();
 }
@@ -598,13 +594,13 @@ impl Drop for CuttableRelay {
 /// whatever the port).
 #[allow(dead_code)]
 pub async fn relayed_kubeconfig(kubeconfig: &std::path::Path, out: &std::path::Path) -> CuttableRelay {
-    let mut kc: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(kubeconfig).unwrap()).unwrap();
+    let mut kc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(kubeconfig).unwrap()).unwrap();
     let server = kc["clusters"][0]["cluster"]["server"].as_str().unwrap().to_string();
     let upstream: std::net::SocketAddr = server.trim_start_matches("https://").trim_end_matches('/').parse().unwrap();
     let relay = CuttableRelay::start(upstream).await;
     for c in kc["clusters"].as_sequence_mut().unwrap() {
-        c["cluster"]["server"] = serde_yaml::Value::String(format!("https://127.0.0.1:{}", relay.port));
+        c["cluster"]["server"] = serde_yaml_ng::Value::String(format!("https://127.0.0.1:{}", relay.port));
     }
-    std::fs::write(out, serde_yaml::to_string(&kc).unwrap()).unwrap();
+    std::fs::write(out, serde_yaml_ng::to_string(&kc).unwrap()).unwrap();
     relay
 }

@@ -156,8 +156,12 @@ fn helm_lint_is_clean_and_bad_values_are_refused() {
     let out = ok(c);
     assert!(out.contains("requiredDuringSchedulingIgnoredDuringExecution:") && out.contains("kind: PodDisruptionBudget"), "{out}");
     assert!(out.contains("image: \"registry.example/mck8s@sha256:0123\""), "{out}");
+    // burstRetrySeconds reaches the controller.
+    assert!(out.contains("- --burst-retry-seconds=30"), "{out}");
+    // Another podAntiAffinity is refused by the values schema (below), and by the template too
+    // when the schema is skipped.
     let mut c = helm();
-    c.args(["template", "t"]).arg(chart_src()).args(["--set", "podAntiAffinity=bogus"]);
+    c.args(["template", "t"]).arg(chart_src()).args(["--skip-schema-validation", "--set", "podAntiAffinity=bogus"]);
     assert!(fails(c).contains("podAntiAffinity must be soft, hard or none, not \"bogus\""));
     // The packaged built-ins become ConfigMaps labelled fogguru.eu/policy.
     let mut c = helm();
@@ -165,6 +169,38 @@ fn helm_lint_is_clean_and_bad_values_are_refused() {
     let out = ok(c);
     for p in PACKAGED {
         assert!(out.contains(&format!("  {p}.wasm: AGFzbQ")), "{p} missing from\n{}", &out[..out.len().min(2000)]);
+    }
+}
+
+/// values.schema.json: the chart's own values pass it, and a bad value is refused before
+/// anything renders, with a message naming the field.
+#[test]
+fn the_values_schema_refuses_bad_values_naming_the_field() {
+    let mut c = helm();
+    c.args(["lint", "--strict"]).arg(chart_src());
+    let out = ok(c);
+    assert!(!out.contains("[ERROR]"), "{out}");
+    let schema = "values don't meet the specifications of the schema(s)";
+    for (set, says) in [
+        ("replicaCount=0", "- replicaCount: Must be greater than or equal to 1"),
+        ("podAntiAffinity=sometimes", "- podAntiAffinity: podAntiAffinity must be one of the following: \"soft\", \"hard\", \"none\""),
+        ("replicaCont=2", "- (root): Additional property replicaCont is not allowed"),
+        ("image.pullPolicy=Sometimes", "- image.pullPolicy: image.pullPolicy must be one of the following: \"Always\", \"IfNotPresent\", \"Never\""),
+        ("metrics.port=70000", "- metrics.port: Must be less than or equal to 65535"),
+    ] {
+        let mut c = helm();
+        c.args(["template", "t"]).arg(chart_src()).args(["--set", set]);
+        let err = fails(c);
+        assert!(err.contains(schema) && err.contains(says), "--set {set}: {err}");
+    }
+    // helm lint names every bad field at once, in its report on stdout.
+    let mut c = helm();
+    c.arg("lint").arg(chart_src()).args(["--set", "replicaCount=0", "--set", "podAntiAffinity=sometimes", "--set", "replicaCont=2"]);
+    let out = c.output().unwrap_or_else(|e| panic!("{c:?}: {e}"));
+    let report = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{c:?} succeeded: {report}");
+    for says in ["- replicaCount: Must be greater than or equal to 1", "- podAntiAffinity: podAntiAffinity must be one of", "Additional property replicaCont is not allowed"] {
+        assert!(report.contains(says), "{says:?} missing from {report}");
     }
 }
 
@@ -385,12 +421,12 @@ impl Release {
         let secret = ns.api::<Secret>().get(&secret_name).await.unwrap();
         let token = String::from_utf8(secret.data.unwrap()["token"].0.clone()).unwrap();
         // cluster0's kubeconfig with the ServiceAccount's token instead of the admin's.
-        let mut kc: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(env.kubeconfig("cluster0")).unwrap()).unwrap();
+        let mut kc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(env.kubeconfig("cluster0")).unwrap()).unwrap();
         for u in kc["users"].as_sequence_mut().unwrap() {
-            u["user"] = serde_yaml::to_value(BTreeMap::from([("token", token.clone())])).unwrap();
+            u["user"] = serde_yaml_ng::to_value(BTreeMap::from([("token", token.clone())])).unwrap();
         }
         let sa_kubeconfig = dir.join("sa.yaml");
-        std::fs::write(&sa_kubeconfig, serde_yaml::to_string(&kc).unwrap()).unwrap();
+        std::fs::write(&sa_kubeconfig, serde_yaml_ng::to_string(&kc).unwrap()).unwrap();
         let sa = mck8s_testenv::kubeconfig::client(&sa_kubeconfig, "cluster0").await.unwrap();
         let cloud = sets.contains(&"cloudProvisioning.enabled=true");
         Release { env, ns, apps, admin, sa, sa_kubeconfig, dir, cloud }

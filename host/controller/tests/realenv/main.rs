@@ -1,5 +1,6 @@
 //! The controllers end to end on the real test environment (`scripts/testenv.sh up`): one
 //! binary, one module per area, run one test at a time (`common::serial`).
+#![allow(clippy::unwrap_used, reason = "test and bench code: a panic is a failure with its message")]
 
 mod common;
 

@@ -240,7 +240,7 @@ async fn most_traffic_follows_the_ingress_prometheus_measures() {
     let mut n = k8s_openapi::api::core::v1::Namespace::default();
     n.metadata.name = Some(h.ns.name.clone());
     ns_api.create(&Default::default(), &n).await.unwrap();
-    let load: k8s_openapi::api::apps::v1::Deployment = serde_yaml::from_str(&format!(
+    let load: k8s_openapi::api::apps::v1::Deployment = serde_yaml_ng::from_str(&format!(
         "metadata: {{name: ingress, namespace: {ns}}}
 spec:
   replicas: 1
@@ -337,13 +337,13 @@ async fn hostile_kubeconfig_secrets_are_refused_and_run_nothing() {
         });
         let mut s = cluster_secret(&env, cluster);
         s.metadata.name = Some(name.to_string());
-        s.data = Some([("kubeconfig".to_string(), k8s_openapi::ByteString(serde_yaml::to_string(&doc).unwrap().into_bytes()))].into());
+        s.data = Some([("kubeconfig".to_string(), k8s_openapi::ByteString(serde_yaml_ng::to_string(&doc).unwrap().into_bytes()))].into());
         s
     };
     let exec = serde_json::json!({"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": "/bin/sh", "args": ["-c", format!("touch {}", marker.display())]}});
     secrets.create(&Default::default(), &hostile("evil-exec", "cluster3", exec)).await.unwrap();
     // A real token in a file on the controller's machine: followed, it would work.
-    let admin: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(env.kubeconfig("cluster1")).unwrap()).unwrap();
+    let admin: serde_yaml_ng::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(env.kubeconfig("cluster1")).unwrap()).unwrap();
     let token = admin["users"][0]["user"]["token"].as_str().expect("the test environment's admin token").to_string();
     let token_path = std::env::temp_dir().join(format!("mck8s-token-{}", h_name(&marker)));
     std::fs::write(&token_path, token).unwrap();

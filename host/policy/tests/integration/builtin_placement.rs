@@ -46,7 +46,7 @@ fn every_case_through_wasm_and_native() {
 
 #[test]
 fn invalid_workloads_are_reported_not_placed() {
-    let doc: PlacementInput = serde_yaml::from_str(
+    let doc: PlacementInput = serde_yaml_ng::from_str(
         r#"
 fleet: {clusters: [{name: cluster1, nodes: [{cpu: "4", memory: 8Gi}]}]}
 workload: {name: hello, replicas: 2, locations: "cluster1, nowhere", requests: {cpu: 1Gi}}

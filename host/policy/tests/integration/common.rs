@@ -9,18 +9,13 @@ use mck8s_policy::{EngineConfig, FleetSnapshot, PolicyEngine, PolicyRegistry};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// The components built by `scripts/build-policies.sh`.
+/// The components built by `scripts/build-policies.sh` (built first when missing).
 pub fn wasm_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("MCK8S_WASM_DIR") {
-        return PathBuf::from(d);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/mck8s/target"));
-    target.join("wasm32-wasip2/policy")
+    mck8s_policy::built::ensure().unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub fn wasm(file: &str) -> Vec<u8> {
-    let path = wasm_dir().join(file);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}; build the components first with scripts/build-policies.sh", path.display()))
+    mck8s_policy::built::read(file)
 }
 
 pub fn builtin(name: &str) -> Vec<u8> {

@@ -1,5 +1,6 @@
 //! The policy engine through its public API with real Wasm components (built by
 //! `scripts/build-policies.sh` and `scripts/build-examples.sh`); no cluster needed.
+#![allow(clippy::unwrap_used, reason = "test and bench code: a panic is a failure with its message")]
 
 mod common;
 

@@ -39,7 +39,7 @@ fn swaps_under_concurrent_load_without_a_failed_call() {
     let _source = DirSource::start(registry.clone(), dir.path()).unwrap();
     assert!(registry.get("p").is_ok(), "the initial scan loads the directory");
 
-    let input: PlacementInput = serde_yaml::from_str(INPUT).unwrap();
+    let input: PlacementInput = serde_yaml_ng::from_str(INPUT).unwrap();
     let fleet = Arc::new(FleetSnapshot::from_doc(&input.fleet).unwrap());
     let workload = fleet.workload(&input.workload).unwrap();
     let stop = Arc::new(AtomicBool::new(false));

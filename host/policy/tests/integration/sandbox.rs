@@ -28,7 +28,7 @@ fn fixture() -> Fixture {
     let registry = Arc::new(PolicyRegistry::new(common::engine()));
     registry.upsert("worst-fit", &common::builtin("worst-fit"), "test").unwrap();
     registry.upsert("hostile", &common::guest("hostile"), "test").unwrap();
-    let input: PlacementInput = serde_yaml::from_str(INPUT).unwrap();
+    let input: PlacementInput = serde_yaml_ng::from_str(INPUT).unwrap();
     let fleet = Arc::new(FleetSnapshot::from_doc(&input.fleet).unwrap());
     Fixture { registry, fleet, input }
 }

@@ -7,7 +7,7 @@ pub fn registry() -> Arc<PolicyRegistry> {
     REGISTRY
         .get_or_init(|| {
             let registry = mck8s_sim::policies::new_registry().unwrap();
-            let dir = mck8s_sim::policies::builtin_dir();
+            let dir = mck8s_policy::built::ensure().unwrap_or_else(|e| panic!("{e}")).join("builtin");
             mck8s_sim::policies::load_dir(&registry, &dir).unwrap_or_else(|e| panic!("{e}; run scripts/build-policies.sh first"));
             Arc::new(registry)
         })

@@ -43,7 +43,7 @@ fn desired(pairs: &[(&str, u32)]) -> BTreeMap<String, u32> {
 /// The simulator's fleet after a's and b's pods were created and bound (b has 2 Pending)
 /// and cluster3 failed.
 fn simulated() -> Fleet {
-    let specs: Vec<ClusterSpec> = serde_yaml::from_str(CLUSTERS).unwrap();
+    let specs: Vec<ClusterSpec> = serde_yaml_ng::from_str(CLUSTERS).unwrap();
     let mut fleet = Fleet::new(&specs, &rtt()).unwrap();
     let (a, b) = (fleet.owner(&owner("a")), fleet.owner(&owner("b")));
     fleet.apply(a, &cpu(1000, 1), &desired(&[("cluster1", 3), ("cluster2", 1)])).unwrap();
@@ -107,7 +107,7 @@ fn observed() -> Vec<ClusterState> {
 }
 
 fn request(policy: &str, yaml: &str) -> PlacementRequest {
-    let workload: WorkloadDoc = serde_yaml::from_str(yaml).unwrap();
+    let workload: WorkloadDoc = serde_yaml_ng::from_str(yaml).unwrap();
     PlacementRequest { owner: owner(&workload.name), policy: policy.into(), workload }
 }
 

@@ -42,7 +42,7 @@ pub async fn set_faults(mgmt: &kube::Client, ns: &str, cluster: &str, f: Option<
         Err(e) => return Err(e.into()),
     }
     let value = match f {
-        Some(f) => serde_json::Value::String(serde_yaml::to_string(f).map_err(|e| Error::State(e.to_string()))?),
+        Some(f) => serde_json::Value::String(serde_yaml_ng::to_string(f).map_err(|e| Error::State(e.to_string()))?),
         None => serde_json::Value::Null,
     };
     let patch = serde_json::json!({"data": {faults::key(ns, cluster): value}});

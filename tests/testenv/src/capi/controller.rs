@@ -29,7 +29,7 @@ impl Dispatcher {
     /// Wakes the Cluster's task, starting one if there is none.
     fn wake(self: &Arc<Self>, ctx: &Arc<Ctx>, ns: &str, name: &str) {
         let key = names::key(ns, name);
-        let mut tasks = self.tasks.lock().unwrap();
+        let mut tasks = self.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(n) = tasks.get(&key) {
             n.notify_one();
             return;
@@ -40,7 +40,7 @@ impl Dispatcher {
     }
 
     fn wake_all(self: &Arc<Self>) {
-        self.tasks.lock().unwrap().values().for_each(|n| n.notify_one());
+        self.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).values().for_each(|n| n.notify_one());
     }
 }
 
@@ -64,7 +64,7 @@ async fn cluster_task(ctx: Arc<Ctx>, disp: Arc<Dispatcher>, key: String, mut rt:
             }
         }
     }
-    disp.tasks.lock().unwrap().remove(&key);
+    disp.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&key);
     tracing::debug!(cluster = %key, "task ended");
 }
 
@@ -145,7 +145,7 @@ async fn resync(ctx: &Arc<Ctx>, disp: &Arc<Dispatcher>) -> Result<()> {
     // A record is an orphan only if its Cluster (same UID) is confirmed gone and no task
     // owns it (a task tears its own workload down when its Cluster goes).
     for (key, r) in record::read(&ctx.sd.dir)?.clusters {
-        if disp.tasks.lock().unwrap().contains_key(&key) {
+        if disp.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains_key(&key) {
             continue;
         }
         let current = ctx.api(Kind::Cluster, &r.namespace).get_opt(&r.name).await?;

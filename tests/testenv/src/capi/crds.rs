@@ -29,7 +29,7 @@ pub fn provider_crds() -> Result<Vec<Value>> {
 }
 
 fn parse(text: &str, file: &str) -> Result<Vec<Value>> {
-    serde_yaml::Deserializer::from_str(text).map(|doc| Value::deserialize(doc).map_err(|e| Error::Config(format!("{file}: {e}")))).collect()
+    serde_yaml_ng::Deserializer::from_str(text).map(|doc| Value::deserialize(doc).map_err(|e| Error::Config(format!("{file}: {e}")))).collect()
 }
 
 /// The served resource of a v1beta2 reference (`apiGroup` + `kind`, no version): as Cluster
@@ -72,7 +72,7 @@ pub(super) async fn install(mgmt: &kube::Client) -> Result<()> {
     let namespaces: Api<Namespace> = Api::all(mgmt.clone());
     let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SIM_NAMESPACE}});
     namespaces.patch(SIM_NAMESPACE, &pp, &Patch::Apply(&ns)).await?;
-    let class: Value = serde_yaml::from_str(CLASS_YAML).map_err(|e| Error::Config(format!("capi/clusterclass.yaml: {e}")))?;
+    let class: Value = serde_yaml_ng::from_str(CLASS_YAML).map_err(|e| Error::Config(format!("capi/clusterclass.yaml: {e}")))?;
     let classes: Api<DynamicObject> = Api::namespaced_with(mgmt.clone(), SIM_NAMESPACE, &Kind::ClusterClass.resource());
     // A CRD that just became Established may take a moment to be served.
     let mut applied = None;
@@ -149,7 +149,7 @@ mod tests {
             assert_eq!(list["x-kubernetes-list-type"], "map");
             assert_eq!(list["x-kubernetes-list-map-keys"], json!(["name"]));
         }
-        let class: Value = serde_yaml::from_str(CLASS_YAML).unwrap();
+        let class: Value = serde_yaml_ng::from_str(CLASS_YAML).unwrap();
         let vars: Vec<&str> = class["spec"]["variables"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
         assert_eq!(vars, ["workerFlavor", "controlPlaneFlavor"]);
     }

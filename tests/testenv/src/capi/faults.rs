@@ -65,7 +65,7 @@ impl Faults {
         if text.trim().is_empty() {
             return Ok(Faults::default());
         }
-        let f: Faults = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+        let f: Faults = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
         match f.slow_factor {
             Some(s) if !(s.is_finite() && s > 0.0) => Err(format!("slow_factor must be positive, not {s}")),
             _ => Ok(f),
@@ -133,7 +133,7 @@ mod tests {
     #[test]
     fn round_trips_and_keys() {
         let f = Faults { worker_quota: Some(2), deletion: Deletion::Stuck, ..Default::default() };
-        let text = serde_yaml::to_string(&f).unwrap();
+        let text = serde_yaml_ng::to_string(&f).unwrap();
         assert!(!text.contains("control_plane"), "defaults are omitted: {text}");
         assert_eq!(Faults::parse(&text).unwrap(), f);
         assert_eq!(key("team-a", "cloud1"), "team-a.cloud1");

@@ -3,7 +3,7 @@
 //! MachineDeployment and Machine controllers), the control-plane provider (KCP: the kubeconfig
 //! Secret) and an infrastructure provider together, behind the management cluster's real
 //! kube-apiserver. It drives the externally visible v1beta2 behaviour a consumer sees
-//! (`../shared/docs/cluster-api.md` §3.2): phases, conditions, replica counters, the
+//! (`docs/cloud.md`, "The life of a cloud cluster"): phases, conditions, replica counters, the
 //! `<cluster>-kubeconfig` Secret, scale-in order, staged deletion, Events.
 //!
 //! What is real: each provisioned Cluster gets its own kube-apiserver, kube-controller-manager

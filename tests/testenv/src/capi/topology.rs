@@ -178,7 +178,7 @@ mod tests {
     use super::*;
 
     fn topo(yaml: &str) -> Value {
-        serde_yaml::from_str(yaml).unwrap()
+        serde_yaml_ng::from_str(yaml).unwrap()
     }
 
     #[test]

@@ -66,7 +66,7 @@ pub(super) fn kubeconfig_text(cluster: &str, port: u16, ca_pem: &str, token: &st
         "users": [{"name": user, "user": {"token": token}}],
         "preferences": {},
     });
-    serde_yaml::to_string(&doc).expect("kubeconfig serializes")
+    serde_yaml_ng::to_string(&doc).expect("kubeconfig serializes")
 }
 
 /// Allocates a slot and starts the API server, or returns the record that already exists for

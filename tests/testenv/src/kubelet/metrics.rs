@@ -16,7 +16,7 @@ pub(super) async fn integrate_loop(k: Kubelet) {
         tick.tick().await;
         let dt = last.elapsed().as_secs_f64();
         last = Instant::now();
-        let mut sim = k.sim.lock().unwrap();
+        let mut sim = k.sim.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let lost: std::collections::HashSet<String> = sim.nodes.iter().filter(|(_, n)| n.lost).map(|(name, _)| name.clone()).collect();
         for p in sim.pods.values_mut().filter(|p| !lost.contains(&p.node)) {
             p.cpu_seconds += p.cpu_cores * dt;
@@ -33,7 +33,7 @@ fn escape(v: &str) -> String {
 /// container (like cAdvisor); network is per pod (interface `eth0`). Pods on lost nodes are
 /// absent, as they would be when their node's kubelet is unreachable.
 pub(super) fn render(k: &Kubelet) -> String {
-    let sim = k.sim.lock().unwrap();
+    let sim = k.sim.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut out = String::new();
     let _ = writeln!(out, "# HELP {CPU_METRIC} Simulated cumulative CPU time consumed, in seconds.\n# TYPE {CPU_METRIC} counter");
     let mut pods: Vec<_> = sim.pods.iter().filter(|(_, p)| !sim.nodes.get(&p.node).is_some_and(|n| n.lost)).collect();

@@ -148,7 +148,7 @@ fn respond(k: &Kubelet, target: &str) -> (u16, serde_json::Value) {
         ["apis", "metrics.k8s.io", "v1beta1", "pods"] => (200, list(k, None, &wanted)),
         ["apis", "metrics.k8s.io", "v1beta1", "namespaces", ns, "pods"] => (200, list(k, Some(ns), &wanted)),
         ["apis", "metrics.k8s.io", "v1beta1", "namespaces", ns, "pods", name] => {
-            let sim = k.sim.lock().unwrap();
+            let sim = k.sim.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             match sim.pods.get(&(ns.to_string(), name.to_string())).filter(|p| !lost(&sim, p)) {
                 Some(p) => (200, pod_metrics(ns, name, p)),
                 None => (404, status(404, "NotFound", &format!("podmetrics {name:?} not found"))),
@@ -172,7 +172,7 @@ fn resources() -> serde_json::Value {
 }
 
 fn list(k: &Kubelet, namespace: Option<&str>, wanted: &[(String, String)]) -> serde_json::Value {
-    let sim = k.sim.lock().unwrap();
+    let sim = k.sim.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut items: Vec<(&(String, String), &PodSim)> = sim
         .pods
         .iter()

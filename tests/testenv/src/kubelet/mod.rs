@@ -123,7 +123,7 @@ struct Kubelet {
 
 impl Kubelet {
     fn node_ip(&self, node: &str) -> String {
-        let i = self.sim.lock().unwrap().nodes.get(node).map(|n| n.index).unwrap_or(0);
+        let i = self.sim.lock().unwrap_or_else(std::sync::PoisonError::into_inner).nodes.get(node).map(|n| n.index).unwrap_or(0);
         format!("172.20.{}.{}", self.cluster_index % 256, i % 250 + 1)
     }
 }
@@ -188,7 +188,7 @@ impl KubeletHandle {
     /// node stays simulated and registration is retried by the heartbeat loop.
     pub async fn add_node(&self, name: &str, profile: NodeProfile) -> kube::Result<()> {
         {
-            let mut sim = self.k.sim.lock().unwrap();
+            let mut sim = self.k.sim.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if sim.nodes.get(name).is_some_and(|n| *n.profile == profile && n.registered) {
                 return Ok(());
             }
@@ -208,13 +208,13 @@ impl KubeletHandle {
     /// Stops simulating `name` (no more heartbeats; its pods are no longer run). The Node
     /// object is left to the caller, who deletes it as a cloud provider would.
     pub fn remove_node(&self, name: &str) {
-        let mut sim = self.k.sim.lock().unwrap();
+        let mut sim = self.k.sim.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         sim.nodes.remove(name);
         sim.pods.retain(|_, p| p.node != name);
     }
 
     pub fn has_node(&self, name: &str) -> bool {
-        self.k.sim.lock().unwrap().nodes.contains_key(name)
+        self.k.sim.lock().unwrap_or_else(std::sync::PoisonError::into_inner).nodes.contains_key(name)
     }
 
     /// The InternalIP the node reports.
@@ -223,7 +223,7 @@ impl KubeletHandle {
     }
 
     pub fn node_names(&self) -> Vec<String> {
-        self.k.sim.lock().unwrap().nodes.keys().cloned().collect()
+        self.k.sim.lock().unwrap_or_else(std::sync::PoisonError::into_inner).nodes.keys().cloned().collect()
     }
 }
 

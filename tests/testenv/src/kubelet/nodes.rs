@@ -19,7 +19,8 @@ pub(super) async fn heartbeat_loop(k: Kubelet) {
     let mut last_beat = None::<std::time::Instant>;
     loop {
         tick.tick().await;
-        let pending: Vec<String> = k.sim.lock().unwrap().nodes.iter().filter(|(_, n)| !n.registered).map(|(name, _)| name.clone()).collect();
+        let pending: Vec<String> =
+            k.sim.lock().unwrap_or_else(std::sync::PoisonError::into_inner).nodes.iter().filter(|(_, n)| !n.registered).map(|(name, _)| name.clone()).collect();
         for name in pending {
             if let Err(e) = register_now(&k, &name).await {
                 tracing::debug!(node = %name, error = %e, "node registration failed; retrying");
@@ -28,7 +29,7 @@ pub(super) async fn heartbeat_loop(k: Kubelet) {
         if last_beat.is_some_and(|t| t.elapsed() < HEARTBEAT) {
             continue;
         }
-        let names: Vec<String> = k.sim.lock().unwrap().nodes.iter().filter(|(_, n)| n.registered).map(|(name, _)| name.clone()).collect();
+        let names: Vec<String> = k.sim.lock().unwrap_or_else(std::sync::PoisonError::into_inner).nodes.iter().filter(|(_, n)| n.registered).map(|(name, _)| name.clone()).collect();
         let mut ok = true;
         for name in names {
             if let Err(e) = beat(&k, &name).await {
@@ -45,13 +46,13 @@ pub(super) async fn heartbeat_loop(k: Kubelet) {
 }
 
 fn set_registered(k: &Kubelet, name: &str, registered: bool) {
-    if let Some(n) = k.sim.lock().unwrap().nodes.get_mut(name) {
+    if let Some(n) = k.sim.lock().unwrap_or_else(std::sync::PoisonError::into_inner).nodes.get_mut(name) {
         n.registered = registered;
     }
 }
 
 fn profile(k: &Kubelet, name: &str) -> Option<std::sync::Arc<NodeProfile>> {
-    k.sim.lock().unwrap().nodes.get(name).map(|n| n.profile.clone())
+    k.sim.lock().unwrap_or_else(std::sync::PoisonError::into_inner).nodes.get(name).map(|n| n.profile.clone())
 }
 
 /// Creates the Node unless it exists, then writes its status and Lease at once.
@@ -83,7 +84,7 @@ async fn register(k: &Kubelet, name: &str) -> kube::Result<()> {
 /// Writes the node's spec taints and status: Ready (or, if lost, Unknown with the taints the
 /// node lifecycle controller would add).
 async fn beat(k: &Kubelet, name: &str) -> kube::Result<()> {
-    let (lost, since, p) = match k.sim.lock().unwrap().nodes.get(name) {
+    let (lost, since, p) = match k.sim.lock().unwrap_or_else(std::sync::PoisonError::into_inner).nodes.get(name) {
         Some(n) => (n.lost, n.since.clone(), n.profile.clone()),
         None => return Ok(()),
     };
@@ -150,7 +151,7 @@ async fn renew_lease(k: &Kubelet, name: &str) -> kube::Result<()> {
 /// Marks a node lost or back; the next beat writes it and pods follow (see `pods`).
 pub(super) async fn set_lost(k: &Kubelet, name: &str, lost: bool) -> Result<(), String> {
     {
-        let mut sim = k.sim.lock().unwrap();
+        let mut sim = k.sim.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let node = sim.nodes.get_mut(name).ok_or_else(|| format!("no node {name} in {}", k.cluster))?;
         if node.lost != lost {
             node.lost = lost;

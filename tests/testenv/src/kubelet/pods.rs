@@ -36,7 +36,7 @@ fn key(pod: &Pod) -> (String, String) {
 }
 
 fn forget(k: &Kubelet, pod: &Pod) {
-    k.sim.lock().unwrap().pods.remove(&key(pod));
+    k.sim.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pods.remove(&key(pod));
 }
 
 fn annotation_f64(pod: &Pod, name: &str) -> Option<f64> {
@@ -45,7 +45,7 @@ fn annotation_f64(pod: &Pod, name: &str) -> Option<f64> {
 
 async fn on_pod(k: &Kubelet, pod: Pod) -> kube::Result<()> {
     let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else { return Ok(()) };
-    let lost = match k.sim.lock().unwrap().nodes.get(&node) {
+    let lost = match k.sim.lock().unwrap_or_else(std::sync::PoisonError::into_inner).nodes.get(&node) {
         None => return Ok(()), // not one of ours
         Some(n) => n.lost,
     };
@@ -70,7 +70,7 @@ async fn on_pod(k: &Kubelet, pod: Pod) -> kube::Result<()> {
     let rx = annotation_f64(&pod, ANN_RX).unwrap_or(k.load.rx_bytes_per_second);
     match phase.as_str() {
         // Already started by us; this event predates our status patch.
-        "" | "Pending" if k.sim.lock().unwrap().pods.contains_key(&(ns.clone(), name.clone())) => {}
+        "" | "Pending" if k.sim.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pods.contains_key(&(ns.clone(), name.clone())) => {}
         "" | "Pending" => {
             let ip = allocate_ip(k, &node);
             start_pod(k, &api, &pod, &node, &ip).await?;
@@ -92,7 +92,7 @@ async fn on_pod(k: &Kubelet, pod: Pod) -> kube::Result<()> {
 }
 
 fn track(k: &Kubelet, pod: &Pod, node: &str, ip: String, cpu: f64, rx: f64, containers: Vec<String>) {
-    let mut sim = k.sim.lock().unwrap();
+    let mut sim = k.sim.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let entry = sim.pods.entry(key(pod)).or_insert_with(|| PodSim {
         node: node.into(),
         ip,
@@ -112,7 +112,7 @@ fn track(k: &Kubelet, pod: &Pod, node: &str, ip: String, cpu: f64, rx: f64, cont
 
 /// Next free address in the node's /24 (10.CLUSTER.NODE.2-254), avoiding IPs of running pods.
 fn allocate_ip(k: &Kubelet, node: &str) -> String {
-    let sim = k.sim.lock().unwrap();
+    let sim = k.sim.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let index = sim.nodes.get(node).map(|n| n.index).unwrap_or(0);
     let prefix = format!("10.{}.{}.", k.cluster_index % 256, index % 250);
     let used: std::collections::HashSet<&str> = sim.pods.values().map(|p| p.ip.as_str()).collect();
@@ -177,7 +177,7 @@ async fn complete_later(k: Kubelet, ns: String, name: String, uid: Option<String
                 let status = json!({"status": {"phase": "Succeeded", "conditions": ready_conditions(false, &now), "containerStatuses": statuses}});
                 match api.patch_status(&name, &PatchParams::default(), &Patch::Merge(status)).await {
                     Ok(_) => {
-                        k.sim.lock().unwrap().pods.remove(&(ns.clone(), name.clone()));
+                        k.sim.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pods.remove(&(ns.clone(), name.clone()));
                         return;
                     }
                     Err(e) => tracing::debug!(pod = %name, error = %e, "completing pod failed; retrying"),

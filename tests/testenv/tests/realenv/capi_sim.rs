@@ -130,7 +130,7 @@ async fn topology_cluster_provisions_scales_in_by_annotation_and_deletes_in_orde
     let sas: Api<ServiceAccount> = Api::namespaced(wl.clone(), "default");
     wait_for(sas, "default", |sa: Option<&ServiceAccount>| sa.is_some_and(|s| s.secrets.as_ref().is_some_and(|s| !s.is_empty())), "default SA token").await;
     let deployments: Api<Deployment> = Api::namespaced(wl.clone(), "default");
-    let deploy: Deployment = serde_yaml::from_str(&deployment_yaml("web", 2, Some("100m"), &[])).unwrap();
+    let deploy: Deployment = serde_yaml_ng::from_str(&deployment_yaml("web", 2, Some("100m"), &[])).unwrap();
     deployments.create(&PostParams::default(), &deploy).await.unwrap();
     wait_for(deployments.clone(), "web", ready_replicas(2), "workload Deployment ready").await;
 

@@ -1,5 +1,6 @@
 //! The test environment itself, running (`scripts/testenv.sh up`): real control planes,
 //! simulated kubelets and Cluster API, serf, Prometheus, Helm.
+#![allow(clippy::unwrap_used, reason = "test and bench code: a panic is a failure with its message")]
 
 mod common;
 
