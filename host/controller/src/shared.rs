@@ -116,6 +116,20 @@ pub struct StatusMemo<S> {
     entries: std::sync::Mutex<std::collections::HashMap<String, (String, S)>>,
 }
 
+/// A controller's state: the shared [`Context`] beside its own [`StatusMemo`].
+pub struct WithMemo<S> {
+    pub ctx: Arc<Context>,
+    /// Statuses written, for reconciles that run on a cached object from before the write
+    /// (without it an MCD would decide again, or a Job be placed twice).
+    pub status: StatusMemo<S>,
+}
+
+impl<S> AsRef<Context> for WithMemo<S> {
+    fn as_ref(&self) -> &Context {
+        &self.ctx
+    }
+}
+
 impl<S> Default for StatusMemo<S> {
     fn default() -> Self {
         StatusMemo { entries: Default::default() }

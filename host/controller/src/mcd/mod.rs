@@ -54,18 +54,8 @@ pub enum Error {
     Child(#[from] children::ChildError),
 }
 
-/// The controller's own state beside the shared [`Context`].
-struct State {
-    ctx: Arc<Context>,
-    /// Statuses written, for reconciles that run on a cached object from before the write.
-    status: shared::StatusMemo<MultiClusterDeploymentStatus>,
-}
-
-impl AsRef<Context> for State {
-    fn as_ref(&self) -> &Context {
-        &self.ctx
-    }
-}
+/// The shared [`Context`] and this controller's status memo.
+type State = shared::WithMemo<MultiClusterDeploymentStatus>;
 
 pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
     let api: Api<MultiClusterDeployment> = shared::scoped_api(&ctx.watches, &watch_namespace);

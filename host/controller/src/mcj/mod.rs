@@ -47,19 +47,8 @@ pub enum Error {
     Child(#[from] children::ChildError),
 }
 
-/// The controller's own state beside the shared [`Context`].
-struct State {
-    ctx: Arc<Context>,
-    /// Statuses written, for reconciles that run on a cached object from before the write
-    /// (without it a Job could be placed twice).
-    status: shared::StatusMemo<MultiClusterJobStatus>,
-}
-
-impl AsRef<Context> for State {
-    fn as_ref(&self) -> &Context {
-        &self.ctx
-    }
-}
+/// The shared [`Context`] and this controller's status memo.
+type State = shared::WithMemo<MultiClusterJobStatus>;
 
 pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
     let api: Api<MultiClusterJob> = shared::scoped_api(&ctx.watches, &watch_namespace);

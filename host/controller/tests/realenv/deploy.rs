@@ -143,7 +143,10 @@ fn helm_lint_is_clean_and_bad_values_are_refused() {
     // A user policy passed as raw bytes instead of base64 is refused with the way out (the
     // values schema refuses it first, less clearly: "control characters are not allowed").
     let mut c = helm();
-    c.args(["template", "t", "--skip-schema-validation"]).arg(packaged_chart()).arg("--set-file").arg(format!("policies.user.raw={}", builtin_dir().join("worst-fit.wasm").display()));
+    c.args(["template", "t", "--skip-schema-validation"])
+        .arg(packaged_chart())
+        .arg("--set-file")
+        .arg(format!("policies.user.raw={}", builtin_dir().join("worst-fit.wasm").display()));
     assert!(fails(c).contains("must be the BASE64 of a .wasm component"));
     // A cluster without a kubeconfig.
     let mut c = helm();
