@@ -436,8 +436,8 @@ async fn write_status(
     old: &MultiClusterHorizontalPodAutoscalerStatus,
     new: MultiClusterHorizontalPodAutoscalerStatus,
 ) -> Result<(), Error> {
-    shared::write_status(&own.ctx, hpa, old, &new, hpa.status.is_some()).await?;
-    own.status.remember(hpa, new);
+    let produced = shared::write_status(&own.ctx, hpa, old, &new, hpa.status.is_some()).await?;
+    own.status.remember(hpa, produced, new);
     Ok(())
 }
 

@@ -92,29 +92,41 @@ pub async fn publish<K: Resource<DynamicType = ()>>(ctx: &Context, obj: &K, type
     }
 }
 
-/// Merge-patches `status` when it changed.
-pub async fn write_status<K, S>(ctx: &Context, obj: &K, old: &S, new: &S, had_status: bool) -> Result<(), kube::Error>
+/// Merge-patches `status` when it changed. Returns the resourceVersion the write produced
+/// (`None` when nothing was written), for [`StatusMemo::remember`].
+pub async fn write_status<K, S>(ctx: &Context, obj: &K, old: &S, new: &S, had_status: bool) -> Result<Option<String>, kube::Error>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
     S: Serialize + PartialEq,
 {
     if old == new && had_status {
-        return Ok(());
+        return Ok(None);
     }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let patch = serde_json::json!({ "status": status_patch(old, new) });
-    api.patch_status(&obj.name_any(), &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await?;
-    Ok(())
+    let written = api.patch_status(&obj.name_any(), &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await?;
+    Ok(written.meta().resource_version.clone())
 }
 
 /// The status each object was last given, so a reconcile that runs on a cached object from
 /// before that write (the watch has not delivered it yet) starts from what was written, not
 /// from the stale copy: otherwise it would decide again, count the same move twice, or place
-/// a Job a second time. Keyed by uid; the entry applies while the object's resourceVersion is
-/// still the one the write was based on.
+/// a Job a second time. Keyed by uid; the entry applies to every resourceVersion known to
+/// precede the last write: the versions writes were based on and the versions earlier writes
+/// produced. The second matters: a reconcile on a stale copy writes again, and the next one
+/// may see the version of the write before, which lacks the newest status (a CloudProvisioner
+/// announced its provisioning mode twice that way).
 pub struct StatusMemo<S> {
-    entries: std::sync::Mutex<std::collections::HashMap<String, (String, S)>>,
+    entries: std::sync::Mutex<std::collections::HashMap<String, Remembered<S>>>,
 }
+
+/// The last status written and the versions it stands in for (the newest [`KNOWN_VERSIONS`]).
+struct Remembered<S> {
+    before: std::collections::VecDeque<String>,
+    status: S,
+}
+
+const KNOWN_VERSIONS: usize = 8;
 
 /// A controller's state: the shared [`Context`] beside its own [`StatusMemo`].
 pub struct WithMemo<S> {
@@ -143,15 +155,25 @@ impl<S: Clone> StatusMemo<S> {
         let (Some(uid), Some(rv)) = (obj.meta().uid.as_ref(), obj.meta().resource_version.as_ref()) else { return own };
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         match entries.get(uid) {
-            Some((base, written)) if base == rv => written.clone(),
+            Some(r) if r.before.contains(rv) => r.status.clone(),
             _ => own,
         }
     }
 
-    pub fn remember<K: Resource>(&self, obj: &K, status: S) {
-        if let (Some(uid), Some(rv)) = (obj.meta().uid.clone(), obj.meta().resource_version.clone()) {
-            self.entries.lock().unwrap_or_else(|p| p.into_inner()).insert(uid, (rv, status));
+    /// `status` was written from `obj`; `produced` is the version the write made, if any.
+    pub fn remember<K: Resource>(&self, obj: &K, produced: Option<String>, status: S) {
+        let (Some(uid), Some(rv)) = (obj.meta().uid.clone(), obj.meta().resource_version.clone()) else { return };
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut before = entries.remove(&uid).map(|r| r.before).unwrap_or_default();
+        for v in std::iter::once(rv).chain(produced) {
+            if !before.contains(&v) {
+                before.push_back(v);
+            }
         }
+        while before.len() > KNOWN_VERSIONS {
+            before.pop_front();
+        }
+        entries.insert(uid, Remembered { before, status });
     }
 
     pub fn forget<K: Resource>(&self, obj: &K) {
@@ -250,13 +272,37 @@ mod tests {
         obj.metadata.uid = Some("u".into());
         obj.metadata.resource_version = Some("10".into());
         assert_eq!(memo.current(&obj, 1), 1);
-        memo.remember(&obj, 2);
+        memo.remember(&obj, Some("11".into()), 2);
         assert_eq!(memo.current(&obj, 1), 2, "the same version: the write is not in it yet");
-        obj.metadata.resource_version = Some("11".into());
-        assert_eq!(memo.current(&obj, 3), 3, "a later version carries its own status");
+        obj.metadata.resource_version = Some("12".into());
+        assert_eq!(memo.current(&obj, 3), 3, "a later version someone else wrote carries its own status");
         obj.metadata.resource_version = Some("10".into());
         memo.forget(&obj);
         assert_eq!(memo.current(&obj, 1), 1);
+    }
+
+    #[test]
+    fn a_write_from_a_stale_copy_also_covers_the_version_of_the_write_before() {
+        let memo = super::StatusMemo::<u32>::default();
+        let mut obj = mck8s_api::MultiClusterDeployment::new("a", Default::default());
+        obj.metadata.uid = Some("u".into());
+        obj.metadata.resource_version = Some("10".into());
+        memo.remember(&obj, Some("11".into()), 1);
+        // The next reconcile still runs on version 10 (the watch is behind): it starts from
+        // status 1 and writes status 2, producing version 12.
+        assert_eq!(memo.current(&obj, 0), 1);
+        memo.remember(&obj, Some("12".into()), 2);
+        // Then the watch delivers version 11, which holds status 1 only.
+        obj.metadata.resource_version = Some("11".into());
+        assert_eq!(memo.current(&obj, 1), 2);
+        obj.metadata.resource_version = Some("12".into());
+        assert_eq!(memo.current(&obj, 2), 2);
+        // Nothing written (the status did not change): the version it was based on still counts.
+        obj.metadata.resource_version = Some("13".into());
+        memo.remember(&obj, None, 2);
+        assert_eq!(memo.current(&obj, 0), 2);
+        obj.metadata.resource_version = Some("11".into());
+        assert_eq!(memo.current(&obj, 0), 2, "older versions are kept too");
     }
 
     #[test]

@@ -143,8 +143,8 @@ async fn reconcile_inner(cp: &CloudProvisioner, shared: &Shared) -> Result<Actio
         &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(observed.now),
     );
     if cp.status.as_ref() != Some(&status) {
-        write_status(&api, cp, &status).await?;
-        shared.memo.remember(cp, status);
+        let produced = write_status(&api, cp, &status).await?;
+        shared.memo.remember(cp, produced, status);
     }
     if plan.release {
         shared.memo.forget(cp);
@@ -231,7 +231,8 @@ async fn carry_out(cp: &CloudProvisioner, s: &Settings, observed: &Observed, pla
     Ok(())
 }
 
-async fn write_status(api: &Api<CloudProvisioner>, cp: &CloudProvisioner, status: &CloudProvisionerStatus) -> Result<(), kube::Error> {
+/// Returns the resourceVersion the write produced.
+async fn write_status(api: &Api<CloudProvisioner>, cp: &CloudProvisioner, status: &CloudProvisionerStatus) -> Result<Option<String>, kube::Error> {
     // Server-side apply: fields dropped from the status (an emptied map) are removed.
     let body = serde_json::json!({
         "apiVersion": CloudProvisioner::api_version(&()),
@@ -239,8 +240,8 @@ async fn write_status(api: &Api<CloudProvisioner>, cp: &CloudProvisioner, status
         "metadata": {"name": cp.name_any()},
         "status": status,
     });
-    api.patch_status(&cp.name_any(), &PatchParams::apply("mck8s-cloudprovisioner").force(), &Patch::Apply(&body)).await?;
-    Ok(())
+    let written = api.patch_status(&cp.name_any(), &PatchParams::apply("mck8s-cloudprovisioner").force(), &Patch::Apply(&body)).await?;
+    Ok(written.metadata.resource_version)
 }
 
 async fn release(api: &Api<CloudProvisioner>, cp: &CloudProvisioner) -> Result<(), kube::Error> {

@@ -323,8 +323,8 @@ async fn cleanup(mcd: Arc<MultiClusterDeployment>, state: Arc<State>) -> Result<
 }
 
 async fn write_status(state: &State, mcd: &MultiClusterDeployment, old: &MultiClusterDeploymentStatus, new: MultiClusterDeploymentStatus) -> Result<(), Error> {
-    shared::write_status(&state.ctx, mcd, old, &new, mcd.status.is_some()).await?;
-    state.status.remember(mcd, new);
+    let produced = shared::write_status(&state.ctx, mcd, old, &new, mcd.status.is_some()).await?;
+    state.status.remember(mcd, produced, new);
     Ok(())
 }
 

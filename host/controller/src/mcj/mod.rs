@@ -179,8 +179,8 @@ async fn apply(mcj: Arc<MultiClusterJob>, own: Arc<State>) -> Result<Action, Err
     for e in plan::events(&status, &new, &policy) {
         shared::publish(ctx, mcj.as_ref(), if e.warning { EventType::Warning } else { EventType::Normal }, &e.reason, e.action, &e.note).await;
     }
-    shared::write_status(ctx, mcj.as_ref(), &status, &new, mcj.status.is_some()).await?;
-    own.status.remember(mcj.as_ref(), new);
+    let produced = shared::write_status(ctx, mcj.as_ref(), &status, &new, mcj.status.is_some()).await?;
+    own.status.remember(mcj.as_ref(), produced, new);
     Ok(Action::requeue(plan::requeue(!jobs.errors.is_empty() || policy_error.is_some(), placement.unplaced, &ctx.timing)))
 }
 
