@@ -51,10 +51,39 @@ pub fn set(conditions: &mut Vec<Condition>, type_: &str, status: bool, reason: &
     }
 }
 
+/// Marks the spec invalid, saying why. True when that is news to announce: the spec changed
+/// since it was last looked at (`observed` is the status's observedGeneration), or the
+/// message did (compared as stored, so a message longer than [`MESSAGE_MAX`] is news once).
+pub fn set_invalid_spec(conditions: &mut Vec<Condition>, observed: Option<i64>, message: &str, generation: Option<i64>, now: &Time) -> bool {
+    let before = get(conditions, INVALID_SPEC).map(|c| (c.status.clone(), c.message.clone()));
+    set(conditions, INVALID_SPEC, true, "InvalidSpec", message, generation, now);
+    let after = get(conditions, INVALID_SPEC).map(|c| (c.status.clone(), c.message.clone()));
+    observed != generation || before != after
+}
+
 pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
     conditions.iter().any(|c| c.type_ == type_ && c.status == "True")
 }
 
 pub fn get<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conditions.iter().find(|c| c.type_ == type_)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invalid_spec_is_news_once_per_generation_and_message() {
+        let now = Time(k8s_openapi::jiff::Timestamp::from_second(0).unwrap());
+        let mut c = Vec::new();
+        assert!(set_invalid_spec(&mut c, None, "bad", Some(1), &now), "first time");
+        assert!(!set_invalid_spec(&mut c, Some(1), "bad", Some(1), &now), "same generation, same message");
+        assert!(set_invalid_spec(&mut c, Some(1), "worse", Some(1), &now), "another message");
+        assert!(set_invalid_spec(&mut c, Some(1), "worse", Some(2), &now), "another generation");
+        let long = "x".repeat(MESSAGE_MAX + 10);
+        assert!(set_invalid_spec(&mut c, Some(2), &long, Some(2), &now));
+        assert!(!set_invalid_spec(&mut c, Some(2), &long, Some(2), &now), "a truncated message is the same message next time");
+        assert!(is_true(&c, INVALID_SPEC));
+    }
 }

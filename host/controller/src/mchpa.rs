@@ -234,9 +234,9 @@ async fn evaluate(hpa: Arc<MultiClusterHorizontalPodAutoscaler>, own: &Shared, n
     let a = match parse(&hpa.spec) {
         Ok(a) => a,
         Err(msg) => {
-            conditions::set(&mut new.conditions, INVALID_SPEC, true, "InvalidSpec", &msg, generation, &now);
+            let news = conditions::set_invalid_spec(&mut new.conditions, status.observed_generation, &msg, generation, &now);
             conditions::set(&mut new.conditions, SCALING_ACTIVE, false, "InvalidSpec", &msg, generation, &now);
-            if status.observed_generation != generation || !conditions::is_true(&status.conditions, INVALID_SPEC) {
+            if news {
                 publish(ctx, &hpa, EventType::Warning, "InvalidSpec", &msg).await;
             }
             write_status(own, &hpa, &status, new).await?;

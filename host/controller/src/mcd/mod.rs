@@ -26,7 +26,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
-use mck8s_api::conditions::{self, INVALID_SPEC};
+use mck8s_api::conditions;
 use mck8s_api::{MultiClusterDeployment, MultiClusterDeploymentStatus};
 use mck8s_clusters::Member;
 use mck8s_policy::Decision;
@@ -294,8 +294,7 @@ async fn reject(mcd: &MultiClusterDeployment, state: &State, owner: &OwnerKey, s
     ctx.scheduler.forget(owner);
     let mut new = status.clone();
     let g = mcd.metadata.generation;
-    conditions::set(&mut new.conditions, INVALID_SPEC, true, "InvalidSpec", msg, g, &now);
-    if status.observed_generation != g || status.conditions.iter().all(|c| c.type_ != INVALID_SPEC || c.status != "True" || c.message != msg) {
+    if conditions::set_invalid_spec(&mut new.conditions, status.observed_generation, msg, g, &now) {
         publish(ctx, mcd, EventType::Warning, "InvalidSpec", msg).await;
     }
     new.observed_generation = g;

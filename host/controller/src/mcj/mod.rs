@@ -21,7 +21,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
-use mck8s_api::conditions::{self, INVALID_SPEC};
+use mck8s_api::conditions;
 use mck8s_api::{ClusterJob, MultiClusterJob, MultiClusterJobStatus};
 use mck8s_policy::input::HealthDoc;
 use mck8s_scheduler::{OwnerKey, PlacementRequest, ScheduleError};
@@ -189,8 +189,7 @@ async fn reject(mcj: &MultiClusterJob, ctx: &Context, status: MultiClusterJobSta
     ctx.scheduler.forget(&owner_key(mcj));
     let mut new = status.clone();
     let g = mcj.metadata.generation;
-    conditions::set(&mut new.conditions, INVALID_SPEC, true, "InvalidSpec", msg, g, &now);
-    if status.observed_generation != g || status.conditions.iter().all(|c| c.type_ != INVALID_SPEC || c.status != "True" || c.message != msg) {
+    if conditions::set_invalid_spec(&mut new.conditions, status.observed_generation, msg, g, &now) {
         shared::publish(ctx, mcj, EventType::Warning, "InvalidSpec", "Place", msg).await;
     }
     new.observed_generation = g;

@@ -19,12 +19,15 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
-use mck8s_api::conditions::{self, DEGRADED, INVALID_SPEC, READY};
+use mck8s_api::conditions;
 use mck8s_api::{MultiClusterDeployment, MultiClusterService, MultiClusterServiceStatus};
+use mck8s_clusters::Member;
 use mck8s_policy::input::HealthDoc;
 use mck8s_scheduler::OwnerKey;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+
+mod plan;
 
 pub const KIND: &str = "MultiClusterService";
 pub const FINALIZER: &str = shared::FINALIZER;
@@ -65,7 +68,7 @@ async fn reconcile(obj: Arc<MultiClusterService>, ctx: Arc<Context>) -> Result<A
 }
 
 /// Where the Service should be: `spec.locations`, else where the MCD of the same name has
-/// replicas or drains. `Err` is an InvalidSpec message.
+/// replicas or drains, and why. `Err` is an InvalidSpec message.
 async fn targets(mcs: &MultiClusterService, ctx: &Context) -> Result<(BTreeSet<String>, String), String> {
     if let Some(v) = &mcs.spec.locations {
         let list = spec::cluster_list(v, "locations").map_err(|e| e.0)?;
@@ -78,28 +81,21 @@ async fn targets(mcs: &MultiClusterService, ctx: &Context) -> Result<(BTreeSet<S
     let Ok(Some(mcd)) = mcds.get_opt(&mcs.name_any()).await else {
         return Ok((BTreeSet::new(), format!("no MultiClusterDeployment {} yet; the Service follows it when it is placed", mcs.name_any())));
     };
-    let status = mcd.status.unwrap_or_default();
-    let mut out: BTreeSet<String> = status.placement.iter().filter(|p| p.replicas > 0).map(|p| p.cluster.clone()).collect();
-    out.extend(status.draining.iter().map(|d| d.cluster.clone()));
-    Ok((out, format!("where MultiClusterDeployment {} runs", mcs.name_any())))
+    Ok((plan::where_it_runs(&mcd.status.unwrap_or_default()), format!("where MultiClusterDeployment {} runs", mcs.name_any())))
 }
 
+/// Observe (spec, targets, members) → plan → apply and remove → status.
 async fn apply(mcs: Arc<MultiClusterService>, ctx: Arc<Context>) -> Result<Action, Error> {
     let owner = owner_key(&mcs);
     let status = mcs.status.clone().unwrap_or_default();
     let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let g = mcs.metadata.generation;
 
     let body = serde_json::Value::Object(mcs.spec.service.clone().into_iter().collect());
-    let invalid = match serde_json::from_value::<ServiceSpec>(body.clone()) {
-        Err(e) => Some(format!("spec is not a valid ServiceSpec: {e}")),
-        Ok(_) => None,
-    };
+    let invalid = serde_json::from_value::<ServiceSpec>(body.clone()).err().map(|e| format!("spec is not a valid ServiceSpec: {e}"));
     let (targets, from) = match (invalid, targets(&mcs, &ctx).await) {
         (Some(msg), _) | (None, Err(msg)) => return reject(&mcs, &ctx, status, &msg, now).await,
         (None, Ok(t)) => t,
     };
-
     tracing::debug!(?targets, %from, "service targets");
     let uid = mcs.uid().unwrap_or_default();
     let o = Owner { kind: KIND, namespace: &owner.namespace, name: &owner.name, uid: &uid };
@@ -107,19 +103,18 @@ async fn apply(mcs: Arc<MultiClusterService>, ctx: Arc<Context>) -> Result<Actio
         Ok(c) => c,
         Err(e) => return reject(&mcs, &ctx, status, &format!("cannot render the Service: {e}"), now).await,
     };
-    let mut errors = Vec::new();
+
+    let members: BTreeMap<String, Arc<Member>> = ctx.clusters.members().into_iter().map(|m| (m.name.clone(), m)).collect();
+    let views =
+        members.iter().map(|(c, m)| (c.clone(), plan::MemberView { reachable: m.health() != HealthDoc::Unreachable, has_service: !m.services_of(&owner).is_empty() })).collect();
+    let p = plan::propagation(&targets, &views);
+
+    let mut errors = p.errors;
     let mut placed = Vec::new();
-    for cluster in &targets {
-        let Some(member) = ctx.clusters.get(cluster) else {
-            errors.push(format!("cluster {cluster}: not registered"));
-            continue;
-        };
-        if member.health() == HealthDoc::Unreachable {
-            errors.push(format!("cluster {cluster}: unreachable"));
-            continue;
-        }
+    for cluster in &p.apply {
+        let member = &members[cluster];
         let live = member.services_of(&owner).into_iter().find(|s| s.metadata.name.as_deref() == Some(&owner.name));
-        let outcome = children::apply(&ctx.applied, &member, &child, live.as_deref()).await;
+        let outcome = children::apply(&ctx.applied, member, &child, live.as_deref()).await;
         crate::mcd::count_apply(&ctx, "Service", &outcome);
         match outcome {
             Ok(Outcome::Applied) if live.is_none() => {
@@ -132,57 +127,28 @@ async fn apply(mcs: Arc<MultiClusterService>, ctx: Arc<Context>) -> Result<Actio
         }
     }
     let mut removed = Vec::new();
-    for member in ctx.clusters.members() {
-        if targets.contains(&member.name) {
-            continue;
-        }
-        let services = member.services_of(&owner);
-        if services.is_empty() {
-            continue;
-        }
-        if member.health() == HealthDoc::Unreachable {
-            errors.push(format!("cluster {}: unreachable; its Service is removed when it is back", member.name));
-            continue;
-        }
-        match children::delete_all(&ctx.applied, &member, &services).await {
-            Ok(()) => removed.push(member.name.clone()),
+    for cluster in &p.remove {
+        let member = &members[cluster];
+        match children::delete_all(&ctx.applied, member, &member.services_of(&owner)).await {
+            Ok(()) => removed.push(cluster.clone()),
             Err(e) => errors.push(e.to_string()),
         }
     }
 
-    let mut new = status.clone();
-    new.observed_generation = g;
-    new.clusters = placed.clone();
-    new.summary = Some(placed.join(","));
-    conditions::set(&mut new.conditions, INVALID_SPEC, false, "Valid", "", g, &now);
-    if errors.is_empty() {
-        conditions::set(&mut new.conditions, DEGRADED, false, "AllClustersReached", "", g, &now);
-    } else {
-        conditions::set(&mut new.conditions, DEGRADED, true, "ClusterError", errors.join("; "), g, &now);
-    }
-    let ready = !targets.is_empty() && placed.len() == targets.len();
-    let reason = if ready {
-        "Propagated"
-    } else if targets.is_empty() {
-        "NoClusters"
-    } else {
-        "Pending"
-    };
-    conditions::set(&mut new.conditions, READY, ready, reason, format!("{}/{} clusters, {from}", placed.len(), targets.len()), g, &now);
-    if status.clusters != new.clusters || !removed.is_empty() {
-        let note = format!("Service in [{}] ({from}){}", placed.join(", "), if removed.is_empty() { String::new() } else { format!("; removed from [{}]", removed.join(", ")) });
+    let acted = plan::Acted { generation: mcs.metadata.generation, targets: &targets, from: &from, placed: &placed, removed: &removed, errors: &errors, now: &now };
+    let (new, note) = plan::status(&status, acted);
+    if let Some(note) = note {
         shared::publish(&ctx, mcs.as_ref(), EventType::Normal, "Propagated", "Propagate", &note).await;
     }
     shared::write_status(&ctx, mcs.as_ref(), &status, &new, mcs.status.is_some()).await?;
-    Ok(Action::requeue(if errors.is_empty() { ctx.timing.resync } else { ctx.timing.error_retry }))
+    Ok(Action::requeue(plan::requeue(&errors, &ctx.timing)))
 }
 
 /// InvalidSpec: say why, and touch nothing in any workload cluster.
 async fn reject(mcs: &MultiClusterService, ctx: &Context, status: MultiClusterServiceStatus, msg: &str, now: Time) -> Result<Action, Error> {
     let mut new = status.clone();
     let g = mcs.metadata.generation;
-    conditions::set(&mut new.conditions, INVALID_SPEC, true, "InvalidSpec", msg, g, &now);
-    if status.observed_generation != g || status.conditions.iter().all(|c| c.type_ != INVALID_SPEC || c.status != "True" || c.message != msg) {
+    if conditions::set_invalid_spec(&mut new.conditions, status.observed_generation, msg, g, &now) {
         shared::publish(ctx, mcs, EventType::Warning, "InvalidSpec", "Propagate", msg).await;
     }
     new.observed_generation = g;
