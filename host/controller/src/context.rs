@@ -19,6 +19,8 @@ pub struct Context {
     pub watches: Client,
     pub clusters: Arc<Registry>,
     pub scheduler: Arc<Scheduler>,
+    /// Where placement and scaling calls run: off the async workers.
+    pub policy_calls: crate::policy_calls::PolicyCalls,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub prometheus: Option<Prometheus>,

@@ -15,6 +15,7 @@ pub mod mchpa;
 pub mod mcj;
 pub mod mcs;
 pub mod metrics;
+pub mod policy_calls;
 pub mod policy_configmaps;
 pub mod proposals;
 pub mod render;
@@ -143,6 +144,7 @@ pub async fn run(clients: impl Into<mck8s_clusters::Clients>, config: Config) ->
         watches,
         clusters: clusters.clone(),
         scheduler: Arc::new(Scheduler::new(policies.clone())),
+        policy_calls: policy_calls::PolicyCalls::per_core(),
         recorder: Recorder::new(client.clone(), reporter),
         metrics,
         prometheus,

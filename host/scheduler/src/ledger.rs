@@ -11,27 +11,63 @@ pub struct Ledger {
     by_cluster: HashMap<String, HashMap<OwnerKey, (Resources, u32)>>,
     /// owner → clusters it has entries on, to replace them in one step.
     clusters_of: HashMap<OwnerKey, Vec<String>>,
+    /// Moves with every change ...
+    version: u64,
+    /// ... and each cluster remembers the version that last changed its entries, so a
+    /// decision made without the lock can tell whether the deductions it saw on the clusters
+    /// it chose still hold.
+    changed: HashMap<String, u64>,
 }
 
 impl Ledger {
-    /// Replaces `owner`'s decided placement.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Replaces `owner`'s decided placement. Recording what is already there changes nothing
+    /// (every settled reconcile re-records its placement).
     pub fn record(&mut self, owner: &OwnerKey, request: &Resources, desired: &BTreeMap<String, u32>) {
+        if self.holds(owner, request, desired) {
+            return;
+        }
         self.forget(owner);
+        self.version += 1;
         for (cluster, &n) in desired {
             if n == 0 {
                 continue;
             }
             self.by_cluster.entry(cluster.clone()).or_default().insert(owner.clone(), (request.clone(), n));
+            self.changed.insert(cluster.clone(), self.version);
         }
         self.clusters_of.insert(owner.clone(), desired.iter().filter(|(_, n)| **n > 0).map(|(c, _)| c.clone()).collect());
     }
 
+    fn holds(&self, owner: &OwnerKey, request: &Resources, desired: &BTreeMap<String, u32>) -> bool {
+        let Some(clusters) = self.clusters_of.get(owner) else { return false };
+        clusters.len() == desired.values().filter(|n| **n > 0).count()
+            && desired.iter().filter(|(_, n)| **n > 0).all(|(c, n)| self.by_cluster.get(c).and_then(|m| m.get(owner)).is_some_and(|(r, k)| r == request && k == n))
+    }
+
     pub fn forget(&mut self, owner: &OwnerKey) {
-        for c in self.clusters_of.remove(owner).unwrap_or_default() {
+        let Some(clusters) = self.clusters_of.remove(owner) else { return };
+        self.version += 1;
+        for c in clusters {
             if let Some(m) = self.by_cluster.get_mut(&c) {
                 m.remove(owner);
             }
+            self.changed.insert(c, self.version);
         }
+    }
+
+    /// Whether any of `clusters` changed after version `seen`.
+    pub fn changed_since<'a>(&self, seen: u64, mut clusters: impl Iterator<Item = &'a str>) -> bool {
+        clusters.any(|c| self.changed.get(c).is_some_and(|v| *v > seen))
+    }
+
+    /// [`Ledger::outstanding`] for every cluster of `cycle` that has entries, by index: the
+    /// rest have nothing outstanding.
+    pub fn outstanding_all(&self, cycle: &FleetCycle, except: &OwnerKey) -> Vec<(u32, Vec<Reservation>)> {
+        self.by_cluster.keys().filter_map(|name| cycle.snapshot.index_of(name)).map(|c| (c, self.outstanding(cycle, c, except))).filter(|(_, r)| !r.is_empty()).collect()
     }
 
     /// Replicas decided for owners other than `except` on `cluster` and not yet bound there.
@@ -57,5 +93,38 @@ impl Ledger {
 
     pub fn is_empty(&self) -> bool {
         self.clusters_of.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner(name: &str) -> OwnerKey {
+        OwnerKey { kind: "MultiClusterDeployment".into(), namespace: "ns".into(), name: name.into() }
+    }
+
+    #[test]
+    fn the_version_moves_with_changes_only() {
+        let mut l = Ledger::default();
+        let r = Resources { cpu_millis: 100, ..Default::default() };
+        let placed: BTreeMap<String, u32> = [("c1".to_string(), 2), ("c2".to_string(), 0)].into();
+        l.record(&owner("a"), &r, &placed);
+        let v = l.version();
+        l.record(&owner("a"), &r, &placed);
+        assert_eq!(l.version(), v, "the same placement again");
+        l.record(&owner("a"), &r, &[("c1".to_string(), 3)].into());
+        assert!(l.version() > v, "more replicas");
+        let v = l.version();
+        l.record(&owner("a"), &Resources { cpu_millis: 200, ..Default::default() }, &[("c1".to_string(), 3)].into());
+        assert!(l.version() > v, "a bigger request");
+        let v = l.version();
+        l.forget(&owner("b"));
+        assert_eq!(l.version(), v, "forgetting an owner it never had");
+        l.forget(&owner("a"));
+        assert!(l.version() > v);
+        assert!(l.is_empty());
+        assert!(l.changed_since(v, ["c1"].into_iter()), "forgetting changed c1");
+        assert!(!l.changed_since(v, ["c2", "c9"].into_iter()), "c2 held nothing since");
     }
 }

@@ -1,15 +1,28 @@
 //! One decision: lower the workload with the cycle's adjustments, call the policy, record
-//! the result in the ledger. Decisions are serialised (they take microseconds) so two
-//! concurrent reconciles can never be promised the same slots.
+//! the result in the ledger.
+//!
+//! The lock covers the ledger only, never a policy call: decisions run in parallel, each in a
+//! session of its own (a pool per policy), and a decision is recorded only if the ledger has
+//! not changed, since its adjustments were read, on any cluster it places replicas on.
+//! Otherwise it is decided again under the ledger lock, as are the next
+//! [`LOCKED_AFTER_RACE`] decisions, so two concurrent decisions can never be promised the same
+//! slots, a busy ledger cannot starve one, and a run of decisions that all want the same
+//! clusters costs what deciding one at a time does.
 
 use crate::cycle::{FleetCycle, OwnerKey};
 use crate::ledger::Ledger;
 use mck8s_capacity::{Reservation, Resources};
 use mck8s_policy::input::{Adjustment, InputError, WorkloadDoc, requests_of};
 use mck8s_policy::registry::normalize;
-use mck8s_policy::{Decision, PlacementSession, PolicyError, PolicyRegistry};
+use mck8s_policy::{Decision, LoadedPolicy, PlacementSession, PolicyError, PolicyRegistry};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Decisions made under the ledger lock after a race, before trying without it again.
+pub const LOCKED_AFTER_RACE: u64 = 16;
+/// Idle sessions kept per policy (each holds a live instance with the fleet in it).
+const POOLED_PER_POLICY: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScheduleError {
@@ -29,19 +42,17 @@ pub struct PlacementRequest {
 
 pub struct Scheduler {
     registry: Arc<PolicyRegistry>,
-    inner: Mutex<Inner>,
-}
-
-#[derive(Default)]
-struct Inner {
-    ledger: Ledger,
-    /// One live instance per policy, re-sent the fleet when the cycle or the policy changes.
-    sessions: HashMap<String, (u64, PlacementSession)>,
+    ledger: Mutex<Ledger>,
+    /// Idle sessions per policy, with the cycle version their fleet came from.
+    sessions: Mutex<HashMap<String, Vec<(u64, PlacementSession)>>>,
+    races: AtomicU64,
+    /// Decisions still to make under the lock (see [`LOCKED_AFTER_RACE`]).
+    locked_left: AtomicU64,
 }
 
 impl Scheduler {
     pub fn new(registry: Arc<PolicyRegistry>) -> Self {
-        Scheduler { registry, inner: Mutex::new(Inner::default()) }
+        Scheduler { registry, ledger: Mutex::default(), sessions: Mutex::default(), races: AtomicU64::new(0), locked_left: AtomicU64::new(0) }
     }
 
     pub fn registry(&self) -> &Arc<PolicyRegistry> {
@@ -49,68 +60,125 @@ impl Scheduler {
     }
 
     /// Decides and records. The decision's `current` should be the owner's current placement
-    /// (`workload.current`) so policies can prefer stability.
+    /// (`workload.current`) so policies can prefer stability. Blocks while the policy runs:
+    /// call it off the async runtime.
     pub fn place(&self, cycle: &Arc<FleetCycle>, req: &PlacementRequest) -> Result<Decision, ScheduleError> {
-        self.decide(cycle, req, true)
+        let _span = tracing::debug_span!("schedule", owner = %req.owner, policy = %req.policy).entered();
+        let request = requests_of(&req.workload)?;
+        // After a race, the next few decisions go straight under the lock: while every decision
+        // wants the same clusters, deciding twice costs more than waiting.
+        let optimistic = self.locked_left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_err();
+        if optimistic {
+            let (reserved, seen) = {
+                let ledger = self.ledger();
+                (ledger.outstanding_all(cycle, &req.owner), ledger.version())
+            };
+            let workload = self.adjusted(cycle, req, reserved)?;
+            let decision = self.call(cycle, &req.policy, &workload)?;
+            let mut ledger = self.ledger();
+            // Only the clusters it places on matter: elsewhere it merely saw less room.
+            if !ledger.changed_since(seen, decision.placements.iter().filter(|p| p.replicas > 0).map(|p| p.cluster.as_str())) {
+                ledger.record(&req.owner, &request, &desired(&decision));
+                return Ok(decision);
+            }
+            self.races.fetch_add(1, Ordering::Relaxed);
+            self.locked_left.store(LOCKED_AFTER_RACE, Ordering::Relaxed);
+            tracing::debug!(owner = %req.owner, "another decision took room where this one placed: deciding again");
+        }
+        let mut ledger = self.ledger();
+        let workload = self.adjusted(cycle, req, ledger.outstanding_all(cycle, &req.owner))?;
+        let decision = self.call(cycle, &req.policy, &workload)?;
+        ledger.record(&req.owner, &request, &desired(&decision));
+        Ok(decision)
+    }
+
+    /// Decisions made again because another took room where they placed, since the start.
+    pub fn races(&self) -> u64 {
+        self.races.load(Ordering::Relaxed)
     }
 
     /// What the policy would decide now, without recording it: the rescheduler's question
     /// ("where would this go if it were new?"). The owner's own pods count as free, as in
     /// [`Scheduler::place`].
     pub fn preview(&self, cycle: &Arc<FleetCycle>, req: &PlacementRequest) -> Result<Decision, ScheduleError> {
-        self.decide(cycle, req, false)
-    }
-
-    fn decide(&self, cycle: &Arc<FleetCycle>, req: &PlacementRequest, record: bool) -> Result<Decision, ScheduleError> {
-        let _span = tracing::debug_span!("schedule", owner = %req.owner, policy = %req.policy, record).entered();
-        let request = requests_of(&req.workload)?;
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let own = &req.owner;
-        // Per-cluster adjustments, computed up front so the lowering borrows plain slices.
-        let n = cycle.snapshot.len();
-        let mut freed: Vec<Vec<(usize, Resources)>> = Vec::with_capacity(n);
-        let mut reserved: Vec<Vec<Reservation>> = Vec::with_capacity(n);
-        for c in 0..n as u32 {
-            freed.push(cycle.owned_pods(c, own).map(|o| o.per_node.clone()).unwrap_or_default());
-            reserved.push(inner.ledger.outstanding(cycle, c, own));
-        }
-        let workload = cycle.snapshot.workload_adjusted(&req.workload, |c| {
-            let (f, r) = (&freed[c as usize], &reserved[c as usize]);
-            (!f.is_empty() || !r.is_empty()).then_some(Adjustment { freed: f, reserved: r })
-        })?;
-        let decision = {
-            let session = self.session(&mut inner, &req.policy, cycle)?;
-            session.place(&workload)?
-        };
-        let desired: BTreeMap<String, u32> = decision.placements.iter().map(|p| (p.cluster.clone(), p.replicas)).collect();
-        if record {
-            inner.ledger.record(own, &request, &desired);
-        }
-        Ok(decision)
+        let _span = tracing::debug_span!("schedule", owner = %req.owner, policy = %req.policy, record = false).entered();
+        requests_of(&req.workload)?;
+        let workload = self.adjusted(cycle, req, self.reserved(cycle, &req.owner))?;
+        Ok(self.call(cycle, &req.policy, &workload)?)
     }
 
     /// Records a placement decided earlier (a restart reads them back from status), so it
     /// is deducted until its pods are bound.
     pub fn remember(&self, owner: &OwnerKey, request: &Resources, desired: &BTreeMap<String, u32>) {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).ledger.record(owner, request, desired);
+        self.ledger().record(owner, request, desired);
     }
 
     /// Drops an owner's entries (it was deleted or is invalid).
     pub fn forget(&self, owner: &OwnerKey) {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).ledger.forget(owner);
+        self.ledger().forget(owner);
     }
 
-    fn session<'a>(&self, inner: &'a mut Inner, policy: &str, cycle: &Arc<FleetCycle>) -> Result<&'a mut PlacementSession, PolicyError> {
+    fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The other owners' outstanding decisions, by cluster index: all that is read under the
+    /// ledger lock.
+    fn reserved(&self, cycle: &FleetCycle, owner: &OwnerKey) -> Vec<(u32, Vec<Reservation>)> {
+        self.ledger().outstanding_all(cycle, owner)
+    }
+
+    /// The workload as the policy sees it: each cluster with the owner's own pods counted as
+    /// free and the other owners' outstanding decisions (`reserved`) deducted.
+    fn adjusted(&self, cycle: &FleetCycle, req: &PlacementRequest, reserved: Vec<(u32, Vec<Reservation>)>) -> Result<mck8s_policy::bindings::wit::Workload, InputError> {
+        let own = &req.owner;
+        let n = cycle.snapshot.len();
+        // Per-cluster adjustments, computed up front so the lowering borrows plain slices.
+        let mut by_index: Vec<Vec<Reservation>> = vec![Vec::new(); n];
+        for (c, r) in reserved {
+            by_index[c as usize] = r;
+        }
+        let freed: Vec<Vec<(usize, Resources)>> = (0..n as u32).map(|c| cycle.owned_pods(c, own).map(|o| o.per_node.clone()).unwrap_or_default()).collect();
+        cycle.snapshot.workload_adjusted(&req.workload, |c| {
+            let (f, r) = (&freed[c as usize], &by_index[c as usize]);
+            (!f.is_empty() || !r.is_empty()).then_some(Adjustment { freed: f, reserved: r })
+        })
+    }
+
+    /// One policy call in a session of its own, returned to the pool afterwards.
+    fn call(&self, cycle: &Arc<FleetCycle>, policy: &str, workload: &mck8s_policy::bindings::wit::Workload) -> Result<Decision, PolicyError> {
         let key = normalize(policy);
         let current = self.registry.get(&key)?;
-        let fresh = match inner.sessions.get(&key) {
-            Some((version, s)) => *version != cycle.version || s.policy().digest != current.digest,
-            None => true,
-        };
-        if fresh {
-            let session = PlacementSession::new(current, cycle.snapshot.clone())?;
-            inner.sessions.insert(key.clone(), (cycle.version, session));
-        }
-        Ok(&mut inner.sessions.get_mut(&key).expect("inserted").1)
+        let mut session = self.take_session(&key, &current, cycle)?;
+        let decision = session.place(workload);
+        self.return_session(key, cycle.version, session);
+        decision
     }
+
+    /// An idle session of the serving version with this cycle's fleet, or a new one.
+    fn take_session(&self, key: &str, current: &Arc<LoadedPolicy>, cycle: &Arc<FleetCycle>) -> Result<PlacementSession, PolicyError> {
+        let mut pool = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let idle = pool.entry(key.to_string()).or_default();
+        // Sessions of an older cycle or an older version of the policy are dropped here.
+        idle.retain(|(version, s)| *version == cycle.version && s.policy().digest == current.digest);
+        match idle.pop() {
+            Some((_, s)) => Ok(s),
+            None => {
+                drop(pool);
+                PlacementSession::new(current.clone(), cycle.snapshot.clone())
+            }
+        }
+    }
+
+    fn return_session(&self, key: String, version: u64, session: PlacementSession) {
+        let mut pool = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let idle = pool.entry(key).or_default();
+        if idle.len() < POOLED_PER_POLICY {
+            idle.push((version, session));
+        }
+    }
+}
+
+fn desired(decision: &Decision) -> BTreeMap<String, u32> {
+    decision.placements.iter().map(|p| (p.cluster.clone(), p.replicas)).collect()
 }

@@ -81,3 +81,36 @@ fn reservations_end_when_the_pods_are_bound_and_own_pods_are_free() {
     let c = scheduler.place(&bound, &request("c", 1, "worst-fit")).unwrap();
     assert_eq!(c.unplaced, 1, "the cluster is full of bound pods");
 }
+
+/// Decisions run in parallel (the lock covers the ledger, not the policy call); the ledger
+/// check still gives every slot to one owner only. Without the check this over-commits in most
+/// rounds; five rounds make a miss unlikely.
+#[test]
+fn parallel_decisions_do_not_over_commit() {
+    for _ in 0..5 {
+        let scheduler = Arc::new(Scheduler::new(registry()));
+        let cycle = Arc::new(FleetCycle::build(vec![cluster("cluster1", HashMap::new(), [0, 0]), cluster("cluster2", HashMap::new(), [0, 0])], &[], 1).unwrap());
+        // Sixteen apps of 1 replica against 8 slots, from eight threads at once.
+        let barrier = Arc::new(std::sync::Barrier::new(8));
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let (scheduler, cycle, barrier) = (scheduler.clone(), cycle.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let policy = if t % 2 == 0 { "worst-fit" } else { "best-fit" };
+                    (0..2).map(|i| scheduler.place(&cycle, &request(&format!("app{t}-{i}"), 1, policy)).unwrap()).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut total: BTreeMap<String, u32> = BTreeMap::new();
+        let mut unplaced = 0;
+        for d in handles.into_iter().flat_map(|h| h.join().unwrap()) {
+            for p in &d.placements {
+                *total.entry(p.cluster.clone()).or_default() += p.replicas;
+            }
+            unplaced += d.unplaced;
+        }
+        assert!(total.values().all(|&n| n <= 4), "over-committed: {total:?}");
+        assert_eq!((total.values().sum::<u32>(), unplaced), (8, 8), "{total:?}");
+    }
+}

@@ -131,7 +131,7 @@ async fn apply(mcd: Arc<MultiClusterDeployment>, state: Arc<State>) -> Result<Ac
         Some(outcome) => outcome,
         None if must_decide => {
             let app_traffic = app_traffic(ctx, &owner, &parsed, &current).await;
-            match decide(ctx, &owner, &parsed, &current, app_traffic) {
+            match decide(ctx, &owner, &parsed, &current, app_traffic).await {
                 Ok(d) => Outcome::Decided(d),
                 Err(ScheduleError::Input(e)) => return reject(&mcd, &state, &owner, status, &e.to_string(), now).await,
                 Err(ScheduleError::Policy(e)) => {
@@ -247,14 +247,15 @@ async fn app_traffic(ctx: &Context, owner: &OwnerKey, parsed: &ParsedSpec, curre
     }
 }
 
-fn decide(ctx: &Context, owner: &OwnerKey, parsed: &ParsedSpec, current: &BTreeMap<String, u32>, app_traffic: BTreeMap<String, f64>) -> Result<Decision, ScheduleError> {
+async fn decide(ctx: &Context, owner: &OwnerKey, parsed: &ParsedSpec, current: &BTreeMap<String, u32>, app_traffic: BTreeMap<String, f64>) -> Result<Decision, ScheduleError> {
     let started = std::time::Instant::now();
     let cycle = ctx.clusters.cycle()?;
     let mut workload = parsed.workload.clone();
     workload.current = current.iter().filter(|(c, _)| cycle.snapshot.index_of(c).is_some()).map(|(c, r)| (c.clone(), *r)).collect();
     workload.app_traffic = app_traffic.into_iter().filter(|(c, _)| cycle.snapshot.index_of(c).is_some()).collect();
     let req = PlacementRequest { owner: owner.clone(), policy: parsed.policy.clone(), workload };
-    let d = ctx.scheduler.place(&cycle, &req)?;
+    let scheduler = ctx.scheduler.clone();
+    let d = ctx.policy_calls.run(move || scheduler.place(&cycle, &req)).await?;
     let label = crate::metrics::PolicyLabel { policy: mck8s_policy::registry::normalize(&parsed.policy) };
     ctx.metrics.decisions.get_or_create(&label).inc();
     ctx.metrics.decision_seconds.get_or_create(&label).observe(started.elapsed().as_secs_f64());

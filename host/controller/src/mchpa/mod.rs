@@ -211,14 +211,14 @@ async fn evaluate(hpa: Arc<MultiClusterHorizontalPodAutoscaler>, own: &Shared, n
     Ok(Action::requeue(a.period))
 }
 
-/// One scaling call, off the async workers (it instantiates a sandboxed component).
+/// One scaling call, off the async workers ([`crate::policy_calls`]: it instantiates a sandboxed component).
 async fn ask(ctx: &Context, policy: &str, request: ScalingRequest) -> Result<ScalingOutcome, String> {
     let loaded = ctx.scheduler.registry().get(policy).map_err(|e| {
         let known: Vec<String> = ctx.scheduler.registry().list().iter().filter(|p| p.kind == mck8s_policy::PolicyKind::Scaling).map(|p| p.name.clone()).collect();
         format!("scaling policy {policy:?}: {} (scaling policies loaded: {})", e.kind, known.join(", "))
     })?;
     let label = crate::metrics::PolicyLabel { policy: loaded.name.clone() };
-    let result = tokio::task::spawn_blocking(move || loaded.scale(&request)).await.map_err(|e| format!("scaling call: {e}"))?;
+    let result = ctx.policy_calls.run(move || loaded.scale(&request)).await;
     if let Err(e) = &result {
         ctx.metrics.policy_errors.get_or_create(&crate::metrics::PolicyError { policy: label.policy.clone(), error: e.kind.label().into() }).inc();
     }

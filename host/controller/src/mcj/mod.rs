@@ -117,10 +117,14 @@ async fn apply(mcj: Arc<MultiClusterJob>, own: Arc<State>) -> Result<Action, Err
     if (current.len() as u32) < parsed.wanted {
         let mut workload = parsed.spec.workload.clone();
         workload.current = current.clone();
-        let decided = ctx.clusters.cycle().map_err(ScheduleError::from).and_then(|cycle| {
-            workload.current.retain(|c, _| cycle.snapshot.index_of(c).is_some());
-            ctx.scheduler.place(&cycle, &PlacementRequest { owner: owner.clone(), policy: policy.clone(), workload })
-        });
+        let decided = match ctx.clusters.cycle() {
+            Ok(cycle) => {
+                workload.current.retain(|c, _| cycle.snapshot.index_of(c).is_some());
+                let (scheduler, req) = (ctx.scheduler.clone(), PlacementRequest { owner: owner.clone(), policy: policy.clone(), workload });
+                ctx.policy_calls.run(move || scheduler.place(&cycle, &req)).await
+            }
+            Err(e) => Err(ScheduleError::from(e)),
+        };
         match decided {
             Ok(d) => {
                 ctx.metrics.decisions.get_or_create(&crate::metrics::PolicyLabel { policy: mck8s_policy::registry::normalize(&policy) }).inc();

@@ -86,7 +86,8 @@ async fn pass(ctx: &Context, settings: &Settings, watch_namespace: &Option<Strin
         let Some(current) = plan::in_the_cloud(&mcd, is_cloud) else { continue };
         let Ok(parsed) = crate::spec::parse(&owner.name, &owner.namespace, &mcd.spec) else { continue };
         let req = PlacementRequest { owner: owner.clone(), policy: parsed.policy.clone(), workload: parsed.workload.clone() };
-        let fresh = match ctx.scheduler.preview(&cycle, &req) {
+        let (scheduler, fleet) = (ctx.scheduler.clone(), cycle.clone());
+        let fresh = match ctx.policy_calls.run(move || scheduler.preview(&fleet, &req)).await {
             Ok(d) if d.unplaced == 0 => d.placements.iter().map(|p| (p.cluster.clone(), p.replicas)).collect::<BTreeMap<_, _>>(),
             Ok(_) => continue,
             Err(e) => {

@@ -22,6 +22,12 @@ async fn mck8s_examples_apply_unchanged_and_update_and_delete() {
     // kubectl shows the printer columns and the short name works.
     let table = h.kubectl_ok(&["get", "mcd"]);
     assert!(table.contains("worst_fit") && table.contains("cluster1=2,cluster2=2,cluster3=2"), "{table}");
+    // The summary condition is a column of its own (no other column prints True), beside the
+    // ready replica count, and the `mck8s` category lists it.
+    let (header, row) = table.split_once('\n').unwrap();
+    assert!(header.contains("READY REPLICAS") && row.split_whitespace().any(|w| w == "True"), "{table}");
+    let category = h.kubectl_ok(&["get", "mck8s", "-o", "name"]);
+    assert!(category.lines().any(|l| l == "multiclusterdeployment.fogguru.eu/hello"), "{category}");
 
     // 01 over the same name: a locations change (cluster2, cluster3 × 2); cluster1's child goes.
     h.apply_yaml(&example("01_example_deployment_preferred_clusters.yaml"));

@@ -234,7 +234,9 @@ async fn children_edited_or_deleted_by_hand_are_restored_for_every_kind() {
 }
 
 /// An MCJ naming a policy nobody has loaded is InvalidSpec; once the policy arrives (a
-/// ConfigMap), the MCJ is decided without being touched.
+/// ConfigMap), the MCJ is decided without being touched. An InvalidSpec object is never
+/// requeued (it waits for a change), so only the policy registry's notification can wake it:
+/// no polling.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_mcj_created_before_its_policy_runs_once_the_policy_loads() {
     let _serial = serial().await;
@@ -244,7 +246,10 @@ async fn an_mcj_created_before_its_policy_runs_once_the_policy_loads() {
     let bytes = std::fs::read(builtin_dir().join("worst-fit.wasm")).unwrap();
     let cm = mck8s_controller::policy_configmaps::configmap_for("night-shift", &h.ns.name, &bytes).unwrap();
     let api: Api<k8s_openapi::api::core::v1::ConfigMap> = h.ns.api();
+    let started = std::time::Instant::now();
     api.create(&Default::default(), &cm).await.unwrap();
+    h.wait_condition_of(&h.mcjs(), "late", "Placed", "True").await;
+    eprintln!("ConfigMap created → MCJ placed by it in {:?} (InvalidSpec objects are never requeued)", started.elapsed());
     let c = h.wait_condition_of(&h.mcjs(), "late", "Complete", "True").await;
     assert_eq!(c.message, "1/1 Jobs complete");
     assert_eq!(h.mcjs().get("late").await.unwrap().status.unwrap().policy.as_deref(), Some("night-shift"));
