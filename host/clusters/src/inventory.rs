@@ -29,19 +29,29 @@ pub struct ClusterInventory {
     /// Σ requests of bound pods per node name (a node may be seen after its pods).
     requested: HashMap<String, Resources>,
     owned: HashMap<OwnerKey, HashMap<String, (Resources, u32)>>,
+    /// Moves with every event applied (over-counting is harmless: it only rebuilds this
+    /// cluster's state once more at the next decision).
+    revision: u64,
 }
 
 impl ClusterInventory {
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
     pub fn apply_node(&mut self, node: &Node) {
         let Some(name) = node.metadata.name.clone() else { return };
+        self.revision += 1;
         self.nodes.insert(name, NodeEntry { allocatable: node_allocatable(node), schedulable: node_schedulable(node), ready: node_ready(node) });
     }
 
     pub fn delete_node(&mut self, name: &str) {
+        self.revision += 1;
         self.nodes.remove(name);
     }
 
     pub fn reset_nodes(&mut self, nodes: &[Node]) {
+        self.revision += 1;
         self.nodes.clear();
         for n in nodes {
             self.apply_node(n);
@@ -49,6 +59,7 @@ impl ClusterInventory {
     }
 
     pub fn apply_pod(&mut self, pod: &Pod) {
+        self.revision += 1;
         let key = pod_key(pod);
         let terminated = matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"));
         if terminated {
@@ -62,10 +73,12 @@ impl ClusterInventory {
     }
 
     pub fn delete_pod(&mut self, pod: &Pod) {
+        self.revision += 1;
         self.delete_pod_key(&pod_key(pod));
     }
 
     pub fn reset_pods(&mut self, pods: &[Pod]) {
+        self.revision += 1;
         self.pods.clear();
         self.requested.clear();
         self.owned.clear();

@@ -87,6 +87,9 @@ pub struct Member {
     pub labels: BTreeMap<String, String>,
     pub source: String,
     pub fingerprint: u64,
+    /// Unique per connection, so a cluster connected again never reuses the old one's
+    /// cached state (see [`Member::revision`]).
+    instance: u64,
     pub client: Client,
     /// What mck8s put in this cluster (labelled `app.kubernetes.io/managed-by: mck8s`),
     /// kept current by watches.
@@ -96,6 +99,8 @@ pub struct Member {
     state: Arc<Mutex<State>>,
     tasks: Vec<AbortHandle>,
 }
+
+static NEXT_INSTANCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl Drop for Member {
     fn drop(&mut self) {
@@ -136,6 +141,7 @@ impl Member {
             labels: spec.labels.clone(),
             source: spec.source.clone(),
             fingerprint: spec.fingerprint,
+            instance: NEXT_INSTANCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             client,
             deployments,
             services,
@@ -189,6 +195,12 @@ impl Member {
     pub fn settled(&self) -> bool {
         let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         s.probed && ((s.nodes_synced && s.pods_synced) || !s.reachable)
+    }
+
+    /// Moves whenever [`Member::state`] may give something new, apart from health and
+    /// traffic: (this connection, its node and pod events).
+    pub fn revision(&self) -> (u64, u64) {
+        (self.instance, self.state.lock().unwrap_or_else(|p| p.into_inner()).inventory.revision())
     }
 
     /// The cluster as the scheduler sees it now.

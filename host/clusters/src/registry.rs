@@ -11,7 +11,8 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher;
 use kube::{Api, Client};
 use mck8s_api::labels;
-use mck8s_scheduler::{ClusterState, FleetCycle, OwnerKey};
+use mck8s_policy::input::HealthDoc;
+use mck8s_scheduler::{ClusterState, FleetCycle, OwnerKey, StateCache};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,7 +53,13 @@ pub struct Registry {
     rtt: RwLock<Vec<(String, String, f32)>>,
     traffic: RwLock<HashMap<String, f64>>,
     cycle: Mutex<Option<Arc<FleetCycle>>>,
+    /// Each member's last state, by (revision, health, traffic): a cycle rebuilds only the
+    /// clusters that changed since the last one.
+    states: Mutex<StateCache<StateKey>>,
 }
+
+/// What a member's cached state was built from: its revision, its health, its traffic's bits.
+type StateKey = ((u64, u64), HealthDoc, u64);
 
 impl Registry {
     pub fn new() -> Arc<Self> {
@@ -169,9 +176,25 @@ impl Registry {
             return Ok(c.clone());
         }
         let traffic = self.traffic.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let states: Vec<ClusterState> = self.members().iter().map(|m| m.state(traffic.get(&m.name).copied().unwrap_or(0.0))).collect();
+        let members = self.members();
+        let states: Vec<Arc<ClusterState>> = {
+            let mut cache = self.states.lock().unwrap_or_else(|p| p.into_inner());
+            let states = members
+                .iter()
+                .map(|m| {
+                    let t = traffic.get(&m.name).copied().unwrap_or(0.0);
+                    // The key is read before the state, so a state is never older than its key.
+                    cache.get(&m.name, (m.revision(), m.health(), t.to_bits()), || m.state(t))
+                })
+                .collect();
+            if cache.len() > members.len() {
+                let present: std::collections::HashSet<&str> = members.iter().map(|m| m.name.as_str()).collect();
+                cache.retain(|name| present.contains(name));
+            }
+            states
+        };
         let rtt = self.rtt.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let cycle = Arc::new(FleetCycle::build(states, &rtt, version)?);
+        let cycle = Arc::new(FleetCycle::build_shared(states, &rtt, version)?);
         *cached = Some(cycle.clone());
         Ok(cycle)
     }

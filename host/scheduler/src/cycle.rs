@@ -56,25 +56,37 @@ pub struct ClusterState {
 #[derive(Debug)]
 pub struct FleetCycle {
     pub snapshot: Arc<FleetSnapshot>,
-    /// Indexed like the snapshot's clusters.
-    pub owned: Vec<HashMap<OwnerKey, OwnedPods>>,
+    /// Indexed like the snapshot's clusters; shared with the drivers' [`StateCache`]s.
+    states: Vec<Arc<ClusterState>>,
     /// Increases with every change the driver saw; sessions re-send the fleet when it moves.
     pub version: u64,
 }
 
 impl FleetCycle {
     pub fn build(clusters: Vec<ClusterState>, rtt: &[(String, String, f32)], version: u64) -> Result<Self, InputError> {
-        let mut owned_by_name: HashMap<String, HashMap<OwnerKey, OwnedPods>> = HashMap::with_capacity(clusters.len());
+        Self::build_shared(clusters.into_iter().map(Arc::new).collect(), rtt, version)
+    }
+
+    /// From states a [`StateCache`] kept: a cluster that did not change is not lowered again
+    /// into owner maps, only into the snapshot.
+    pub fn build_shared(clusters: Vec<Arc<ClusterState>>, rtt: &[(String, String, f32)], version: u64) -> Result<Self, InputError> {
         let inputs = clusters
-            .into_iter()
-            .map(|c| {
-                owned_by_name.insert(c.name.clone(), c.owned);
-                ClusterInput { name: c.name, role: c.role, health: c.health, labels: c.labels, nodes: c.nodes, traffic: c.traffic, cost: c.cost }
+            .iter()
+            .map(|c| ClusterInput {
+                name: c.name.clone(),
+                role: c.role.clone(),
+                health: c.health,
+                labels: c.labels.clone(),
+                nodes: c.nodes.clone(),
+                traffic: c.traffic,
+                cost: c.cost,
             })
             .collect();
         let snapshot = FleetSnapshot::from_clusters(inputs, rtt)?;
-        let owned = (0..snapshot.len() as u32).map(|i| owned_by_name.remove(snapshot.name_of(i)).unwrap_or_default()).collect();
-        Ok(FleetCycle { snapshot: Arc::new(snapshot), owned, version })
+        // The snapshot orders clusters by name (and refuses duplicates).
+        let mut states = clusters;
+        states.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(FleetCycle { snapshot: Arc::new(snapshot), states, version })
     }
 
     pub fn bound(&self, cluster: u32, owner: &OwnerKey) -> u32 {
@@ -83,6 +95,97 @@ impl FleetCycle {
 
     /// `owner`'s bound pods in `cluster`.
     pub fn owned_pods(&self, cluster: u32, owner: &OwnerKey) -> Option<&OwnedPods> {
-        self.owned.get(cluster as usize).and_then(|m| m.get(&owner.labelled()))
+        self.states.get(cluster as usize).and_then(|s| s.owned.get(&owner.labelled()))
+    }
+}
+
+/// Cluster states kept between cycles, each rebuilt only when its key moved. The key is
+/// whatever tells its driver that a cluster changed (a revision, its health): a burst of
+/// changes in one cluster rebuilds that cluster's state once, at the next cycle, and the
+/// other clusters' states are reused.
+#[derive(Clone, Debug)]
+pub struct StateCache<K> {
+    entries: HashMap<String, (K, Arc<ClusterState>)>,
+}
+
+impl<K> Default for StateCache<K> {
+    fn default() -> Self {
+        StateCache { entries: HashMap::new() }
+    }
+}
+
+impl<K: PartialEq> StateCache<K> {
+    /// The state of cluster `name` at `key`, built by `build` unless kept from before.
+    pub fn get(&mut self, name: &str, key: K, build: impl FnOnce() -> ClusterState) -> Arc<ClusterState> {
+        match self.entries.get(name) {
+            Some((k, s)) if *k == key => s.clone(),
+            _ => {
+                let s = Arc::new(build());
+                self.entries.insert(name.to_string(), (key, s.clone()));
+                s
+            }
+        }
+    }
+
+    /// Drops the clusters `keep` refuses (they left the fleet).
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.entries.retain(|name, _| keep(name));
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(name: &str, owner: &str, bound: u32) -> ClusterState {
+        let key = OwnerKey { kind: "MultiClusterDeployment".into(), namespace: "ns".into(), name: owner.into() };
+        ClusterState {
+            name: name.into(),
+            role: None,
+            health: HealthDoc::Ready,
+            labels: BTreeMap::new(),
+            nodes: Vec::new(),
+            owned: [(key, OwnedPods { per_node: Vec::new(), bound })].into(),
+            traffic: 0.0,
+            cost: 0.0,
+        }
+    }
+
+    #[test]
+    fn a_state_is_rebuilt_only_when_its_key_moves() {
+        let mut cache = StateCache::<u64>::default();
+        let mut builds = 0;
+        let mut get = |cache: &mut StateCache<u64>, name: &str, key: u64| {
+            cache.get(name, key, || {
+                builds += 1;
+                state(name, "a", key as u32)
+            })
+        };
+        let first = get(&mut cache, "c1", 1);
+        let again = get(&mut cache, "c1", 1);
+        assert!(Arc::ptr_eq(&first, &again));
+        let moved = get(&mut cache, "c1", 2);
+        assert!(!Arc::ptr_eq(&first, &moved));
+        get(&mut cache, "c2", 1);
+        assert_eq!(builds, 3);
+        cache.retain(|n| n != "c1");
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn shared_states_are_found_by_the_snapshots_index() {
+        let owner = |n: &str| OwnerKey { kind: "MultiClusterDeployment".into(), namespace: "ns".into(), name: n.into() };
+        // Given out of name order: the snapshot sorts, and so must the states.
+        let cycle = FleetCycle::build_shared(vec![Arc::new(state("zeta", "z", 3)), Arc::new(state("alpha", "a", 1))], &[], 1).unwrap();
+        let (a, z) = (cycle.snapshot.index_of("alpha").unwrap(), cycle.snapshot.index_of("zeta").unwrap());
+        assert_eq!((cycle.bound(a, &owner("a")), cycle.bound(z, &owner("z")), cycle.bound(a, &owner("z"))), (1, 3, 0));
     }
 }

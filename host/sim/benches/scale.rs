@@ -100,26 +100,36 @@ fn main() {
     let s = scenario(clusters, workloads);
     let events = 2 * s.workloads.len(); // every workload arrives and departs
     eprintln!("generated {} in {:.2} s: {clusters} clusters, {events} workload events, {} s virtual", s.name, t.elapsed().as_secs_f64(), s.duration_seconds);
+    // Every policy twice in the same run: cluster states reused between cycles (now) and
+    // rebuilt at every cycle (before), alternating, with the same answers required.
     println!(
-        "| policy | clusters | workload events | virtual time | wall time | decisions | decisions/s (deciding) | decisions/s (wall) | fleet cycles | cycle build ms | of which ClusterStates ms | policy call ms | virtual s per wall s | pending pods | errors |"
+        "| policy | states | clusters | workload events | virtual time | wall time | decisions | decisions/s (deciding) | decisions/s (wall) | fleet cycles | cycle build ms | of which ClusterStates ms | policy call ms | virtual s per wall s | pending pods | errors |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for p in &policies {
-        let r = mck8s_sim::run(&s, registry.clone(), p, &mut |_| {}).unwrap();
-        println!(
-            "| {p} | {clusters} | {events} | {:.1} h | {:.1} s | {} | {:.0} | {:.0} | {} | {:.2} | {:.2} | {:.2} | {:.0} | {:.1}% | {} |",
-            s.duration_seconds as f64 / 3600.0,
-            r.wall_seconds,
-            r.decisions,
-            r.summary.decisions_per_second,
-            r.decisions as f64 / r.wall_seconds,
-            r.cycles,
-            1e3 * r.cycle_seconds / r.cycles.max(1) as f64,
-            1e3 * r.state_seconds / r.cycles.max(1) as f64,
-            1e3 * (r.decision_seconds - r.cycle_seconds) / r.decisions.max(1) as f64,
-            s.duration_seconds as f64 / r.wall_seconds,
-            100.0 * r.summary.pending_fraction,
-            r.errors
-        );
+        let mut walls = Vec::new();
+        for reuse in [false, true] {
+            let driver = mck8s_sim::driver::Driver::new(&s, registry.clone(), p).unwrap().reuse_states(reuse);
+            let r = driver.run(&mut |_| {}).unwrap();
+            walls.push((r.wall_seconds, r.decisions, r.unplaced_decisions));
+            println!(
+                "| {p} | {} | {clusters} | {events} | {:.1} h | {:.1} s | {} | {:.0} | {:.0} | {} | {:.2} | {:.2} | {:.2} | {:.0} | {:.1}% | {} |",
+                if reuse { "reused (now)" } else { "rebuilt (before)" },
+                s.duration_seconds as f64 / 3600.0,
+                r.wall_seconds,
+                r.decisions,
+                r.summary.decisions_per_second,
+                r.decisions as f64 / r.wall_seconds,
+                r.cycles,
+                1e3 * r.cycle_seconds / r.cycles.max(1) as f64,
+                1e3 * r.state_seconds / r.cycles.max(1) as f64,
+                1e3 * (r.decision_seconds - r.cycle_seconds) / r.decisions.max(1) as f64,
+                s.duration_seconds as f64 / r.wall_seconds,
+                100.0 * r.summary.pending_fraction,
+                r.errors
+            );
+        }
+        assert_eq!((walls[0].1, walls[0].2), (walls[1].1, walls[1].2), "{p}: reused states must decide as rebuilt ones");
+        eprintln!("{p}: rebuilt/reused wall time {:.2}×", walls[0].0 / walls[1].0);
     }
 }

@@ -102,6 +102,9 @@ pub struct Driver<'a> {
     clock: Clock,
     live: Vec<Live>,
     version: u64,
+    /// Reuse unchanged clusters' states between cycles (off: rebuild every one, as before;
+    /// kept for the side-by-side bench and the equality test).
+    reuse_states: bool,
     result: RunResult,
 }
 
@@ -144,7 +147,13 @@ impl<'a> Driver<'a> {
             Placer::EvenSplit => EVEN_SPLIT.to_string(),
         };
         let result = RunResult::new(&label, scenario, &fleet);
-        Ok(Driver { scenario, placer, label, scheduler: Scheduler::new(registry.clone()), registry, fleet, clock, live, version: 0, result })
+        Ok(Driver { scenario, placer, label, scheduler: Scheduler::new(registry.clone()), registry, fleet, clock, live, version: 0, reuse_states: true, result })
+    }
+
+    /// Whether unchanged clusters' states are reused between cycles (the default).
+    pub fn reuse_states(mut self, on: bool) -> Self {
+        self.reuse_states = on;
+        self
     }
 
     /// Runs to the scenario's end; `progress` gets the fraction of virtual time done.
@@ -384,9 +393,9 @@ impl<'a> Driver<'a> {
     fn decide(&mut self, dirty: &[usize]) -> Result<(), SimError> {
         let t = Instant::now();
         self.version += 1;
-        let states = self.fleet.cluster_states();
+        let states = if self.reuse_states { self.fleet.shared_states() } else { self.fleet.cluster_states().into_iter().map(Arc::new).collect() };
         self.result.state_seconds += t.elapsed().as_secs_f64();
-        let cycle = Arc::new(mck8s_scheduler::FleetCycle::build(states, &self.fleet.rtt, self.version)?);
+        let cycle = Arc::new(mck8s_scheduler::FleetCycle::build_shared(states, &self.fleet.rtt, self.version)?);
         self.result.cycles += 1;
         self.result.cycle_seconds += t.elapsed().as_secs_f64();
         for &i in dirty {

@@ -13,8 +13,9 @@ use crate::SimError;
 use crate::scenario::{ClusterSpec, InitialNodes, NodeAutoscaling, OnDemand};
 use mck8s_capacity::{NodeCapacity, Resources, parse_bytes, parse_cpu_millis};
 use mck8s_policy::input::{HealthDoc, NodeDoc, RoleDoc};
-use mck8s_scheduler::{ClusterState, FleetCycle, OwnedPods, OwnerKey};
+use mck8s_scheduler::{ClusterState, FleetCycle, OwnedPods, OwnerKey, StateCache};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// Index of an owner registered with [`Fleet::owner`].
 pub type OwnerId = u32;
@@ -97,6 +98,9 @@ pub struct VirtualCluster {
     /// Ready times of nodes being provisioned.
     provisioning: Vec<u64>,
     dirty: bool,
+    /// Moves whenever what a controller observes may have changed (nodes, bound pods), so
+    /// its `ClusterState` is rebuilt only then (health, traffic and cost are keyed apart).
+    revision: u64,
     pub presence: Presence,
     /// Created on demand and removed when idle.
     on_demand: Option<OnDemand>,
@@ -146,6 +150,7 @@ impl VirtualCluster {
             template,
             provisioning: Vec::new(),
             dirty: false,
+            revision: 0,
             presence: if present { Presence::Present } else { Presence::Absent },
             on_demand: spec.provisioning.clone(),
             idle_since: None,
@@ -204,6 +209,7 @@ impl VirtualCluster {
         self.presence = Presence::Present;
         self.idle_since = None;
         self.dirty = true;
+        self.revision += 1;
         true
     }
 
@@ -228,12 +234,14 @@ impl VirtualCluster {
         self.provisioning.clear();
         self.presence = Presence::Absent;
         self.idle_since = None;
+        self.revision += 1;
         true
     }
 
     fn add_node(&mut self, elastic: bool) {
         let (alloc, base) = self.template.clone().expect("validated: autoscaled clusters have a node shape");
         self.nodes.push(Node { allocatable: alloc, requested: base, bound: 0, elastic, empty_since: None });
+        self.revision += 1;
     }
 
     /// Pods of `owner` here: (bound, pending).
@@ -267,6 +275,7 @@ impl VirtualCluster {
                         let nd = &mut self.nodes[node];
                         nd.requested = nd.requested.saturating_sub(&pod.request);
                         nd.bound -= 1;
+                        self.revision += 1;
                     }
                     drop -= 1;
                 }
@@ -312,6 +321,7 @@ impl VirtualCluster {
                     n.bound += 1;
                     n.empty_since = None;
                     self.pods[i].node = Some(k);
+                    self.revision += 1;
                 }
                 None => unfit.push(req.clone()),
             }
@@ -331,6 +341,7 @@ impl VirtualCluster {
             }
         }
         self.provisioning.clear();
+        self.revision += 1;
         owners
     }
 
@@ -376,6 +387,7 @@ impl VirtualCluster {
             }) && self.nodes.len() as u32 > a.min_nodes
             {
                 self.nodes.remove(k);
+                self.revision += 1;
                 for p in &mut self.pods {
                     if let Some(i) = p.node.as_mut()
                         && *i > k
@@ -483,13 +495,15 @@ pub struct Fleet {
     index: HashMap<String, usize>,
     owners: Vec<OwnerKey>,
     owner_ids: HashMap<OwnerKey, OwnerId>,
+    /// Each present cluster's last `ClusterState`, by (revision, health, traffic, cost).
+    states: StateCache<(u64, HealthDoc, u64, u64)>,
 }
 
 impl Fleet {
     pub fn new(clusters: &[ClusterSpec], rtt: &[(String, String, f32)]) -> Result<Self, SimError> {
         let clusters = clusters.iter().map(VirtualCluster::from_spec).collect::<Result<Vec<_>, _>>()?;
         let index = clusters.iter().enumerate().map(|(i, c)| (c.name.clone(), i)).collect();
-        Ok(Fleet { clusters, rtt: rtt.to_vec(), index, owners: Vec::new(), owner_ids: HashMap::new() })
+        Ok(Fleet { clusters, rtt: rtt.to_vec(), index, owners: Vec::new(), owner_ids: HashMap::new(), states: StateCache::default() })
     }
 
     pub fn index_of(&self, cluster: &str) -> Option<usize> {
@@ -593,6 +607,23 @@ impl Fleet {
     /// The fleet as the controllers observe it: on-demand clusters only once they joined.
     pub fn cluster_states(&self) -> Vec<ClusterState> {
         self.clusters.iter().filter(|c| c.is_present()).map(|c| c.state(&self.owners)).collect()
+    }
+
+    /// [`Self::cluster_states`], reusing the state of every cluster that did not change since
+    /// the last call (as the controller's registry does).
+    pub fn shared_states(&mut self) -> Vec<Arc<ClusterState>> {
+        let (states, owners) = (&mut self.states, &self.owners);
+        let out: Vec<Arc<ClusterState>> = self
+            .clusters
+            .iter()
+            .filter(|c| c.is_present())
+            .map(|c| states.get(&c.name, (c.revision, c.health, c.traffic.to_bits(), c.cost.to_bits()), || c.state(owners)))
+            .collect();
+        if states.len() > out.len() {
+            let present: std::collections::HashSet<&str> = out.iter().map(|s| s.name.as_str()).collect();
+            states.retain(|n| present.contains(n));
+        }
+        out
     }
 
     /// One decision cycle's view, as the controller would build it.
