@@ -144,7 +144,7 @@ pub async fn run(clients: impl Into<mck8s_clusters::Clients>, config: Config) ->
         watches,
         clusters: clusters.clone(),
         scheduler: Arc::new(Scheduler::new(policies.clone())),
-        policy_calls: policy_calls::PolicyCalls::per_core(),
+        policy_calls: policy_calls::PolicyCalls::per_core(metrics.policy_call_wait.clone()),
         recorder: Recorder::new(client.clone(), reporter),
         metrics,
         prometheus,

@@ -64,6 +64,8 @@ pub struct Metrics {
     pub reconciles: Family<KindResult, Counter>,
     pub decisions: Family<PolicyLabel, Counter>,
     pub decision_seconds: Family<PolicyLabel, Histogram>,
+    /// Time a policy call waited for a free thread ([`crate::policy_calls`]).
+    pub policy_call_wait: Histogram,
     pub policy_errors: Family<PolicyError, Counter>,
     pub unplaced: Family<ObjectLabel, Gauge>,
     pub reconcile_seconds: Family<KindLabel, Histogram>,
@@ -136,6 +138,13 @@ impl Default for Metrics {
         let decisions = Family::<PolicyLabel, Counter>::default();
         let decision_seconds = Family::<PolicyLabel, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(1e-5, 3.0, 12)));
         let policy_errors = Family::<PolicyError, Counter>::default();
+        let policy_call_wait = Histogram::new(exponential_buckets(1e-5, 3.0, 14));
+        registry.register_with_unit(
+            "policy_call_wait",
+            "Time a placement or scaling call waited for a free policy thread (one per core) before it ran",
+            Unit::Seconds,
+            policy_call_wait.clone(),
+        );
         let unplaced = Family::<ObjectLabel, Gauge>::default();
         // 1 ms to about 2 min: a reconcile is a few API calls, or waits on a slow member.
         let reconcile_seconds = Family::<KindLabel, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(1e-3, 2.5, 14)));
@@ -161,7 +170,12 @@ impl Default for Metrics {
         registry.register("reschedules", "Rescheduler moves from cloud to fog by result (proposed, adopted, discarded, throttled)", reschedules.clone());
         registry.register("reconciles", "Reconciles by kind and result", reconciles.clone());
         registry.register("placement_decisions", "Placement decisions by policy", decisions.clone());
-        registry.register_with_unit("placement_decision", "Time to decide one placement (capacity, policy call, validation)", Unit::Seconds, decision_seconds.clone());
+        registry.register_with_unit(
+            "placement_decision",
+            "Time to decide one placement (fleet snapshot, capacity, policy call, validation; not the wait for a policy thread)",
+            Unit::Seconds,
+            decision_seconds.clone(),
+        );
         registry.register_with_unit("reconcile_duration", "Time of one reconcile by kind, errors included", Unit::Seconds, reconcile_seconds.clone());
         registry.register("policy_errors", "Policy failures by policy and error kind", policy_errors.clone());
         registry.register("unplaced_replicas", "Replicas no cluster could take (the bursting count), per object", unplaced.clone());
@@ -177,6 +191,7 @@ impl Default for Metrics {
             reconciles,
             decisions,
             decision_seconds,
+            policy_call_wait,
             policy_errors,
             unplaced,
             reconcile_seconds,

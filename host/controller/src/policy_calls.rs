@@ -3,31 +3,40 @@
 //! that worker meanwhile. Each call runs on a blocking thread instead, and a semaphore keeps
 //! as many running at once as there are cores (more would only share them).
 
+use prometheus_client::metrics::histogram::Histogram;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::Semaphore;
 
 pub struct PolicyCalls {
     slots: Arc<Semaphore>,
+    /// How long calls waited before running (for a slot, then for a blocking thread).
+    waited: Option<Histogram>,
 }
 
 impl PolicyCalls {
     pub fn new(at_once: usize) -> Self {
-        PolicyCalls { slots: Arc::new(Semaphore::new(at_once.max(1))) }
+        PolicyCalls { slots: Arc::new(Semaphore::new(at_once.max(1))), waited: None }
     }
 
-    /// One call per core.
-    pub fn per_core() -> Self {
-        Self::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    /// One call per core, each one's wait observed in `waited`.
+    pub fn per_core(waited: Histogram) -> Self {
+        PolicyCalls { waited: Some(waited), ..Self::new(std::thread::available_parallelism().map_or(2, |n| n.get())) }
     }
 
     /// Runs `call` on a blocking thread once a slot is free. A panic in it resumes here, as
     /// if it had been called inline.
     pub async fn run<T: Send + 'static>(&self, call: impl FnOnce() -> T + Send + 'static) -> T {
+        let queued = Instant::now();
         // The semaphore is never closed.
         let permit = self.slots.clone().acquire_owned().await.ok();
         let span = tracing::Span::current();
+        let waited = self.waited.clone();
         let joined = tokio::task::spawn_blocking(move || {
             let _permit = permit;
+            if let Some(h) = waited {
+                h.observe(queued.elapsed().as_secs_f64());
+            }
             span.in_scope(call)
         })
         .await;
@@ -81,6 +90,16 @@ mod tests {
             t.await.unwrap();
         }
         assert_eq!(most.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn each_call_s_wait_is_observed() {
+        let m = crate::metrics::Metrics::default();
+        let calls = PolicyCalls::per_core(m.policy_call_wait.clone());
+        assert_eq!(calls.run(|| 7).await, 7);
+        calls.run(|| ()).await;
+        let text = m.encode();
+        assert!(text.contains("mck8s_policy_call_wait_seconds_count 2"), "{text}");
     }
 
     #[tokio::test]
