@@ -15,6 +15,10 @@ pub const OWNER_UID: &str = "fogguru.eu/owner-uid";
 /// Server-side apply field manager.
 pub const FIELD_MANAGER: &str = "mck8s";
 
+/// On what a CloudProvisioner made (its Cluster API objects, the cloud namespace, the
+/// kubeconfig Secret, the RoleBinding): the CloudProvisioner's name. It only ever deletes or
+/// re-applies objects that carry it.
+pub const MADE_BY_PROVISIONER: &str = "fogguru.eu/cloud-provisioner";
 /// Kubeconfig Secrets in the management cluster that register workload clusters.
 pub const CLUSTER_SECRET: &str = "fogguru.eu/cluster";
 /// Role (`fog` or `cloud`) of a registered cluster, on its Secret.

@@ -29,7 +29,7 @@ impl NamespaceAccess {
         json!({
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "RoleBinding",
-            "metadata": {"name": BINDING, "namespace": namespace, "labels": {super::act::MADE_BY: owner, "fogguru.eu/managed-by": "mck8s"}},
+            "metadata": {"name": BINDING, "namespace": namespace, "labels": {mck8s_api::labels::MADE_BY_PROVISIONER: owner, "fogguru.eu/managed-by": "mck8s"}},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": self.cluster_role},
             "subjects": [{"kind": "ServiceAccount", "name": self.service_account, "namespace": self.service_account_namespace}],
         })
@@ -84,6 +84,6 @@ mod tests {
         assert_eq!(b["metadata"]["namespace"], "cloud1");
         assert_eq!(b["roleRef"], json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "mck8s-cloud-namespace"}));
         assert_eq!(b["subjects"], json!([{"kind": "ServiceAccount", "name": "mck8s", "namespace": "mck8s-system"}]));
-        assert_eq!(b["metadata"]["labels"][super::super::act::MADE_BY], "cp1");
+        assert_eq!(b["metadata"]["labels"][mck8s_api::labels::MADE_BY_PROVISIONER], "cp1");
     }
 }

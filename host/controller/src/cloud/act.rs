@@ -12,13 +12,10 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use mck8s_api::labels;
+// Which CloudProvisioner made a namespace or Secret (so only those are cleaned up).
+use mck8s_api::labels::MADE_BY_PROVISIONER as MADE_BY;
 use serde_json::json;
 
-/// The registry Secret's label saying "no new placements" (the registry reports the cluster
-/// NotReady, so policies pass it over while it drains).
-pub const CORDONED: &str = "fogguru.eu/cordoned";
-/// Which CloudProvisioner made a namespace or Secret (so only those are cleaned up).
-pub const MADE_BY: &str = "fogguru.eu/cloud-provisioner";
 const SOURCE_VERSION: &str = "fogguru.eu/kubeconfig-source-version";
 
 #[derive(Debug, thiserror::Error)]
@@ -239,7 +236,8 @@ async fn register(t: &Target<'_>, cordoned: bool) -> Result<(), ActError> {
     labels_.insert(labels::CLUSTER_ROLE.into(), json!("cloud"));
     labels_.insert(MADE_BY.into(), json!(t.owner));
     if cordoned {
-        labels_.insert(CORDONED.into(), json!("true"));
+        // No new placements: the registry reports it NotReady, so policies pass it over while it drains.
+        labels_.insert(labels::CLUSTER_CORDONED.into(), json!("true"));
     }
     use base64::Engine as _;
     let body = json!({

@@ -16,7 +16,7 @@ pub const AUTOSCALER_MIN: &str = "cluster.x-k8s.io/cluster-api-autoscaler-node-g
 pub const AUTOSCALER_MAX: &str = "cluster.x-k8s.io/cluster-api-autoscaler-node-group-max-size";
 /// Our marks on the Cluster: which CloudProvisioner (name and uid) owns it. A Cluster
 /// without our uid is never updated or deleted.
-pub const OWNER_LABEL: &str = "fogguru.eu/cloud-provisioner";
+pub const OWNER_LABEL: &str = mck8s_api::labels::MADE_BY_PROVISIONER;
 pub const OWNER_UID_LABEL: &str = "fogguru.eu/cloud-provisioner-uid";
 /// Field managers: the provisioner owns the Cluster's shape, the node autoscaler only the
 /// workers' `replicas` (so re-applying the shape never resets a scale step).

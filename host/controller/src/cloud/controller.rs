@@ -2,7 +2,7 @@
 //! periodic (`poll`) as well as on change, because most of what it waits for (machines
 //! booting, windows passing, demand elsewhere) does not touch the CloudProvisioner.
 
-use super::act::{self, CORDONED, Target};
+use super::act::{self, Target};
 use super::capi;
 use super::observe;
 use super::plan::{self, Claim, Observed, Plan};
@@ -168,7 +168,7 @@ async fn observe_all(cp: &CloudProvisioner, s: &Settings, shared: &Shared) -> Re
     let machines = if cluster.is_some() { observe::machines(client, s).await? } else { Vec::new() };
     let kubeconfig = if cluster.is_some() { observe::kubeconfig_secret(client, s).await? } else { None };
     let registry: Api<Secret> = Api::namespaced(client.clone(), &cfg.registry_namespace);
-    let registered = registry.get_opt(&format!("mck8s-cloud-{}", s.cluster)).await?.map(|sec| sec.labels().get(CORDONED).is_some_and(|v| v == "true"));
+    let registered = registry.get_opt(&format!("mck8s-cloud-{}", s.cluster)).await?.map(|sec| sec.labels().get(mck8s_api::labels::CLUSTER_CORDONED).is_some_and(|v| v == "true"));
     let member_ready = ctx.clusters.get(&s.cluster).is_some_and(|m| m.health() == HealthDoc::Ready);
     let phase = cp.status.as_ref().and_then(|st| st.phase.clone()).unwrap_or_default();
     let workload = match (&kubeconfig, phase.as_str()) {
