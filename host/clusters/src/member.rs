@@ -3,7 +3,7 @@
 
 use crate::client::{Clients, watch_config};
 use crate::inventory::ClusterInventory;
-use crate::registry::Notifier;
+use crate::notifier::Notifier;
 use crate::source::ClusterSpec;
 use crate::watch::{self, Change};
 use futures::StreamExt;

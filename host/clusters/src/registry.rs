@@ -3,6 +3,7 @@
 //! triggers when a child or one of its pods changes.
 
 use crate::member::Member;
+use crate::notifier::Notifier;
 use crate::source::{self, ClusterSpec};
 use crate::watch::{self, Change, Provided};
 use futures::StreamExt;
@@ -15,36 +16,9 @@ use mck8s_policy::input::HealthDoc;
 use mck8s_scheduler::{ClusterState, FleetCycle, OwnerKey, StateCache};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
-
-/// Fan-out of change signals.
-#[derive(Default)]
-pub struct Notifier {
-    version: AtomicU64,
-    owners: Mutex<Vec<mpsc::UnboundedSender<OwnerKey>>>,
-    health: Mutex<Vec<mpsc::UnboundedSender<String>>>,
-}
-
-impl Notifier {
-    pub fn changed(&self) {
-        self.version.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn version(&self) -> u64 {
-        self.version.load(Ordering::Relaxed)
-    }
-
-    pub fn trigger(&self, owner: OwnerKey) {
-        self.owners.lock().unwrap_or_else(|p| p.into_inner()).retain(|tx| tx.send(owner.clone()).is_ok());
-    }
-
-    pub fn health_changed(&self, cluster: &str) {
-        self.health.lock().unwrap_or_else(|p| p.into_inner()).retain(|tx| tx.send(cluster.to_string()).is_ok());
-    }
-}
 
 #[derive(Default)]
 pub struct Registry {
@@ -72,16 +46,12 @@ impl Registry {
 
     /// Owners whose children or pods changed in some cluster.
     pub fn subscribe_owners(&self) -> mpsc::UnboundedReceiver<OwnerKey> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.notifier.owners.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
-        rx
+        self.notifier.subscribe_owners()
     }
 
     /// Clusters whose reachability changed, and clusters added or removed.
     pub fn subscribe_health(&self) -> mpsc::UnboundedReceiver<String> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.notifier.health.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
-        rx
+        self.notifier.subscribe_health()
     }
 
     /// Adds or replaces a cluster; a spec identical to the connected one is a no-op.

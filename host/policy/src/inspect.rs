@@ -3,7 +3,6 @@
 //! refused with a message that says why.
 
 use crate::error::PolicyErrorKind;
-use crate::loaded::PolicyKind;
 use serde::Serialize;
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -39,6 +38,14 @@ const ALLOWED_IMPORTS: &[&str] = &[
 pub fn surface(engine: &Engine, component: &Component) -> Surface {
     let ty = component.component_type();
     Surface { imports: ty.imports(engine).map(|(n, _)| n.to_string()).collect(), exports: ty.exports(engine).map(|(n, _)| n.to_string()).collect() }
+}
+
+/// Which world a component implements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyKind {
+    Placement,
+    Scaling,
 }
 
 /// The world and WIT version the component implements, if this host can run it.

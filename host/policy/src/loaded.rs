@@ -3,6 +3,7 @@
 use crate::bindings::{placement, scaling};
 use crate::engine::PolicyEngine;
 use crate::error::{PolicyError, PolicyErrorKind};
+pub use crate::inspect::PolicyKind;
 use crate::inspect::{self, Surface};
 use crate::limits::Limits;
 use crate::state::{CallClock, GuestState};
@@ -11,13 +12,6 @@ use sha2::{Digest, Sha256};
 use std::time::Instant;
 use wasmtime::Trap;
 use wasmtime::{Store, UpdateDeadline};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PolicyKind {
-    Placement,
-    Scaling,
-}
 
 /// What the policy says about itself (`info`).
 #[derive(Clone, Debug, Serialize)]
