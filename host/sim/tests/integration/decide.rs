@@ -1,16 +1,20 @@
 //! The simulator and the controller must decide alike: the simulator's fleet (pods bound by
 //! its kube-scheduler, Pending pods, a failed cluster) goes through its own fleet-building
-//! code into `decide_once`; the same observations, written down as the `ClusterState`s a
-//! controller builds from its watches, go straight into `mck8s_scheduler::Scheduler`. The
-//! decisions must be equal for every policy.
+//! code into `decide_once`; the same observations, as the Node and Pod objects a controller's
+//! watches deliver, go through the controller's model (`ClusterInventory`) into
+//! `mck8s_scheduler::Scheduler`. The decisions must be equal for every policy.
 
 use crate::common;
-use mck8s_capacity::{NodeCapacity, Resources};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use mck8s_api::labels;
+use mck8s_capacity::Resources;
+use mck8s_clusters::inventory::ClusterInventory;
 use mck8s_policy::input::{HealthDoc, WorkloadDoc};
-use mck8s_scheduler::{ClusterState, FleetCycle, OwnedPods, OwnerKey, PlacementRequest, Scheduler};
+use mck8s_scheduler::{ClusterState, FleetCycle, OwnerKey, PlacementRequest, Scheduler};
 use mck8s_sim::Fleet;
 use mck8s_sim::scenario::ClusterSpec;
-use std::collections::{BTreeMap, HashMap};
+use serde_json::json;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 const CLUSTERS: &str = r#"
@@ -54,55 +58,65 @@ fn simulated() -> Fleet {
     fleet
 }
 
-/// The same fleet as a controller observes it: nodes with the requests of bound pods, each
-/// owner's bound pods per node. Pending pods request nothing on any node.
+/// The same fleet as a controller observes it, through the controller's own model: the Node
+/// and Pod objects its watches would deliver, fed into each cluster's `ClusterInventory`
+/// (system pods without an owner make up the simulator's base usage; Pending pods have no
+/// node). Only health comes from elsewhere (the member's probe), as in the controller.
 fn observed() -> Vec<ClusterState> {
-    let node = |cpu_m: u64, mem_mib: u64, used: Resources| NodeCapacity {
-        allocatable: Resources { cpu_millis: cpu_m, memory_bytes: mem_mib << 20, pods: 110, ..Default::default() },
-        requested: used,
+    let node = |name: &str, cpu: &str, memory: &str| -> Node {
+        serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "status": {"allocatable": {"cpu": cpu, "memory": memory, "pods": "110"}, "conditions": [{"type": "Ready", "status": "True"}]},
+        }))
+        .unwrap()
     };
-    let state = |name: &str, health: HealthDoc, nodes: Vec<NodeCapacity>, owned: Vec<(&str, OwnedPods)>, traffic: f64, cost: f64| ClusterState {
-        name: name.into(),
-        role: None,
-        health,
-        labels: BTreeMap::new(),
-        nodes,
-        owned: owned.into_iter().map(|(o, p)| (owner(o), p)).collect::<HashMap<_, _>>(),
-        traffic,
-        cost,
+    let pod = |name: &str, owner: Option<&str>, node: Option<&str>, cpu: &str, memory: &str| -> Pod {
+        let labels = owner.map_or(json!({}), |o| json!({labels::OWNER_KIND: "MultiClusterDeployment", labels::OWNER_NAME: o}));
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "default", "uid": name, "labels": labels},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "resources": {"requests": {"cpu": cpu, "memory": memory}}}]},
+            "status": {"phase": if node.is_some() { "Running" } else { "Pending" }},
+        }))
+        .unwrap()
     };
-    let sys = Resources { cpu_millis: 1000, memory_bytes: 1000 << 20, pods: 3, ..Default::default() };
-    let mut c2 = sys.clone();
-    c2.add(&cpu(3000, 3));
+    let app = |name: &str, owner: &str, node: Option<&str>| pod(name, Some(owner), node, "1000m", "1000Mi");
+    let state = |name: &str, health: HealthDoc, nodes: Vec<Node>, pods: Vec<Pod>, traffic: f64, cost: f64| {
+        let mut inventory = ClusterInventory::default();
+        inventory.reset_nodes(&nodes);
+        inventory.reset_pods(&pods);
+        let (nodes, owned) = inventory.snapshot();
+        ClusterState { name: name.into(), role: None, health, labels: BTreeMap::new(), nodes, owned, traffic, cost }
+    };
     vec![
-        // kube-scheduler spread a over both nodes (least allocated: node0, node1, node0);
-        // b's first pod took node1's last CPU, its other two are Pending.
+        // kube-scheduler spread a over both nodes (least allocated: n0, n1, n0); b's first pod
+        // took n1's last CPU, its other two are Pending.
         state(
             "cluster1",
             HealthDoc::Ready,
-            vec![node(2000, 2000, cpu(2000, 2)), node(2000, 2000, cpu(2000, 2))],
-            vec![("a", OwnedPods { per_node: vec![(0, cpu(2000, 2)), (1, cpu(1000, 1))], bound: 3 }), ("b", OwnedPods { per_node: vec![(1, cpu(1000, 1))], bound: 1 })],
+            vec![node("n0", "2", "2000Mi"), node("n1", "2", "2000Mi")],
+            vec![app("a1", "a", Some("n0")), app("a2", "a", Some("n1")), app("a3", "a", Some("n0")), app("b1", "b", Some("n1")), app("b2", "b", None), app("b3", "b", None)],
             900.0,
             0.0,
         ),
         state(
             "cluster2",
             HealthDoc::Ready,
-            vec![node(4000, 4000, c2)],
-            vec![("a", OwnedPods { per_node: vec![(0, cpu(1000, 1))], bound: 1 }), ("b", OwnedPods { per_node: vec![(0, cpu(2000, 2))], bound: 2 })],
+            vec![node("n0", "4", "4000Mi")],
+            vec![
+                pod("sys1", None, Some("n0"), "400m", "400Mi"),
+                pod("sys2", None, Some("n0"), "300m", "300Mi"),
+                pod("sys3", None, Some("n0"), "300m", "300Mi"),
+                app("a4", "a", Some("n0")),
+                app("b4", "b", Some("n0")),
+                app("b5", "b", Some("n0")),
+            ],
             100.0,
             0.0,
         ),
-        state("cluster3", HealthDoc::NotReady, vec![node(2000, 2000, Resources::default()); 3], vec![], 500.0, 0.0),
-        state(
-            "cluster4",
-            HealthDoc::Ready,
-            vec![node(4000, 4000, cpu(1000, 1)), node(4000, 4000, Resources::default())],
-            vec![("b", OwnedPods { per_node: vec![(0, cpu(1000, 1))], bound: 1 })],
-            50.0,
-            0.0,
-        ),
-        state("cloud1", HealthDoc::Ready, vec![node(8000, 32 * 1024, Resources::default())], vec![], 0.0, 2.0),
+        // Failed: its probe says NotReady, and its pods are gone.
+        state("cluster3", HealthDoc::NotReady, vec![node("n0", "2", "2000Mi"), node("n1", "2", "2000Mi"), node("n2", "2", "2000Mi")], vec![], 500.0, 0.0),
+        state("cluster4", HealthDoc::Ready, vec![node("n0", "4", "4000Mi"), node("n1", "4", "4000Mi")], vec![app("b6", "b", Some("n0"))], 50.0, 0.0),
+        state("cloud1", HealthDoc::Ready, vec![node("n0", "8", "32Gi")], vec![], 0.0, 2.0),
     ]
 }
 
