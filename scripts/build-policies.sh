@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mck8s/target}"
 rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 policies=(worst-fit best-fit most-traffic preferred divided mchpa mchpa-traffic)
-guests=(hostile wasi-fs broken future-wit)
+guests=(hostile wasi-fs broken future-wit wit-0-1-0)
 args=()
 for p in "${policies[@]}"; do args+=(-p "mck8s-policy-$p"); done
 for g in "${guests[@]}"; do args+=(-p "mck8s-guest-$g"); done

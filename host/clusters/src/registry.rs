@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 pub struct Registry {
     members: RwLock<BTreeMap<String, Arc<Member>>>,
     notifier: Arc<Notifier>,
-    rtt: RwLock<Vec<(String, String, f32)>>,
+    rtt: RwLock<mck8s_scheduler::Rtts>,
     traffic: RwLock<HashMap<String, f64>>,
     cycle: Mutex<Option<Arc<FleetCycle>>>,
     /// Each member's last state, by (revision, health, traffic): a cycle rebuilds only the
@@ -107,8 +107,8 @@ impl Registry {
 
     pub fn set_rtt(&self, rtt: Vec<(String, String, f32)>) {
         let mut cur = self.rtt.write().unwrap_or_else(|p| p.into_inner());
-        if *cur != rtt {
-            *cur = rtt;
+        if **cur != rtt {
+            *cur = Arc::new(rtt);
             self.notifier.changed();
         }
     }
@@ -164,7 +164,10 @@ impl Registry {
             states
         };
         let rtt = self.rtt.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let cycle = Arc::new(FleetCycle::build_shared(states, &rtt, version)?);
+        let cycle = Arc::new(match cached.as_ref() {
+            Some(previous) => previous.next(states, &rtt, version)?,
+            None => FleetCycle::build_shared(states, &rtt, version)?,
+        });
         *cached = Some(cycle.clone());
         Ok(cycle)
     }

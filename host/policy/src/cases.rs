@@ -111,7 +111,7 @@ pub fn check_properties(policy: &Arc<LoadedPolicy>, n: usize, seed: u64, params:
         };
         for p in &first.placements {
             let c = fleet.index_of(&p.cluster).expect("validated");
-            let fog = fleet.wit.clusters[c as usize].role == crate::bindings::wit::Role::Fog;
+            let fog = fleet.clusters()[c as usize].role == crate::bindings::wit::Role::Fog;
             if fog && p.replicas > workload.slots[c as usize] {
                 violations.push(format!("{label}: {} replicas on fog cluster {} which has {} slots", p.replicas, p.cluster, workload.slots[c as usize]));
             }

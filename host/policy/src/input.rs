@@ -6,7 +6,7 @@
 use crate::bindings::{wit, wit_scaling};
 use mck8s_capacity::{NodeCapacity, Reservation, Resources, adjusted_free, fits_any_node, parse_bytes, parse_cpu_millis, slots_in, slots_in_cluster};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// `mck8s policy eval --input`: a fleet and a workload.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -207,16 +207,7 @@ pub enum InputError {
     DuplicateCluster(String),
 }
 
-/// A fleet lowered to WIT once per cycle, plus what the host needs per decision: the name
-/// index and each cluster's nodes (slots depend on the workload's shape).
-#[derive(Debug)]
-pub struct FleetSnapshot {
-    pub wit: wit::Fleet,
-    /// The interned strings `wit.text` packs, for the host's own lookups.
-    pub strings: Vec<String>,
-    index: HashMap<String, u32>,
-    nodes: Vec<Vec<NodeCapacity>>,
-}
+pub use crate::snapshot::FleetSnapshot;
 
 /// The per-replica requests of a workload document.
 pub fn requests_of(w: &WorkloadDoc) -> Result<Resources, InputError> {
@@ -231,21 +222,7 @@ pub fn requests_of(w: &WorkloadDoc) -> Result<Resources, InputError> {
 
 impl FleetSnapshot {
     pub fn from_doc(doc: &FleetDoc) -> Result<Self, InputError> {
-        let clusters = doc
-            .clusters
-            .iter()
-            .map(|c| {
-                Ok(ClusterInput {
-                    name: c.name.clone(),
-                    role: c.role.clone(),
-                    health: c.health,
-                    labels: c.labels.clone(),
-                    nodes: lower_nodes(c)?,
-                    traffic: c.traffic,
-                    cost: c.cost,
-                })
-            })
-            .collect::<Result<Vec<_>, InputError>>()?;
+        let clusters = doc.clusters.iter().map(ClusterInput::from_doc).collect::<Result<Vec<_>, InputError>>()?;
         // A document naming a cluster it does not define is a mistake worth reporting.
         for (a, b, _) in &doc.rtt {
             for n in [a, b] {
@@ -255,92 +232,6 @@ impl FleetSnapshot {
             }
         }
         Self::from_clusters(clusters, &doc.rtt)
-    }
-
-    /// A fleet from live cluster state (the controller's and the simulator's path).
-    pub fn from_clusters(mut clusters: Vec<ClusterInput>, rtt: &[(String, String, f32)]) -> Result<Self, InputError> {
-        clusters.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut strings = Interner::default();
-        let mut index = HashMap::with_capacity(clusters.len());
-        let mut wit_clusters = Vec::with_capacity(clusters.len());
-        let mut labels = Vec::new();
-        let mut extended = Vec::new();
-        let mut nodes = Vec::with_capacity(clusters.len());
-        for (i, c) in clusters.into_iter().enumerate() {
-            if index.insert(c.name.clone(), i as u32).is_some() {
-                return Err(InputError::DuplicateCluster(c.name.clone()));
-            }
-            let mut alloc = Resources::default();
-            let mut free = Resources::default();
-            for n in &c.nodes {
-                alloc.add(&n.allocatable);
-                free.add(&n.free());
-            }
-            let role = match &c.role {
-                Some(RoleDoc::Cloud) => wit::Role::Cloud,
-                Some(RoleDoc::Fog) => wit::Role::Fog,
-                None if c.name.contains("cloud") => wit::Role::Cloud,
-                None => wit::Role::Fog,
-            };
-            let labels_start = labels.len() as u32;
-            labels.extend(c.labels.iter().map(|(k, v)| wit::Label { key: strings.intern(k), value: strings.intern(v) }));
-            extended.extend(alloc.extended.iter().map(|(k, v)| wit::Extended {
-                cluster: i as u32,
-                name: strings.intern(k),
-                allocatable: *v,
-                free: free.extended.get(k).copied().unwrap_or(0),
-            }));
-            wit_clusters.push(wit::Cluster {
-                name: strings.intern(&c.name),
-                role,
-                health: match c.health {
-                    HealthDoc::Ready => wit::Health::Ready,
-                    HealthDoc::NotReady => wit::Health::NotReady,
-                    HealthDoc::Unreachable => wit::Health::Unreachable,
-                },
-                labels_start,
-                labels_len: labels.len() as u32 - labels_start,
-                allocatable: wit::Resources { cpu_millis: alloc.cpu_millis, memory_bytes: alloc.memory_bytes },
-                free: wit::Resources { cpu_millis: free.cpu_millis, memory_bytes: free.memory_bytes },
-                traffic: c.traffic,
-                cost: c.cost,
-            });
-            nodes.push(c.nodes);
-        }
-        let mut rtts = Vec::with_capacity(rtt.len());
-        for (a, b, ms) in rtt {
-            // A live RTT source (serf) may know clusters that are not registered: skip them.
-            let (Some(&ia), Some(&ib)) = (index.get(a), index.get(b)) else { continue };
-            rtts.push(wit::Rtt { a: ia, b: ib, millis: *ms });
-        }
-        let mut text = String::new();
-        let mut ends = Vec::with_capacity(strings.strings.len());
-        for s in &strings.strings {
-            text.push_str(s);
-            ends.push(text.len() as u32);
-        }
-        Ok(FleetSnapshot { wit: wit::Fleet { text, ends, clusters: wit_clusters, labels, extended, rtts }, strings: strings.strings, index, nodes })
-    }
-
-    pub fn len(&self) -> usize {
-        self.wit.clusters.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.wit.clusters.is_empty()
-    }
-
-    pub fn index_of(&self, name: &str) -> Option<u32> {
-        self.index.get(name).copied()
-    }
-
-    pub fn name_of(&self, cluster: u32) -> &str {
-        let sym = self.wit.clusters[cluster as usize].name;
-        &self.strings[sym as usize]
-    }
-
-    pub fn is_ready(&self, cluster: u32) -> bool {
-        self.wit.clusters[cluster as usize].health == wit::Health::Ready
     }
 
     /// Lowers a workload against this fleet: resolves names, computes the total and the
@@ -397,7 +288,7 @@ impl FleetSnapshot {
                 continue;
             }
             if let Some(a) = adjust(c as u32) {
-                let free = adjusted_free(&self.nodes[c], a.freed, a.reserved);
+                let free = adjusted_free(self.nodes(c as u32), a.freed, a.reserved);
                 *slot = slots_in(&free, &request);
             }
         }
@@ -426,7 +317,7 @@ impl FleetSnapshot {
     /// Per cluster: mck8s slots for `request`, and whether one pod fits an empty node.
     /// Clusters that are not ready get neither.
     pub fn capacity_for(&self, request: &Resources) -> (Vec<u32>, Vec<bool>) {
-        self.nodes.iter().enumerate().map(|(i, nodes)| if self.is_ready(i as u32) { (slots_in_cluster(nodes, request), fits_any_node(nodes, request)) } else { (0, false) }).unzip()
+        self.all_nodes().enumerate().map(|(i, nodes)| if self.is_ready(i as u32) { (slots_in_cluster(nodes, request), fits_any_node(nodes, request)) } else { (0, false) }).unzip()
     }
 }
 
@@ -442,6 +333,12 @@ pub struct ClusterInput {
     pub nodes: Vec<NodeCapacity>,
     pub traffic: f64,
     pub cost: f64,
+}
+
+impl ClusterInput {
+    pub fn from_doc(c: &ClusterDoc) -> Result<Self, InputError> {
+        Ok(ClusterInput { name: c.name.clone(), role: c.role.clone(), health: c.health, labels: c.labels.clone(), nodes: lower_nodes(c)?, traffic: c.traffic, cost: c.cost })
+    }
 }
 
 /// Slot adjustments for one cluster and one decision.
@@ -474,24 +371,6 @@ fn lower_nodes(c: &ClusterDoc) -> Result<Vec<NodeCapacity>, InputError> {
         out.extend(std::iter::repeat_n(node, n.count as usize));
     }
     Ok(out)
-}
-
-#[derive(Default)]
-struct Interner {
-    strings: Vec<String>,
-    ids: HashMap<String, u32>,
-}
-
-impl Interner {
-    fn intern(&mut self, s: &str) -> u32 {
-        if let Some(&id) = self.ids.get(s) {
-            return id;
-        }
-        let id = self.strings.len() as u32;
-        self.strings.push(s.to_string());
-        self.ids.insert(s.to_string(), id);
-        id
-    }
 }
 
 /// `mck8s policy eval --input` for a scaling policy.

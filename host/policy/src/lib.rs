@@ -25,6 +25,7 @@ pub mod limits;
 pub mod loaded;
 pub mod registry;
 pub mod session;
+pub mod snapshot;
 pub mod source;
 mod state;
 pub mod synthetic;
@@ -36,9 +37,9 @@ pub use input::{Adjustment, ClusterInput, FleetSnapshot, PlacementInput, Scaling
 pub use limits::Limits;
 pub use loaded::{LoadedPolicy, PolicyKind};
 pub use registry::{PolicyChange, PolicyRegistry, Subscriber};
-pub use session::{Decision, PlacementSession, ScalingOutcome};
+pub use session::{Decision, FleetSends, PlacementSession, ScalingOutcome};
 pub use source::DirSource;
 pub use state::guest_log_lines_dropped;
 
 /// The WIT package version this host implements.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.1.1";

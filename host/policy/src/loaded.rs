@@ -1,6 +1,6 @@
 //! One checked, compiled version of one policy, ready to instantiate cheaply.
 
-use crate::bindings::{placement, scaling};
+use crate::bindings::{placement, scaling, wit_updates};
 use crate::engine::PolicyEngine;
 use crate::error::{PolicyError, PolicyErrorKind};
 pub use crate::inspect::PolicyKind;
@@ -22,8 +22,36 @@ pub struct PolicyInfo {
 }
 
 pub(crate) enum Pre {
-    Placement(placement::PlacementPre<GuestState>),
+    Placement(PlacementPre),
     Scaling(scaling::ScalingPre<GuestState>),
+}
+
+/// A placement component, linked. `updates` is there when it exports `fleet-updates` (0.1.1).
+pub(crate) struct PlacementPre {
+    pub pre: wasmtime::component::InstancePre<GuestState>,
+    pub placer: placement::PlacementIndices,
+    pub updates: Option<wit_updates::GuestIndices>,
+}
+
+/// A live placement instance.
+pub(crate) struct PlacementInstance {
+    pub placer: placement::Placement,
+    pub updates: Option<wit_updates::Guest>,
+}
+
+impl PlacementPre {
+    fn new(pre: wasmtime::component::InstancePre<GuestState>) -> wasmtime::Result<Self> {
+        let placer = placement::PlacementIndices::new(&pre)?;
+        let updates = wit_updates::GuestIndices::new(&pre).ok();
+        Ok(PlacementPre { pre, placer, updates })
+    }
+
+    pub fn instantiate(&self, store: &mut Store<GuestState>) -> wasmtime::Result<PlacementInstance> {
+        let instance = self.pre.instantiate(&mut *store)?;
+        let placer = self.placer.load(&mut *store, &instance)?;
+        let updates = self.updates.as_ref().map(|u| u.load(&mut *store, &instance)).transpose()?;
+        Ok(PlacementInstance { placer, updates })
+    }
 }
 
 pub struct LoadedPolicy {
@@ -40,6 +68,8 @@ pub struct LoadedPolicy {
     pub info: PolicyInfo,
     pub surface: Surface,
     pub size_bytes: usize,
+    /// Whether it takes fleet updates between cycles (exports `fleet-updates`, WIT 0.1.1).
+    pub incremental: bool,
     pub(crate) pre: Pre,
     pub(crate) engine: PolicyEngine,
 }
@@ -67,7 +97,7 @@ impl LoadedPolicy {
         let surface = inspect::surface(engine.engine(), &component);
         let (kind, wit_version) = inspect::check(&surface).map_err(err)?;
         let pre = match kind {
-            PolicyKind::Placement => engine.placement_linker().instantiate_pre(&component).and_then(placement::PlacementPre::new).map(Pre::Placement),
+            PolicyKind::Placement => engine.placement_linker().instantiate_pre(&component).and_then(PlacementPre::new).map(Pre::Placement),
             PolicyKind::Scaling => engine.scaling_linker().instantiate_pre(&component).and_then(scaling::ScalingPre::new).map(Pre::Scaling),
         }
         .map_err(|e| err(PolicyErrorKind::Instantiate(format!("{e:#}"))))?;
@@ -81,6 +111,7 @@ impl LoadedPolicy {
             info: PolicyInfo { name: String::new(), description: String::new(), parameters: Vec::new() },
             surface,
             size_bytes: bytes.len(),
+            incremental: matches!(&pre, Pre::Placement(p) if p.updates.is_some()),
             pre,
             engine: engine.clone(),
         };
@@ -152,7 +183,7 @@ impl LoadedPolicy {
             Pre::Placement(pre) => {
                 let i = pre.instantiate(&mut store).map_err(|e| self.classify(e, &store, "instantiate"))?;
                 self.arm(&mut store);
-                i.mck8s_policy_placer().call_info(&mut store).map(|i| PolicyInfo { name: i.name, description: i.description, parameters: i.parameters })
+                i.placer.mck8s_policy_placer().call_info(&mut store).map(|i| PolicyInfo { name: i.name, description: i.description, parameters: i.parameters })
             }
             Pre::Scaling(pre) => {
                 let i = pre.instantiate(&mut store).map_err(|e| self.classify(e, &store, "instantiate"))?;

@@ -2,10 +2,10 @@
 //! so each `place` carries only the workload. A trap poisons the instance; the session
 //! rebuilds it (and re-sends the fleet) on the next call.
 
-use crate::bindings::{placement, wit, wit_scaling};
+use crate::bindings::{wit, wit_scaling};
 use crate::error::PolicyErrorKind;
 use crate::input::FleetSnapshot;
-use crate::loaded::{LoadedPolicy, Pre};
+use crate::loaded::{LoadedPolicy, PlacementInstance, Pre};
 use crate::state::GuestState;
 use crate::{PolicyError, validate};
 use serde::Serialize;
@@ -63,7 +63,17 @@ impl Decision {
 pub struct PlacementSession {
     policy: Arc<LoadedPolicy>,
     fleet: Arc<FleetSnapshot>,
-    live: Option<(Store<GuestState>, placement::Placement)>,
+    live: Option<(Store<GuestState>, PlacementInstance)>,
+    sent: FleetSends,
+}
+
+/// How a session's instances got their fleets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FleetSends {
+    /// Whole fleets (`set-fleet`), one per new instance.
+    pub full: u64,
+    /// Updates (`update-fleet`) that were applied.
+    pub updates: u64,
 }
 
 impl PlacementSession {
@@ -71,7 +81,7 @@ impl PlacementSession {
         if !matches!(policy.pre, Pre::Placement(_)) {
             return Err(policy.error(PolicyErrorKind::Incompatible("is a scaling policy; a placement policy was asked for".into())));
         }
-        Ok(PlacementSession { policy, fleet, live: None })
+        Ok(PlacementSession { policy, fleet, live: None, sent: FleetSends::default() })
     }
 
     pub fn policy(&self) -> &Arc<LoadedPolicy> {
@@ -80,6 +90,38 @@ impl PlacementSession {
 
     pub fn fleet(&self) -> &Arc<FleetSnapshot> {
         &self.fleet
+    }
+
+    pub fn fleet_sends(&self) -> FleetSends {
+        self.sent
+    }
+
+    /// Moves the session to `fleet`. A live instance of a policy that takes updates, holding
+    /// an ancestor of `fleet`, is sent what changed (`update-fleet`); any other is dropped and
+    /// the next call starts one with the whole fleet. A failed update costs only that.
+    pub fn advance(&mut self, fleet: &Arc<FleetSnapshot>) {
+        if Arc::ptr_eq(&self.fleet, fleet) {
+            return;
+        }
+        let old = std::mem::replace(&mut self.fleet, fleet.clone());
+        let Some((store, instance)) = self.live.as_mut() else { return };
+        let (Some(updates), Some(update)) = (instance.updates.as_ref(), fleet.update_since(&old)) else {
+            self.live = None;
+            return;
+        };
+        let _span = tracing::debug_span!("policy.update_fleet", policy = %self.policy.name, clusters = update.clusters.len()).entered();
+        self.policy.arm(store);
+        match updates.call_update_fleet(&mut *store, &update) {
+            Ok(Ok(())) => self.sent.updates += 1,
+            Ok(Err(msg)) => {
+                tracing::debug!(policy = %self.policy.name, error = %validate::clip_text(msg, validate::REASON_MAX), "update-fleet refused: sending the whole fleet");
+                self.live = None;
+            }
+            Err(e) => {
+                tracing::debug!(policy = %self.policy.name, error = %self.policy.classify(e, store, "update-fleet"), "update-fleet failed: sending the whole fleet");
+                self.live = None;
+            }
+        }
     }
 
     /// Instantiates and sends the fleet, unless an instance is already live.
@@ -93,8 +135,8 @@ impl PlacementSession {
         p.arm_instantiate(&mut store);
         let instance = pre.instantiate(&mut store).map_err(|e| p.classify(e, &store, "instantiate"))?;
         p.arm(&mut store);
-        match instance.mck8s_policy_placer().call_set_fleet(&mut store, &self.fleet.wit) {
-            Ok(Ok(())) => {}
+        match instance.placer.mck8s_policy_placer().call_set_fleet(&mut store, self.fleet.wit()) {
+            Ok(Ok(())) => self.sent.full += 1,
             Ok(Err(msg)) => return Err(p.error(PolicyErrorKind::Refused(format!("set-fleet: {}", validate::clip_text(msg, validate::REASON_MAX))))),
             Err(e) => return Err(p.classify(e, &store, "set-fleet")),
         }
@@ -114,7 +156,7 @@ impl PlacementSession {
         self.prepare()?;
         let (store, instance) = self.live.as_mut().expect("prepared");
         self.policy.arm(store);
-        let result = instance.mck8s_policy_placer().call_place(&mut *store, workload);
+        let result = instance.placer.mck8s_policy_placer().call_place(&mut *store, workload);
         match result {
             Ok(Ok(decision)) => {
                 validate::placement(&self.fleet, workload, &decision).map_err(|e| self.policy.error(PolicyErrorKind::InvalidOutput(e)))?;

@@ -52,41 +52,78 @@ pub struct ClusterState {
     pub cost: f64,
 }
 
+/// Measured RTTs as `(a, b, milliseconds)`, shared so that an unchanged list costs a
+/// pointer comparison.
+pub type Rtts = Arc<Vec<(String, String, f32)>>;
+
 /// Immutable for a cycle; drivers build a new one when something changed.
 #[derive(Debug)]
 pub struct FleetCycle {
     pub snapshot: Arc<FleetSnapshot>,
     /// Indexed like the snapshot's clusters; shared with the drivers' [`StateCache`]s.
     states: Vec<Arc<ClusterState>>,
-    /// Increases with every change the driver saw; sessions re-send the fleet when it moves.
+    /// For each cluster in the order the driver gave them: its index in the snapshot.
+    position: Arc<Vec<u32>>,
+    rtt: Rtts,
+    /// Increases with every change the driver saw.
     pub version: u64,
 }
 
 impl FleetCycle {
     pub fn build(clusters: Vec<ClusterState>, rtt: &[(String, String, f32)], version: u64) -> Result<Self, InputError> {
-        Self::build_shared(clusters.into_iter().map(Arc::new).collect(), rtt, version)
+        Self::build_shared(clusters.into_iter().map(Arc::new).collect(), &Arc::new(rtt.to_vec()), version)
     }
 
-    /// From states a [`StateCache`] kept: a cluster that did not change is not lowered again
-    /// into owner maps, only into the snapshot.
-    pub fn build_shared(clusters: Vec<Arc<ClusterState>>, rtt: &[(String, String, f32)], version: u64) -> Result<Self, InputError> {
-        let inputs = clusters
-            .iter()
-            .map(|c| ClusterInput {
-                name: c.name.clone(),
-                role: c.role.clone(),
-                health: c.health,
-                labels: c.labels.clone(),
-                nodes: c.nodes.clone(),
-                traffic: c.traffic,
-                cost: c.cost,
-            })
-            .collect();
-        let snapshot = FleetSnapshot::from_clusters(inputs, rtt)?;
+    /// From states a [`StateCache`] kept, lowering every cluster into a new snapshot.
+    pub fn build_shared(clusters: Vec<Arc<ClusterState>>, rtt: &Rtts, version: u64) -> Result<Self, InputError> {
+        let snapshot = FleetSnapshot::from_clusters(clusters.iter().map(|c| input_of(c)).collect(), rtt)?;
         // The snapshot orders clusters by name (and refuses duplicates).
-        let mut states = clusters;
-        states.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(FleetCycle { snapshot: Arc::new(snapshot), states, version })
+        let mut order: Vec<usize> = (0..clusters.len()).collect();
+        order.sort_by(|&a, &b| clusters[a].name.cmp(&clusters[b].name));
+        let mut position = vec![0u32; clusters.len()];
+        for (index, &pos) in order.iter().enumerate() {
+            position[pos] = index as u32;
+        }
+        let mut slots: Vec<Option<Arc<ClusterState>>> = clusters.into_iter().map(Some).collect();
+        let states = order.iter().map(|&pos| slots[pos].take().expect("each position once")).collect();
+        Ok(FleetCycle { snapshot: Arc::new(snapshot), states, position: Arc::new(position), rtt: rtt.clone(), version })
+    }
+
+    /// The cycle after this one. `clusters` come in the same order as last time (each driver
+    /// keeps one): a state that is the same `Arc` did not change, and only the others are
+    /// lowered, into an update of this cycle's snapshot. A cluster that joined, left or
+    /// changed what an update cannot carry makes it a full build.
+    pub fn next(&self, clusters: Vec<Arc<ClusterState>>, rtt: &Rtts, version: u64) -> Result<Self, InputError> {
+        if clusters.len() != self.states.len() {
+            return Self::build_shared(clusters, rtt, version);
+        }
+        let mut changed = Vec::new();
+        for (pos, c) in clusters.iter().enumerate() {
+            let index = self.position[pos];
+            let old = &self.states[index as usize];
+            if Arc::ptr_eq(old, c) {
+                continue;
+            }
+            if old.name != c.name {
+                return Self::build_shared(clusters, rtt, version);
+            }
+            changed.push((index, pos));
+        }
+        let rtt_moved = !Arc::ptr_eq(&self.rtt, rtt) && self.rtt != *rtt;
+        let snapshot = if changed.is_empty() && !rtt_moved {
+            self.snapshot.clone()
+        } else {
+            let inputs = changed.iter().map(|&(index, pos)| (index, input_of(&clusters[pos]))).collect();
+            match self.snapshot.updated(inputs, rtt_moved.then_some(rtt.as_slice())) {
+                Some(s) => Arc::new(s),
+                None => return Self::build_shared(clusters, rtt, version),
+            }
+        };
+        let mut states = self.states.clone();
+        for (index, pos) in changed {
+            states[index as usize] = clusters[pos].clone();
+        }
+        Ok(FleetCycle { snapshot, states, position: self.position.clone(), rtt: rtt.clone(), version })
     }
 
     pub fn bound(&self, cluster: u32, owner: &OwnerKey) -> u32 {
@@ -97,6 +134,10 @@ impl FleetCycle {
     pub fn owned_pods(&self, cluster: u32, owner: &OwnerKey) -> Option<&OwnedPods> {
         self.states.get(cluster as usize).and_then(|s| s.owned.get(&owner.labelled()))
     }
+}
+
+fn input_of(c: &ClusterState) -> ClusterInput {
+    ClusterInput { name: c.name.clone(), role: c.role.clone(), health: c.health, labels: c.labels.clone(), nodes: c.nodes.clone(), traffic: c.traffic, cost: c.cost }
 }
 
 /// Cluster states kept between cycles, each rebuilt only when its key moved. The key is
@@ -184,7 +225,7 @@ mod tests {
     fn shared_states_are_found_by_the_snapshots_index() {
         let owner = |n: &str| OwnerKey { kind: "MultiClusterDeployment".into(), namespace: "ns".into(), name: n.into() };
         // Given out of name order: the snapshot sorts, and so must the states.
-        let cycle = FleetCycle::build_shared(vec![Arc::new(state("zeta", "z", 3)), Arc::new(state("alpha", "a", 1))], &[], 1).unwrap();
+        let cycle = FleetCycle::build_shared(vec![Arc::new(state("zeta", "z", 3)), Arc::new(state("alpha", "a", 1))], &Rtts::default(), 1).unwrap();
         let (a, z) = (cycle.snapshot.index_of("alpha").unwrap(), cycle.snapshot.index_of("zeta").unwrap());
         assert_eq!((cycle.bound(a, &owner("a")), cycle.bound(z, &owner("z")), cycle.bound(a, &owner("z"))), (1, 3, 0));
     }

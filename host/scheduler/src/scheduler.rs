@@ -43,8 +43,9 @@ pub struct PlacementRequest {
 pub struct Scheduler {
     registry: Arc<PolicyRegistry>,
     ledger: Mutex<Ledger>,
-    /// Idle sessions per policy, with the cycle version their fleet came from.
-    sessions: Mutex<HashMap<String, Vec<(u64, PlacementSession)>>>,
+    /// Idle sessions per policy. A session of an older cycle is moved to the current one
+    /// when taken (sent only what changed, if the policy takes fleet updates).
+    sessions: Mutex<HashMap<String, Vec<PlacementSession>>>,
     races: AtomicU64,
     /// Decisions still to make under the lock (see [`LOCKED_AFTER_RACE`]).
     locked_left: AtomicU64,
@@ -151,30 +152,34 @@ impl Scheduler {
         let current = self.registry.get(&key)?;
         let mut session = self.take_session(&key, &current, cycle)?;
         let decision = session.place(workload);
-        self.return_session(key, cycle.version, session);
+        self.return_session(key, session);
         decision
     }
 
-    /// An idle session of the serving version with this cycle's fleet, or a new one.
+    /// An idle session of the serving version, moved to this cycle's fleet, or a new one.
     fn take_session(&self, key: &str, current: &Arc<LoadedPolicy>, cycle: &Arc<FleetCycle>) -> Result<PlacementSession, PolicyError> {
-        let mut pool = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        let idle = pool.entry(key.to_string()).or_default();
-        // Sessions of an older cycle or an older version of the policy are dropped here.
-        idle.retain(|(version, s)| *version == cycle.version && s.policy().digest == current.digest);
-        match idle.pop() {
-            Some((_, s)) => Ok(s),
-            None => {
-                drop(pool);
-                PlacementSession::new(current.clone(), cycle.snapshot.clone())
+        let taken = {
+            let mut pool = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+            let idle = pool.entry(key.to_string()).or_default();
+            // Sessions of an older version of the policy are dropped here.
+            idle.retain(|s| s.policy().digest == current.digest);
+            // The most recently returned session holds the newest fleet.
+            idle.pop()
+        };
+        match taken {
+            Some(mut s) => {
+                s.advance(&cycle.snapshot);
+                Ok(s)
             }
+            None => PlacementSession::new(current.clone(), cycle.snapshot.clone()),
         }
     }
 
-    fn return_session(&self, key: String, version: u64, session: PlacementSession) {
+    fn return_session(&self, key: String, session: PlacementSession) {
         let mut pool = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         let idle = pool.entry(key).or_default();
         if idle.len() < POOLED_PER_POLICY {
-            idle.push((version, session));
+            idle.push(session);
         }
     }
 }

@@ -109,7 +109,7 @@ fn main() {
     for p in &policies {
         let mut walls = Vec::new();
         for reuse in [false, true] {
-            let driver = mck8s_sim::driver::Driver::new(&s, registry.clone(), p).unwrap().reuse_states(reuse);
+            let driver = mck8s_sim::driver::Driver::new(&s, registry.clone(), p).unwrap().incremental(reuse);
             let r = driver.run(&mut |_| {}).unwrap();
             walls.push((r.wall_seconds, r.decisions, r.unplaced_decisions));
             println!(

@@ -102,9 +102,11 @@ pub struct Driver<'a> {
     clock: Clock,
     live: Vec<Live>,
     version: u64,
-    /// Reuse unchanged clusters' states between cycles (off: rebuild every one, as before;
-    /// kept for the side-by-side bench and the equality test).
-    reuse_states: bool,
+    /// Reuse unchanged clusters' states between cycles and update the last cycle's snapshot
+    /// (off: rebuild everything, as before; kept for the side-by-side bench and the equality
+    /// test).
+    incremental: bool,
+    previous: Option<Arc<mck8s_scheduler::FleetCycle>>,
     result: RunResult,
 }
 
@@ -147,12 +149,14 @@ impl<'a> Driver<'a> {
             Placer::EvenSplit => EVEN_SPLIT.to_string(),
         };
         let result = RunResult::new(&label, scenario, &fleet);
-        Ok(Driver { scenario, placer, label, scheduler: Scheduler::new(registry.clone()), registry, fleet, clock, live, version: 0, reuse_states: true, result })
+        Ok(Driver { scenario, placer, label, scheduler: Scheduler::new(registry.clone()), registry, fleet, clock, live, version: 0, incremental: true, previous: None, result })
     }
 
-    /// Whether unchanged clusters' states are reused between cycles (the default).
-    pub fn reuse_states(mut self, on: bool) -> Self {
-        self.reuse_states = on;
+    /// Whether cycles are built incrementally (the default): unchanged clusters' states are
+    /// reused and the snapshot is an update of the last one, so policy sessions are sent only
+    /// what changed.
+    pub fn incremental(mut self, on: bool) -> Self {
+        self.incremental = on;
         self
     }
 
@@ -393,9 +397,13 @@ impl<'a> Driver<'a> {
     fn decide(&mut self, dirty: &[usize]) -> Result<(), SimError> {
         let t = Instant::now();
         self.version += 1;
-        let states = if self.reuse_states { self.fleet.shared_states() } else { self.fleet.cluster_states().into_iter().map(Arc::new).collect() };
+        let states = if self.incremental { self.fleet.shared_states() } else { self.fleet.cluster_states().into_iter().map(Arc::new).collect() };
         self.result.state_seconds += t.elapsed().as_secs_f64();
-        let cycle = Arc::new(mck8s_scheduler::FleetCycle::build_shared(states, &self.fleet.rtt, self.version)?);
+        let cycle = Arc::new(match (&self.previous, self.incremental) {
+            (Some(previous), true) => previous.next(states, &self.fleet.rtt, self.version)?,
+            _ => mck8s_scheduler::FleetCycle::build_shared(states, &self.fleet.rtt, self.version)?,
+        });
+        self.previous = Some(cycle.clone());
         self.result.cycles += 1;
         self.result.cycle_seconds += t.elapsed().as_secs_f64();
         for &i in dirty {

@@ -491,7 +491,7 @@ fn least_allocated(n: &Node, req: &Resources) -> f64 {
 #[derive(Clone, Debug)]
 pub struct Fleet {
     pub clusters: Vec<VirtualCluster>,
-    pub rtt: Vec<(String, String, f32)>,
+    pub rtt: mck8s_scheduler::Rtts,
     index: HashMap<String, usize>,
     owners: Vec<OwnerKey>,
     owner_ids: HashMap<OwnerKey, OwnerId>,
@@ -503,7 +503,7 @@ impl Fleet {
     pub fn new(clusters: &[ClusterSpec], rtt: &[(String, String, f32)]) -> Result<Self, SimError> {
         let clusters = clusters.iter().map(VirtualCluster::from_spec).collect::<Result<Vec<_>, _>>()?;
         let index = clusters.iter().enumerate().map(|(i, c)| (c.name.clone(), i)).collect();
-        Ok(Fleet { clusters, rtt: rtt.to_vec(), index, owners: Vec::new(), owner_ids: HashMap::new(), states: StateCache::default() })
+        Ok(Fleet { clusters, rtt: Arc::new(rtt.to_vec()), index, owners: Vec::new(), owner_ids: HashMap::new(), states: StateCache::default() })
     }
 
     pub fn index_of(&self, cluster: &str) -> Option<usize> {

@@ -40,7 +40,14 @@ impl Fleet {
     }
 
     pub fn with_strings(clusters: Vec<Cluster>, rtts: impl IntoIterator<Item = (u32, u32, f32)>, strings: Vec<String>) -> Self {
-        let n = clusters.len();
+        let mut fleet = Fleet { clusters, strings, neighbours: Vec::new(), starts: Vec::new() };
+        fleet.set_rtts(rtts);
+        fleet
+    }
+
+    /// Replaces every RTT (an update of the host's fleet carries them all when one moved).
+    pub fn set_rtts(&mut self, rtts: impl IntoIterator<Item = (u32, u32, f32)>) {
+        let n = self.clusters.len();
         let edges: Vec<(u32, u32, f32)> = rtts.into_iter().filter(|&(a, b, ms)| a != b && (a as usize) < n && (b as usize) < n && ms.is_finite()).collect();
         let mut starts = vec![0u32; n + 1];
         for &(a, b, _) in &edges {
@@ -63,7 +70,8 @@ impl Fleet {
             // Nearest first; equal RTTs fall back to fleet (name) order for determinism.
             list.sort_unstable_by(|x, y| x.1.total_cmp(&y.1).then(x.0.cmp(&y.0)));
         }
-        Fleet { clusters, strings, neighbours, starts }
+        self.neighbours = neighbours;
+        self.starts = starts;
     }
 
     pub fn len(&self) -> usize {

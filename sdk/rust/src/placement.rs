@@ -1,4 +1,5 @@
-//! The `placement` world: bindings and the adapter behind [`export_placement!`].
+//! The `incremental-placement` world (`placement` plus `fleet-updates`): bindings and the
+//! adapter behind [`export_placement!`].
 
 use crate::{Fleet, Info, Placement, Request};
 use std::cell::RefCell;
@@ -6,10 +7,10 @@ use std::cell::RefCell;
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        world: "placement",
+        world: "incremental-placement",
         path: "../../wit",
         pub_export_macro: true,
-        export_macro_name: "__export_placement_world",
+        export_macro_name: "__export_incremental_placement_world",
         default_bindings_module: "mck8s_policy_sdk::placement::bindings",
     });
 }
@@ -62,6 +63,30 @@ pub fn set_fleet(fleet: t::Fleet) -> Result<(), String> {
     let fleet = Fleet::with_strings(out, rtts.into_iter().map(|r| (r.a, r.b, r.millis)), strings);
     FLEET.with(|f| *f.borrow_mut() = Some(fleet));
     Ok(())
+}
+
+#[doc(hidden)]
+pub fn update_fleet(update: bindings::exports::mck8s::policy::fleet_updates::FleetUpdate) -> Result<(), String> {
+    FLEET.with(|f| {
+        let mut fleet = f.borrow_mut();
+        let fleet = fleet.as_mut().ok_or("update-fleet called before set-fleet")?;
+        for u in update.clusters {
+            let c = fleet.clusters.get_mut(u.index as usize).ok_or_else(|| format!("cluster index {} out of range", u.index))?;
+            // Name and labels never change in an update (the host sends the whole fleet then).
+            c.role = match u.cluster.role {
+                t::Role::Fog => crate::Role::Fog,
+                t::Role::Cloud => crate::Role::Cloud,
+            };
+            c.ready = u.cluster.health == t::Health::Ready;
+            c.traffic = u.cluster.traffic;
+            c.cost = u.cluster.cost;
+        }
+        // Extended resources are not part of the SDK's view (slots already account for them).
+        if let Some(rtts) = update.rtts {
+            fleet.set_rtts(rtts.into_iter().map(|r| (r.a, r.b, r.millis)));
+        }
+        Ok(())
+    })
 }
 
 #[doc(hidden)]
@@ -120,7 +145,14 @@ macro_rules! export_placement {
                     $crate::placement::place::<$policy>(workload)
                 }
             }
-            $crate::placement::bindings::__export_placement_world!(__Mck8sPlacer with_types_in $crate::placement::bindings);
+            impl $crate::placement::bindings::exports::mck8s::policy::fleet_updates::Guest for __Mck8sPlacer {
+                fn update_fleet(
+                    update: $crate::placement::bindings::exports::mck8s::policy::fleet_updates::FleetUpdate,
+                ) -> ::core::result::Result<(), ::std::string::String> {
+                    $crate::placement::update_fleet(update)
+                }
+            }
+            $crate::placement::bindings::__export_incremental_placement_world!(__Mck8sPlacer with_types_in $crate::placement::bindings);
         };
     };
 }

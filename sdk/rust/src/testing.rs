@@ -121,7 +121,7 @@ fn check(snapshot: &FleetSnapshot, w: &wit::Workload, p: &Placement) -> Result<(
     mck8s_policy::validate::placement(snapshot, w, &d)?;
     for c in &p.choices {
         let i = c.cluster as usize;
-        if snapshot.wit.clusters[i].role == wit::Role::Fog && c.replicas > w.slots[i] {
+        if snapshot.clusters()[i].role == wit::Role::Fog && c.replicas > w.slots[i] {
             return Err(format!("{} replicas on fog cluster {:?}, which has {} slots", c.replicas, snapshot.name_of(c.cluster), w.slots[i]));
         }
     }
@@ -130,12 +130,12 @@ fn check(snapshot: &FleetSnapshot, w: &wit::Workload, p: &Placement) -> Result<(
 
 /// The fleet exactly as [`crate::placement`] builds it from `set-fleet` in a component.
 fn native_fleet(snapshot: &FleetSnapshot) -> Fleet {
-    let f = &snapshot.wit;
+    let f = snapshot.wit();
     let clusters = f
         .clusters
         .iter()
         .map(|c| Cluster {
-            name: snapshot.strings[c.name as usize].clone(),
+            name: snapshot.strings()[c.name as usize].clone(),
             role: if c.role == wit::Role::Cloud { Role::Cloud } else { Role::Fog },
             ready: c.health == wit::Health::Ready,
             traffic: c.traffic,
@@ -143,5 +143,5 @@ fn native_fleet(snapshot: &FleetSnapshot) -> Fleet {
             labels: f.labels[c.labels_start as usize..][..c.labels_len as usize].iter().map(|l| (l.key, l.value)).collect(),
         })
         .collect();
-    Fleet::with_strings(clusters, f.rtts.iter().map(|r| (r.a, r.b, r.millis)), snapshot.strings.clone())
+    Fleet::with_strings(clusters, f.rtts.iter().map(|r| (r.a, r.b, r.millis)), snapshot.strings().to_vec())
 }

@@ -131,6 +131,7 @@ fn check(engine: &PolicyEngine, file: &Path, limits: Limits) -> Result<()> {
         "world": policy.kind,
         "witVersion": policy.wit_version,
         "hostWitVersion": mck8s_policy::WIT_VERSION,
+        "fleetUpdates": policy.incremental,
         "info": policy.info,
         "imports": policy.surface.imports,
         "exports": policy.surface.exports,

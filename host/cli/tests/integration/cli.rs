@@ -20,10 +20,22 @@ fn check_reports_world_version_digest_and_self_check() {
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["world"], "placement");
-    assert_eq!(v["witVersion"], "0.1.0");
+    assert_eq!(v["witVersion"], "0.1.1");
+    assert_eq!(v["fleetUpdates"], true);
     assert_eq!(v["selfCheck"], "passed");
     assert_eq!(v["sha256"].as_str().unwrap().len(), 64);
-    assert!(v["exports"].as_array().unwrap().iter().any(|e| e == "mck8s:policy/placer@0.1.0"));
+    let exports: Vec<&str> = v["exports"].as_array().unwrap().iter().filter_map(|e| e.as_str()).collect();
+    assert!(exports.contains(&"mck8s:policy/placer@0.1.1") && exports.contains(&"mck8s:policy/fleet-updates@0.1.1"), "{exports:?}");
+}
+
+#[test]
+fn check_runs_a_component_built_for_0_1_0_without_fleet_updates() {
+    let file = wasm_dir().join("mck8s_guest_wit_0_1_0.wasm");
+    let (ok, out, err) = mck8s(&["policy", "check", file.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((&v["witVersion"], &v["hostWitVersion"], &v["fleetUpdates"]), (&"0.1.0".into(), &"0.1.1".into(), &false.into()));
+    assert_eq!(v["selfCheck"], "passed");
 }
 
 #[test]

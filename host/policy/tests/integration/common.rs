@@ -43,12 +43,12 @@ pub fn registry_with_builtins() -> Arc<PolicyRegistry> {
 
 /// The fleet as a guest sees it after `set-fleet`, built natively.
 pub fn native_fleet(snapshot: &FleetSnapshot) -> Fleet {
-    let f = &snapshot.wit;
+    let f = snapshot.wit();
     let clusters = f
         .clusters
         .iter()
         .map(|c| Cluster {
-            name: snapshot.strings[c.name as usize].clone(),
+            name: snapshot.strings()[c.name as usize].clone(),
             role: if c.role == wit::Role::Cloud { Role::Cloud } else { Role::Fog },
             ready: c.health == wit::Health::Ready,
             traffic: c.traffic,
@@ -56,7 +56,7 @@ pub fn native_fleet(snapshot: &FleetSnapshot) -> Fleet {
             labels: f.labels[c.labels_start as usize..][..c.labels_len as usize].iter().map(|l| (l.key, l.value)).collect(),
         })
         .collect();
-    Fleet::with_strings(clusters, f.rtts.iter().map(|r| (r.a, r.b, r.millis)), snapshot.strings.clone())
+    Fleet::with_strings(clusters, f.rtts.iter().map(|r| (r.a, r.b, r.millis)), snapshot.strings().to_vec())
 }
 
 /// Runs the built-in `policy`'s algorithm natively.

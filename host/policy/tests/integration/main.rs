@@ -7,6 +7,7 @@ mod common;
 mod builtin_placement;
 mod builtin_scaling;
 mod cache;
+mod compat;
 mod examples;
 mod reload;
 mod sandbox;

@@ -175,7 +175,7 @@ fn reused_cluster_states_decide_exactly_as_rebuilt_ones() {
     for scenario in [Scenario::parse(SMALL).unwrap(), Scenario::parse(ON_DEMAND).unwrap(), Scenario::default_scenario()] {
         for policy in ["worst-fit", "best-fit", "preferred", "most-traffic"] {
             let run_with = |reuse: bool| {
-                let driver = mck8s_sim::driver::Driver::new(&scenario, common::registry(), policy).unwrap().reuse_states(reuse);
+                let driver = mck8s_sim::driver::Driver::new(&scenario, common::registry(), policy).unwrap().incremental(reuse);
                 driver.run(&mut |_| {}).unwrap()
             };
             let (reused, rebuilt) = (run_with(true), run_with(false));
