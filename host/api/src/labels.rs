@@ -31,10 +31,13 @@ pub const CLUSTER_CORDONED: &str = "fogguru.eu/cordoned";
 /// ConfigMaps holding policies (`binaryData` keys `<name>.wasm`).
 pub const POLICY_CONFIGMAP: &str = "fogguru.eu/policy";
 
+/// The longest label value Kubernetes accepts.
+pub const LABEL_VALUE_MAX: usize = 63;
+
 /// The owner label value for `name`: the name itself when it is a valid label value,
-/// else a stable hash (label values are at most 63 characters).
+/// else a stable hash (label values are at most [`LABEL_VALUE_MAX`] characters).
 pub fn owner_value(name: &str) -> String {
-    if name.len() <= 63 {
+    if name.len() <= LABEL_VALUE_MAX {
         return name.to_string();
     }
     // FNV-1a: stable across releases and platforms, unlike std's hasher.

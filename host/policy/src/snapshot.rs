@@ -14,8 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-/// Updates kept in a lineage before the next change starts a new one (a session further
-/// behind than this gets the whole fleet).
+/// Ancestors a snapshot remembers: an instance further behind than this gets the whole fleet.
 const LINEAGE_MAX: usize = 64;
 
 /// Ids of full builds and of updates, unique in the process: a session can tell whether the
@@ -58,7 +57,7 @@ struct Shape {
 struct Lineage {
     /// This snapshot's id.
     seq: u64,
-    /// The ids of this snapshot's ancestors in the lineage, oldest first.
+    /// The ids of this snapshot's last [`LINEAGE_MAX`] ancestors, oldest first.
     ancestors: Arc<Vec<u64>>,
     /// Per cluster: the id of the update that last changed it (the build's id at first).
     touched: Arc<Vec<u64>>,
@@ -113,11 +112,8 @@ impl FleetSnapshot {
 
     /// This fleet with `changes` (cluster index, its new input) applied and, if given, new
     /// RTTs. `None` when a change is one an update cannot carry (a cluster's name, role,
-    /// labels or set of extended resources), or the lineage is full: build anew then.
+    /// labels or set of extended resources): build anew then.
     pub fn updated(&self, changes: Vec<(u32, ClusterInput)>, rtt: Option<&[(String, String, f32)]>) -> Option<FleetSnapshot> {
-        if self.lineage.ancestors.len() >= LINEAGE_MAX {
-            return None;
-        }
         let seq = next_seq();
         let mut clusters = self.clusters.clone();
         let mut nodes = self.nodes.clone();
@@ -145,7 +141,8 @@ impl FleetSnapshot {
             nodes[i as usize] = Arc::new(c.nodes);
             touched[i as usize] = seq;
         }
-        let mut ancestors = (*self.lineage.ancestors).clone();
+        let keep = self.lineage.ancestors.len().min(LINEAGE_MAX - 1);
+        let mut ancestors = self.lineage.ancestors[self.lineage.ancestors.len() - keep..].to_vec();
         ancestors.push(self.lineage.seq);
         // Only entries that really moved count as a change of the extended list.
         let extended = extended.filter(|e| e != self.extended.as_slice());
@@ -395,12 +392,18 @@ mod tests {
     }
 
     #[test]
-    fn a_long_lineage_ends_in_a_full_build() {
-        let mut s = FleetSnapshot::from_clusters(fleet(), &[]).unwrap();
-        let i = s.index_of("c1").unwrap();
-        for n in 0..LINEAGE_MAX as u64 {
-            s = s.updated(vec![(i, cluster("c1", n))], None).unwrap();
+    fn an_instance_too_far_behind_gets_the_whole_fleet() {
+        let first = FleetSnapshot::from_clusters(fleet(), &[]).unwrap();
+        let i = first.index_of("c1").unwrap();
+        let mut s = first.updated(vec![(i, cluster("c1", 1))], None).unwrap();
+        let second_seq = s.lineage.seq;
+        for n in 0..LINEAGE_MAX as u64 - 1 {
+            s = s.updated(vec![(i, cluster("c1", n + 2))], None).unwrap();
         }
-        assert!(s.updated(vec![(i, cluster("c1", 0))], None).is_none());
+        assert_eq!(s.lineage.ancestors.len(), LINEAGE_MAX);
+        assert!(s.update_since(&first).is_some(), "the first snapshot is still remembered");
+        s = s.updated(vec![(i, cluster("c1", 0))], None).unwrap();
+        assert!(s.update_since(&first).is_none());
+        assert_eq!(s.lineage.ancestors.first(), Some(&second_seq));
     }
 }

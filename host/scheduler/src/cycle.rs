@@ -126,13 +126,21 @@ impl FleetCycle {
         Ok(FleetCycle { snapshot, states, position: self.position.clone(), rtt: rtt.clone(), version })
     }
 
+    /// The state a cluster (snapshot index) was observed in.
+    pub fn state(&self, cluster: u32) -> Option<&Arc<ClusterState>> {
+        self.states.get(cluster as usize)
+    }
+
     pub fn bound(&self, cluster: u32, owner: &OwnerKey) -> u32 {
         self.owned_pods(cluster, owner).map_or(0, |o| o.bound)
     }
 
     /// `owner`'s bound pods in `cluster`.
     pub fn owned_pods(&self, cluster: u32, owner: &OwnerKey) -> Option<&OwnedPods> {
-        self.states.get(cluster as usize).and_then(|s| s.owned.get(&owner.labelled()))
+        let owned = &self.states.get(cluster as usize)?.owned;
+        // Called per cluster and per ledger entry in every decision: a name that is its own
+        // label value is looked up without building the key.
+        if owner.name.len() <= mck8s_api::labels::LABEL_VALUE_MAX { owned.get(owner) } else { owned.get(&owner.labelled()) }
     }
 }
 

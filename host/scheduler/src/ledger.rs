@@ -1,9 +1,10 @@
 //! Assume-and-deduct: what each owner was last decided to run where, so the next decision
 //! deducts replicas the clusters do not show yet.
 
-use crate::cycle::{FleetCycle, OwnerKey};
+use crate::cycle::{ClusterState, FleetCycle, OwnerKey};
 use mck8s_capacity::{Reservation, Resources};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 #[derive(Debug, Default)]
 pub struct Ledger {
@@ -17,6 +18,19 @@ pub struct Ledger {
     /// decision made without the lock can tell whether the deductions it saw on the clusters
     /// it chose still hold.
     changed: HashMap<String, u64>,
+    /// Per cluster, every owner's outstanding replicas, kept while neither the cluster's
+    /// entries nor its state changed: a decision changes one or two clusters, and every
+    /// decision reads all of them.
+    outstanding: HashMap<String, Outstanding>,
+}
+
+#[derive(Debug)]
+struct Outstanding {
+    changed: u64,
+    /// Held, not just compared by address, so a new state can never look like this one.
+    state: Arc<ClusterState>,
+    /// In owner order.
+    reservations: Vec<(OwnerKey, Reservation)>,
 }
 
 impl Ledger {
@@ -66,23 +80,43 @@ impl Ledger {
 
     /// [`Ledger::outstanding`] for every cluster of `cycle` that has entries, by index: the
     /// rest have nothing outstanding.
-    pub fn outstanding_all(&self, cycle: &FleetCycle, except: &OwnerKey) -> Vec<(u32, Vec<Reservation>)> {
-        self.by_cluster.keys().filter_map(|name| cycle.snapshot.index_of(name)).map(|c| (c, self.outstanding(cycle, c, except))).filter(|(_, r)| !r.is_empty()).collect()
+    pub fn outstanding_all(&mut self, cycle: &FleetCycle, except: &OwnerKey) -> Vec<(u32, Vec<Reservation>)> {
+        let mut out = Vec::new();
+        for name in self.by_cluster.keys() {
+            let Some(c) = cycle.snapshot.index_of(name) else { continue };
+            let Some(state) = cycle.state(c) else { continue };
+            let changed = self.changed.get(name).copied().unwrap_or(0);
+            let fresh = |o: &Outstanding| o.changed == changed && Arc::ptr_eq(&o.state, state);
+            if !self.outstanding.get(name).is_some_and(fresh) {
+                let reservations = self.outstanding_of(cycle, c, None);
+                self.outstanding.insert(name.clone(), Outstanding { changed, state: state.clone(), reservations });
+            }
+            let all = &self.outstanding[name].reservations;
+            let mine: Vec<Reservation> = all.iter().filter(|(o, _)| o != except).map(|(_, r)| r.clone()).collect();
+            if !mine.is_empty() {
+                out.push((c, mine));
+            }
+        }
+        out
     }
 
     /// Replicas decided for owners other than `except` on `cluster` and not yet bound there.
     /// In owner order: reservations are placed first-fit, so their order must not depend on
     /// hashing for the same state to give the same slots.
     pub fn outstanding(&self, cycle: &FleetCycle, cluster: u32, except: &OwnerKey) -> Vec<Reservation> {
+        self.outstanding_of(cycle, cluster, Some(except)).into_iter().map(|(_, r)| r).collect()
+    }
+
+    fn outstanding_of(&self, cycle: &FleetCycle, cluster: u32, except: Option<&OwnerKey>) -> Vec<(OwnerKey, Reservation)> {
         let name = cycle.snapshot.name_of(cluster);
         let Some(entries) = self.by_cluster.get(name) else { return Vec::new() };
-        let mut owners: Vec<(&OwnerKey, &(Resources, u32))> = entries.iter().filter(|(o, _)| *o != except).collect();
+        let mut owners: Vec<(&OwnerKey, &(Resources, u32))> = entries.iter().filter(|(o, _)| Some(*o) != except).collect();
         owners.sort_by(|a, b| a.0.cmp(b.0));
         owners
             .into_iter()
             .filter_map(|(o, (req, n))| {
                 let missing = n.saturating_sub(cycle.bound(cluster, o));
-                (missing > 0).then(|| Reservation { request: req.clone(), count: missing })
+                (missing > 0).then(|| (o.clone(), Reservation { request: req.clone(), count: missing }))
             })
             .collect()
     }

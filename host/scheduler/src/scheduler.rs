@@ -71,7 +71,7 @@ impl Scheduler {
         let optimistic = self.locked_left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_err();
         if optimistic {
             let (reserved, seen) = {
-                let ledger = self.ledger();
+                let mut ledger = self.ledger();
                 (ledger.outstanding_all(cycle, &req.owner), ledger.version())
             };
             let workload = self.adjusted(cycle, req, reserved)?;

@@ -10,12 +10,23 @@
 
 use mck8s_policy::synthetic::Rng;
 use mck8s_sim::Scenario;
+use mck8s_sim::driver::Cycles;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Instant;
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// `MCK8S_BENCH_CYCLES=incremental` (or `rebuilt`, `states`) runs one way only, for a profiler.
+fn modes() -> Vec<Cycles> {
+    match std::env::var("MCK8S_BENCH_CYCLES").as_deref() {
+        Ok("rebuilt") => vec![Cycles::Rebuilt],
+        Ok("states") => vec![Cycles::StatesReused],
+        Ok("incremental") => vec![Cycles::Incremental],
+        _ => vec![Cycles::Rebuilt, Cycles::StatesReused, Cycles::Incremental],
+    }
 }
 
 fn scenario(clusters: usize, workloads: usize) -> Scenario {
@@ -100,21 +111,26 @@ fn main() {
     let s = scenario(clusters, workloads);
     let events = 2 * s.workloads.len(); // every workload arrives and departs
     eprintln!("generated {} in {:.2} s: {clusters} clusters, {events} workload events, {} s virtual", s.name, t.elapsed().as_secs_f64(), s.duration_seconds);
-    // Every policy twice in the same run: cluster states reused between cycles (now) and
-    // rebuilt at every cycle (before), alternating, with the same answers required.
+    // Every policy three ways in the same run: everything rebuilt at every cycle (first),
+    // cluster states reused (issue 17's first step), and incremental snapshots with fleet
+    // updates sent to the policy (now), with the same answers required.
     println!(
         "| policy | states | clusters | workload events | virtual time | wall time | decisions | decisions/s (deciding) | decisions/s (wall) | fleet cycles | cycle build ms | of which ClusterStates ms | policy call ms | virtual s per wall s | pending pods | errors |"
     );
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for p in &policies {
         let mut walls = Vec::new();
-        for reuse in [false, true] {
-            let driver = mck8s_sim::driver::Driver::new(&s, registry.clone(), p).unwrap().incremental(reuse);
+        for cycles in modes() {
+            let driver = mck8s_sim::driver::Driver::new(&s, registry.clone(), p).unwrap().cycles(cycles);
             let r = driver.run(&mut |_| {}).unwrap();
             walls.push((r.wall_seconds, r.decisions, r.unplaced_decisions));
             println!(
                 "| {p} | {} | {clusters} | {events} | {:.1} h | {:.1} s | {} | {:.0} | {:.0} | {} | {:.2} | {:.2} | {:.2} | {:.0} | {:.1}% | {} |",
-                if reuse { "reused (now)" } else { "rebuilt (before)" },
+                match cycles {
+                    Cycles::Rebuilt => "rebuilt (first)",
+                    Cycles::StatesReused => "states reused (before)",
+                    Cycles::Incremental => "incremental (now)",
+                },
                 s.duration_seconds as f64 / 3600.0,
                 r.wall_seconds,
                 r.decisions,
@@ -129,7 +145,11 @@ fn main() {
                 r.errors
             );
         }
-        assert_eq!((walls[0].1, walls[0].2), (walls[1].1, walls[1].2), "{p}: reused states must decide as rebuilt ones");
-        eprintln!("{p}: rebuilt/reused wall time {:.2}×", walls[0].0 / walls[1].0);
+        for w in &walls[1..] {
+            assert_eq!((walls[0].1, walls[0].2), (w.1, w.2), "{p}: incremental cycles must decide as rebuilt ones");
+        }
+        if let [rebuilt, states, incremental] = walls.as_slice() {
+            eprintln!("{p}: wall time rebuilt/incremental {:.2}×, states reused/incremental {:.2}×", rebuilt.0 / incremental.0, states.0 / incremental.0);
+        }
     }
 }

@@ -92,6 +92,20 @@ enum Placer {
     EvenSplit,
 }
 
+/// How the driver builds each decision cycle's view of the fleet. All three decide the same;
+/// the older ways are kept for the side-by-side bench and the equality test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cycles {
+    /// Every cluster's state and the whole snapshot built anew (and policies sent the whole
+    /// fleet), as at first.
+    Rebuilt,
+    /// Unchanged clusters' states reused; the snapshot still built anew.
+    StatesReused,
+    /// States reused and the snapshot an update of the last one: policies that take fleet
+    /// updates are sent only the clusters that changed.
+    Incremental,
+}
+
 pub struct Driver<'a> {
     scenario: &'a Scenario,
     placer: Placer,
@@ -102,10 +116,7 @@ pub struct Driver<'a> {
     clock: Clock,
     live: Vec<Live>,
     version: u64,
-    /// Reuse unchanged clusters' states between cycles and update the last cycle's snapshot
-    /// (off: rebuild everything, as before; kept for the side-by-side bench and the equality
-    /// test).
-    incremental: bool,
+    cycles: Cycles,
     previous: Option<Arc<mck8s_scheduler::FleetCycle>>,
     result: RunResult,
 }
@@ -149,14 +160,25 @@ impl<'a> Driver<'a> {
             Placer::EvenSplit => EVEN_SPLIT.to_string(),
         };
         let result = RunResult::new(&label, scenario, &fleet);
-        Ok(Driver { scenario, placer, label, scheduler: Scheduler::new(registry.clone()), registry, fleet, clock, live, version: 0, incremental: true, previous: None, result })
+        Ok(Driver {
+            scenario,
+            placer,
+            label,
+            scheduler: Scheduler::new(registry.clone()),
+            registry,
+            fleet,
+            clock,
+            live,
+            version: 0,
+            cycles: Cycles::Incremental,
+            previous: None,
+            result,
+        })
     }
 
-    /// Whether cycles are built incrementally (the default): unchanged clusters' states are
-    /// reused and the snapshot is an update of the last one, so policy sessions are sent only
-    /// what changed.
-    pub fn incremental(mut self, on: bool) -> Self {
-        self.incremental = on;
+    /// How fleet cycles are built (default [`Cycles::Incremental`]).
+    pub fn cycles(mut self, cycles: Cycles) -> Self {
+        self.cycles = cycles;
         self
     }
 
@@ -397,10 +419,13 @@ impl<'a> Driver<'a> {
     fn decide(&mut self, dirty: &[usize]) -> Result<(), SimError> {
         let t = Instant::now();
         self.version += 1;
-        let states = if self.incremental { self.fleet.shared_states() } else { self.fleet.cluster_states().into_iter().map(Arc::new).collect() };
+        let states = match self.cycles {
+            Cycles::Rebuilt => self.fleet.cluster_states().into_iter().map(Arc::new).collect(),
+            Cycles::StatesReused | Cycles::Incremental => self.fleet.shared_states(),
+        };
         self.result.state_seconds += t.elapsed().as_secs_f64();
-        let cycle = Arc::new(match (&self.previous, self.incremental) {
-            (Some(previous), true) => previous.next(states, &self.fleet.rtt, self.version)?,
+        let cycle = Arc::new(match (&self.previous, self.cycles) {
+            (Some(previous), Cycles::Incremental) => previous.next(states, &self.fleet.rtt, self.version)?,
             _ => mck8s_scheduler::FleetCycle::build_shared(states, &self.fleet.rtt, self.version)?,
         });
         self.previous = Some(cycle.clone());

@@ -167,29 +167,30 @@ fn runs_are_deterministic() {
     assert_eq!((a.decisions, a.bursts), (b.decisions, b.bursts));
 }
 
-/// Reusing unchanged clusters' states between cycles changes nothing: the same run with every
-/// state rebuilt at every cycle (as before) gives the same series, decisions and cluster life,
-/// for every policy, on scenarios with failures, node autoscaling and on-demand clouds.
+/// Incremental cycles change nothing: reused cluster states, updated snapshots and fleet
+/// updates sent to policies give the same series, decisions and cluster life as every state
+/// and snapshot rebuilt at every cycle (as before), for every policy, on scenarios with
+/// failures, node autoscaling and on-demand clouds.
 #[test]
-fn reused_cluster_states_decide_exactly_as_rebuilt_ones() {
+fn incremental_cycles_decide_exactly_as_rebuilt_ones() {
+    use mck8s_sim::driver::{Cycles, Driver};
     for scenario in [Scenario::parse(SMALL).unwrap(), Scenario::parse(ON_DEMAND).unwrap(), Scenario::default_scenario()] {
         for policy in ["worst-fit", "best-fit", "preferred", "most-traffic"] {
-            let run_with = |reuse: bool| {
-                let driver = mck8s_sim::driver::Driver::new(&scenario, common::registry(), policy).unwrap().incremental(reuse);
-                driver.run(&mut |_| {}).unwrap()
-            };
-            let (reused, rebuilt) = (run_with(true), run_with(false));
-            let what = format!("{} / {policy}", scenario.name);
-            assert_eq!(
-                (reused.decisions, reused.bursts, reused.unplaced_decisions, reused.errors),
-                (rebuilt.decisions, rebuilt.bursts, rebuilt.unplaced_decisions, rebuilt.errors),
-                "{what}"
-            );
-            assert_eq!((&reused.times, &reused.unplaced), (&rebuilt.times, &rebuilt.unplaced), "{what}");
-            for (x, y) in reused.clusters.iter().zip(&rebuilt.clusters) {
-                assert_eq!((&x.running, &x.pending, &x.nodes), (&y.running, &y.pending, &y.nodes), "{what}");
+            let run_with = |cycles: Cycles| Driver::new(&scenario, common::registry(), policy).unwrap().cycles(cycles).run(&mut |_| {}).unwrap();
+            let rebuilt = run_with(Cycles::Rebuilt);
+            for reused in [run_with(Cycles::StatesReused), run_with(Cycles::Incremental)] {
+                let what = format!("{} / {policy}", scenario.name);
+                assert_eq!(
+                    (reused.decisions, reused.bursts, reused.unplaced_decisions, reused.errors),
+                    (rebuilt.decisions, rebuilt.bursts, rebuilt.unplaced_decisions, rebuilt.errors),
+                    "{what}"
+                );
+                assert_eq!((&reused.times, &reused.unplaced), (&rebuilt.times, &rebuilt.unplaced), "{what}");
+                for (x, y) in reused.clusters.iter().zip(&rebuilt.clusters) {
+                    assert_eq!((&x.running, &x.pending, &x.nodes), (&y.running, &y.pending, &y.nodes), "{what}");
+                }
+                assert_eq!(format!("{:?}", reused.cluster_events), format!("{:?}", rebuilt.cluster_events), "{what}");
             }
-            assert_eq!(format!("{:?}", reused.cluster_events), format!("{:?}", rebuilt.cluster_events), "{what}");
         }
     }
 }
