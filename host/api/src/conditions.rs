@@ -61,6 +61,45 @@ pub fn set_invalid_spec(conditions: &mut Vec<Condition>, observed: Option<i64>, 
     observed != generation || before != after
 }
 
+/// A status with conditions and an observedGeneration, as every multi-cluster kind has.
+pub trait Observed: Clone {
+    fn conditions_mut(&mut self) -> &mut Vec<Condition>;
+    fn observed_generation(&self) -> Option<i64>;
+    fn set_observed_generation(&mut self, generation: Option<i64>);
+}
+
+macro_rules! observed {
+    ($($status:ty),*) => {$(
+        impl Observed for $status {
+            fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+                &mut self.conditions
+            }
+            fn observed_generation(&self) -> Option<i64> {
+                self.observed_generation
+            }
+            fn set_observed_generation(&mut self, generation: Option<i64>) {
+                self.observed_generation = generation;
+            }
+        }
+    )*};
+}
+
+observed!(
+    crate::mcd::MultiClusterDeploymentStatus,
+    crate::mcj::MultiClusterJobStatus,
+    crate::mcs::MultiClusterServiceStatus,
+    crate::mchpa::MultiClusterHorizontalPodAutoscalerStatus
+);
+
+/// `status` with the spec marked invalid ([`set_invalid_spec`]) and `generation` observed,
+/// and whether that is news to announce.
+pub fn invalid_spec<S: Observed>(status: &S, message: &str, generation: Option<i64>, now: &Time) -> (S, bool) {
+    let mut new = status.clone();
+    let news = set_invalid_spec(new.conditions_mut(), status.observed_generation(), message, generation, now);
+    new.set_observed_generation(generation);
+    (new, news)
+}
+
 pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
     conditions.iter().any(|c| c.type_ == type_ && c.status == "True")
 }
@@ -85,5 +124,18 @@ mod tests {
         assert!(set_invalid_spec(&mut c, Some(2), &long, Some(2), &now));
         assert!(!set_invalid_spec(&mut c, Some(2), &long, Some(2), &now), "a truncated message is the same message next time");
         assert!(is_true(&c, INVALID_SPEC));
+    }
+
+    #[test]
+    fn a_refused_status_observes_the_generation_and_keeps_the_rest() {
+        let now = Time(k8s_openapi::jiff::Timestamp::from_second(0).unwrap());
+        let status = crate::mcj::MultiClusterJobStatus { observed_generation: Some(1), ..Default::default() };
+        let (refused, news) = invalid_spec(&status, "bad", Some(2), &now);
+        assert!(news);
+        assert_eq!(refused.observed_generation, Some(2));
+        assert!(is_true(&refused.conditions, INVALID_SPEC));
+        let (again, news) = invalid_spec(&refused, "bad", Some(2), &now);
+        assert!(!news, "the same refusal of the same generation is no news");
+        assert_eq!(again, refused);
     }
 }

@@ -108,6 +108,29 @@ where
     Ok(written.meta().resource_version.clone())
 }
 
+/// Refuses an invalid spec: InvalidSpec set (and announced when that is news), the
+/// generation observed, and no requeue: a new generation or a policy change wakes it.
+pub async fn reject<K, S>(
+    ctx: &Context,
+    obj: &K,
+    status: &S,
+    had_status: bool,
+    action: &str,
+    msg: &str,
+    now: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+) -> Result<Action, kube::Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+    S: mck8s_api::conditions::Observed + Serialize + PartialEq,
+{
+    let (new, news) = mck8s_api::conditions::invalid_spec(status, msg, obj.meta().generation, &now);
+    if news {
+        publish(ctx, obj, EventType::Warning, "InvalidSpec", action, msg).await;
+    }
+    write_status(ctx, obj, status, &new, had_status).await?;
+    Ok(Action::await_change())
+}
+
 /// The status each object was last given, so a reconcile that runs on a cached object from
 /// before that write (the watch has not delivered it yet) starts from what was written, not
 /// from the stale copy: otherwise it would decide again, count the same move twice, or place

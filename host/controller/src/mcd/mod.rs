@@ -302,12 +302,10 @@ fn owner_key_of(o: &Owner<'_>) -> OwnerKey {
 async fn reject(mcd: &MultiClusterDeployment, state: &State, owner: &OwnerKey, status: MultiClusterDeploymentStatus, msg: &str, now: Time) -> Result<Action, Error> {
     let ctx = &state.ctx;
     ctx.scheduler.forget(owner);
-    let mut new = status.clone();
-    let g = mcd.metadata.generation;
-    if conditions::set_invalid_spec(&mut new.conditions, status.observed_generation, msg, g, &now) {
+    let (new, news) = conditions::invalid_spec(&status, msg, mcd.metadata.generation, &now);
+    if news {
         publish(ctx, mcd, EventType::Warning, "InvalidSpec", msg).await;
     }
-    new.observed_generation = g;
     write_status(state, mcd, &status, new).await?;
     Ok(Action::await_change())
 }

@@ -21,7 +21,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
-use mck8s_api::conditions;
 use mck8s_api::{ClusterJob, MultiClusterJob, MultiClusterJobStatus};
 use mck8s_policy::input::HealthDoc;
 use mck8s_scheduler::{OwnerKey, PlacementRequest, ScheduleError};
@@ -191,14 +190,7 @@ async fn apply(mcj: Arc<MultiClusterJob>, own: Arc<State>) -> Result<Action, Err
 /// InvalidSpec: say why, and touch nothing in any workload cluster.
 async fn reject(mcj: &MultiClusterJob, ctx: &Context, status: MultiClusterJobStatus, msg: &str, now: Time) -> Result<Action, Error> {
     ctx.scheduler.forget(&owner_key(mcj));
-    let mut new = status.clone();
-    let g = mcj.metadata.generation;
-    if conditions::set_invalid_spec(&mut new.conditions, status.observed_generation, msg, g, &now) {
-        shared::publish(ctx, mcj, EventType::Warning, "InvalidSpec", "Place", msg).await;
-    }
-    new.observed_generation = g;
-    shared::write_status(ctx, mcj, &status, &new, mcj.status.is_some()).await?;
-    Ok(Action::await_change())
+    Ok(shared::reject(ctx, mcj, &status, mcj.status.is_some(), "Place", msg, now).await?)
 }
 
 async fn cleanup(mcj: Arc<MultiClusterJob>, state: Arc<State>) -> Result<Action, Error> {

@@ -19,7 +19,6 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
-use mck8s_api::conditions;
 use mck8s_api::{MultiClusterDeployment, MultiClusterService, MultiClusterServiceStatus};
 use mck8s_clusters::Member;
 use mck8s_policy::input::HealthDoc;
@@ -146,14 +145,7 @@ async fn apply(mcs: Arc<MultiClusterService>, ctx: Arc<Context>) -> Result<Actio
 
 /// InvalidSpec: say why, and touch nothing in any workload cluster.
 async fn reject(mcs: &MultiClusterService, ctx: &Context, status: MultiClusterServiceStatus, msg: &str, now: Time) -> Result<Action, Error> {
-    let mut new = status.clone();
-    let g = mcs.metadata.generation;
-    if conditions::set_invalid_spec(&mut new.conditions, status.observed_generation, msg, g, &now) {
-        shared::publish(ctx, mcs, EventType::Warning, "InvalidSpec", "Propagate", msg).await;
-    }
-    new.observed_generation = g;
-    shared::write_status(ctx, mcs, &status, &new, mcs.status.is_some()).await?;
-    Ok(Action::await_change())
+    Ok(shared::reject(ctx, mcs, &status, mcs.status.is_some(), "Propagate", msg, now).await?)
 }
 
 async fn cleanup(mcs: Arc<MultiClusterService>, ctx: Arc<Context>) -> Result<Action, Error> {
