@@ -84,6 +84,14 @@ pub struct Metrics {
     /// Guest log lines over a call's budget, dropped (kept by the policy crate; brought up
     /// to date at each scrape).
     guest_log_dropped: Counter,
+    /// How policy instances got the fleet: whole (`set-fleet`) or as an update (kept by the
+    /// policy crate; brought up to date at each scrape).
+    fleets_sent: Family<HowLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HowLabel {
+    pub how: String,
 }
 
 /// The per-cluster gauges. A cluster that leaves the registry leaves these too (see
@@ -161,6 +169,12 @@ impl Default for Metrics {
         let cloud = Family::<ResultLabel, Counter>::default();
         let guest_log_dropped = Counter::default();
         registry.register("policy_log_lines_dropped", "Policy log lines dropped: over 32 lines in one call", guest_log_dropped.clone());
+        let fleets_sent = Family::<HowLabel, Counter>::default();
+        registry.register(
+            "policy_fleets_sent",
+            "Fleets sent to placement policy instances: whole (a new instance, set-fleet) or update (only the clusters that changed)",
+            fleets_sent.clone(),
+        );
         registry.register(
             "cloud_provisioner_events",
             "CloudProvisioner transitions and steps by reason (Provisioning, Joined, ScaledOut, ScaledIn, PartialCapacity, Deprovisioned, failures)",
@@ -203,6 +217,7 @@ impl Default for Metrics {
             reschedules,
             cloud,
             guest_log_dropped,
+            fleets_sent,
         }
     }
 }
@@ -218,6 +233,11 @@ impl Metrics {
     pub fn encode(&self) -> String {
         let dropped = mck8s_policy::guest_log_lines_dropped();
         self.guest_log_dropped.inc_by(dropped.saturating_sub(self.guest_log_dropped.get()));
+        let sent = mck8s_policy::fleet_sends_total();
+        for (how, total) in [("whole", sent.full), ("update", sent.updates)] {
+            let c = self.fleets_sent.get_or_create(&HowLabel { how: how.into() });
+            c.inc_by(total.saturating_sub(c.get()));
+        }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("encoding to a String cannot fail");
         out

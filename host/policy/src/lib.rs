@@ -37,7 +37,7 @@ pub use input::{Adjustment, ClusterInput, FleetSnapshot, PlacementInput, Scaling
 pub use limits::Limits;
 pub use loaded::{LoadedPolicy, PolicyKind};
 pub use registry::{PolicyChange, PolicyRegistry, Subscriber};
-pub use session::{Decision, FleetSends, PlacementSession, ScalingOutcome};
+pub use session::{Decision, FleetSends, PlacementSession, ScalingOutcome, fleet_sends_total};
 pub use source::DirSource;
 pub use state::guest_log_lines_dropped;
 

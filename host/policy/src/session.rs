@@ -10,6 +10,7 @@ use crate::state::GuestState;
 use crate::{PolicyError, validate};
 use serde::Serialize;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use wasmtime::Store;
 
 /// A validated placement, with cluster names resolved.
@@ -67,6 +68,14 @@ pub struct PlacementSession {
     sent: FleetSends,
 }
 
+static FULL_SENT: AtomicU64 = AtomicU64::new(0);
+static UPDATES_SENT: AtomicU64 = AtomicU64::new(0);
+
+/// How every session in this process got its fleets, since it started (exported as a metric).
+pub fn fleet_sends_total() -> FleetSends {
+    FleetSends { full: FULL_SENT.load(Ordering::Relaxed), updates: UPDATES_SENT.load(Ordering::Relaxed) }
+}
+
 /// How a session's instances got their fleets.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FleetSends {
@@ -112,7 +121,10 @@ impl PlacementSession {
         let _span = tracing::debug_span!("policy.update_fleet", policy = %self.policy.name, clusters = update.clusters.len()).entered();
         self.policy.arm(store);
         match updates.call_update_fleet(&mut *store, &update) {
-            Ok(Ok(())) => self.sent.updates += 1,
+            Ok(Ok(())) => {
+                self.sent.updates += 1;
+                UPDATES_SENT.fetch_add(1, Ordering::Relaxed);
+            }
             Ok(Err(msg)) => {
                 tracing::debug!(policy = %self.policy.name, error = %validate::clip_text(msg, validate::REASON_MAX), "update-fleet refused: sending the whole fleet");
                 self.live = None;
@@ -136,7 +148,10 @@ impl PlacementSession {
         let instance = pre.instantiate(&mut store).map_err(|e| p.classify(e, &store, "instantiate"))?;
         p.arm(&mut store);
         match instance.placer.mck8s_policy_placer().call_set_fleet(&mut store, self.fleet.wit()) {
-            Ok(Ok(())) => self.sent.full += 1,
+            Ok(Ok(())) => {
+                self.sent.full += 1;
+                FULL_SENT.fetch_add(1, Ordering::Relaxed);
+            }
             Ok(Err(msg)) => return Err(p.error(PolicyErrorKind::Refused(format!("set-fleet: {}", validate::clip_text(msg, validate::REASON_MAX))))),
             Err(e) => return Err(p.classify(e, &store, "set-fleet")),
         }

@@ -59,6 +59,8 @@ async fn fail_over_and_back(prefix: &str, how: Disruption) {
     h.wait_children("web", &[("cluster2", 2), ("cluster3", 2)]).await;
     h.wait_condition("web", "Ready", "True").await;
     h.wait_present::<Service>("web", &FOG, &["cluster2", "cluster3"]).await;
+    let updates = r#"mck8s_policy_fleets_sent_total{how="update"}"#;
+    let updates_before = sample(&metrics(port).await, updates);
 
     // Failover.
     let visible: &[&str] = match how {
@@ -140,6 +142,13 @@ async fn fail_over_and_back(prefix: &str, how: Disruption) {
     assert_eq!(s.summary.as_deref(), Some("cluster2=2,cluster3=2"));
     assert_eq!(events(&h, "FailedBack").await.len(), 1);
     assert_eq!(sample(&metrics(port).await, r#"mck8s_moves_total{kind="MultiClusterDeployment",reason="failback"}"#), 1.0);
+    // The fleet changed between the decisions (health, pods): the pooled policy instance that
+    // made an earlier one was sent only what changed for the failover and failback decisions
+    // (WIT 0.1.1 updates).
+    let m = metrics(port).await;
+    let sent = (sample(&m, r#"mck8s_policy_fleets_sent_total{how="whole"}"#), sample(&m, updates) - updates_before);
+    println!("fleets sent to policy instances: {} whole in this process, {} updates in this test", sent.0, sent.1);
+    assert!(sent.1 >= 1.0, "no fleet update reached a policy instance: {sent:?}");
     // No duplicates: exactly the 4 replicas, and the Service where they run.
     h.eventually("4 live pods", || async {
         let n = live_pods(&h, "web", &FOG).await;
