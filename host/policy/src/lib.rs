@@ -3,7 +3,8 @@
 //! Placement and scaling decisions are made by WebAssembly components implementing the
 //! `mck8s:policy` WIT package (`wit/`). This crate compiles, caches, sandboxes, calls and
 //! hot-reloads them. It knows nothing about Kubernetes: it takes component bytes and plain
-//! snapshots ([`input`]) and returns validated decisions.
+//! inputs ([`input`]), lowers them to WIT ([`snapshot`] per fleet, [`workload`] per
+//! decision) and returns validated decisions.
 //!
 //! - [`PolicyEngine`]: one wasmtime `Engine` (pooling allocator, epoch deadlines), the
 //!   compiled-component cache and the linkers.
@@ -30,16 +31,19 @@ pub mod source;
 mod state;
 pub mod synthetic;
 pub mod validate;
+pub mod workload;
 
 pub use engine::{DEFAULT_CACHE_MAX_BYTES, EngineConfig, PolicyEngine};
 pub use error::{PolicyError, PolicyErrorKind};
-pub use input::{Adjustment, ClusterInput, FleetSnapshot, PlacementInput, ScalingInput};
+pub use input::{ClusterInput, PlacementInput, ScalingInput};
 pub use limits::Limits;
 pub use loaded::{LoadedPolicy, PolicyKind};
 pub use registry::{PolicyChange, PolicyRegistry, Subscriber};
 pub use session::{Decision, FleetSends, PlacementSession, ScalingOutcome, fleet_sends_total};
+pub use snapshot::FleetSnapshot;
 pub use source::DirSource;
 pub use state::guest_log_lines_dropped;
+pub use workload::Adjustment;
 
 /// The WIT package version this host implements.
 pub const WIT_VERSION: &str = "0.1.1";

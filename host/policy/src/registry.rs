@@ -10,10 +10,10 @@
 use crate::canary;
 use crate::engine::PolicyEngine;
 use crate::error::{PolicyError, PolicyErrorKind, short};
-use crate::input::FleetSnapshot;
 use crate::limits::Limits;
 use crate::loaded::{LoadedPolicy, sha256_hex};
 use crate::session::PlacementSession;
+use crate::snapshot::FleetSnapshot;
 use arc_swap::ArcSwap;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};

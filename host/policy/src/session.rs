@@ -4,8 +4,8 @@
 
 use crate::bindings::{wit, wit_scaling};
 use crate::error::PolicyErrorKind;
-use crate::input::FleetSnapshot;
 use crate::loaded::{LoadedPolicy, PlacementInstance, Pre};
+use crate::snapshot::FleetSnapshot;
 use crate::state::GuestState;
 use crate::{PolicyError, validate};
 use serde::Serialize;

@@ -8,7 +8,7 @@
 //! ([`FleetSnapshot::update_since`], the `fleet-updates` export of WIT 0.1.1).
 
 use crate::bindings::{wit, wit_updates};
-use crate::input::{ClusterInput, HealthDoc, InputError, RoleDoc};
+use crate::input::{ClusterInput, FleetDoc, HealthDoc, InputError, RoleDoc};
 use mck8s_capacity::{NodeCapacity, Resources};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -66,6 +66,20 @@ struct Lineage {
 }
 
 impl FleetSnapshot {
+    /// A fleet from a document (`mck8s policy eval`, test cases, scenario files).
+    pub fn from_doc(doc: &FleetDoc) -> Result<Self, InputError> {
+        let clusters = doc.clusters.iter().map(ClusterInput::from_doc).collect::<Result<Vec<_>, InputError>>()?;
+        // A document naming a cluster it does not define is a mistake worth reporting.
+        for (a, b, _) in &doc.rtt {
+            for n in [a, b] {
+                if !clusters.iter().any(|c| &c.name == n) {
+                    return Err(InputError::Cluster { cluster: n.clone(), what: "named in rtt but not in clusters".into() });
+                }
+            }
+        }
+        Self::from_clusters(clusters, &doc.rtt)
+    }
+
     /// A fleet from live cluster state (the controller's and the simulator's path).
     pub fn from_clusters(mut clusters: Vec<ClusterInput>, rtt: &[(String, String, f32)]) -> Result<Self, InputError> {
         clusters.sort_by(|a, b| a.name.cmp(&b.name));

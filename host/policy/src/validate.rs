@@ -2,7 +2,7 @@
 //! dangerous. Errors say exactly what is wrong so the author can fix it.
 
 use crate::bindings::{wit, wit_scaling};
-use crate::input::FleetSnapshot;
+use crate::snapshot::FleetSnapshot;
 
 /// Largest opaque state a scaling policy may return (it is persisted in the MCHPA status).
 pub const MAX_STATE_BYTES: usize = 64 << 10;

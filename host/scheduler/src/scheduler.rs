@@ -12,7 +12,8 @@
 use crate::cycle::{FleetCycle, OwnerKey};
 use crate::ledger::Ledger;
 use mck8s_capacity::{Reservation, Resources};
-use mck8s_policy::input::{Adjustment, InputError, WorkloadDoc, requests_of};
+use mck8s_policy::Adjustment;
+use mck8s_policy::input::{InputError, WorkloadDoc, requests_of};
 use mck8s_policy::registry::normalize;
 use mck8s_policy::{Decision, LoadedPolicy, PlacementSession, PolicyError, PolicyRegistry};
 use std::collections::{BTreeMap, HashMap};
