@@ -1,11 +1,11 @@
 //! Workload clusters: where they come from ([`source`]), the connection to each with its
-//! watches and health ([`member`]), their capacity ([`inventory`]) and the set of them
-//! ([`registry`]) that the controllers read a [`mck8s_scheduler::FleetCycle`] from. [`watch`]
-//! is how each of them follows a watched collection.
+//! watches and health ([`member`]), and the set of them ([`registry`]), the controllers'
+//! [`mck8s_fleet::FleetSource`]. Each member feeds its Node and Pod watches into a
+//! [`mck8s_fleet::ClusterInventory`]. [`watch`] is how each of them follows a watched
+//! collection.
 
 pub mod client;
 pub mod credentials;
-pub mod inventory;
 pub mod member;
 pub mod notifier;
 pub mod registry;

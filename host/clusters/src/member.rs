@@ -2,7 +2,6 @@
 //! mck8s put there, each kept current by a watch. Dropping it stops its tasks.
 
 use crate::client::{Clients, watch_config};
-use crate::inventory::ClusterInventory;
 use crate::notifier::Notifier;
 use crate::source::ClusterSpec;
 use crate::watch::{self, Change};
@@ -15,8 +14,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource};
 use mck8s_api::labels;
-use mck8s_policy::input::{HealthDoc, RoleDoc};
-use mck8s_scheduler::{ClusterState, OwnerKey};
+use mck8s_fleet::{ClusterInventory, ClusterState, Health, OwnerKey, Role};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -36,7 +34,7 @@ struct State {
     pods_synced: bool,
     /// The health last reported, and since when the cluster has not been Ready (None while
     /// Ready). A cluster starts unhealthy: until it answers, nothing is known to run there.
-    health: HealthDoc,
+    health: Health,
     unhealthy_since: Option<Instant>,
 }
 
@@ -48,20 +46,20 @@ impl Default for State {
             probed: false,
             nodes_synced: false,
             pods_synced: false,
-            health: HealthDoc::Unreachable,
+            health: Health::Unreachable,
             unhealthy_since: Some(Instant::now()),
         }
     }
 }
 
 impl State {
-    fn current_health(&self) -> HealthDoc {
+    fn current_health(&self) -> Health {
         if !self.reachable {
-            HealthDoc::Unreachable
+            Health::Unreachable
         } else if self.inventory.ready_nodes() == 0 {
-            HealthDoc::NotReady
+            Health::NotReady
         } else {
-            HealthDoc::Ready
+            Health::Ready
         }
     }
 
@@ -72,8 +70,8 @@ impl State {
             return false;
         }
         match (&self.health, &now) {
-            (HealthDoc::Ready, _) => self.unhealthy_since = Some(Instant::now()),
-            (_, HealthDoc::Ready) => self.unhealthy_since = None,
+            (Health::Ready, _) => self.unhealthy_since = Some(Instant::now()),
+            (_, Health::Ready) => self.unhealthy_since = None,
             _ => {}
         }
         self.health = now;
@@ -83,7 +81,7 @@ impl State {
 
 pub struct Member {
     pub name: String,
-    pub role: Option<RoleDoc>,
+    pub role: Option<Role>,
     pub labels: BTreeMap<String, String>,
     pub source: String,
     pub fingerprint: u64,
@@ -153,9 +151,9 @@ impl Member {
 
     /// Ready: the API server answers and at least one node is Ready. NotReady: it answers
     /// but no node is. Unreachable: it does not answer.
-    pub fn health(&self) -> HealthDoc {
+    pub fn health(&self) -> Health {
         if self.cordoned() {
-            return HealthDoc::NotReady;
+            return Health::NotReady;
         }
         self.state.lock().unwrap_or_else(|p| p.into_inner()).current_health()
     }
@@ -169,7 +167,7 @@ impl Member {
     /// this to pass a grace period.
     pub fn unhealthy_for(&self) -> Option<Duration> {
         let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if s.current_health() == HealthDoc::Ready && !self.cordoned() {
+        if s.current_health() == Health::Ready && !self.cordoned() {
             return None;
         }
         Some(s.unhealthy_since.map(|t| t.elapsed()).unwrap_or_default())
@@ -179,7 +177,7 @@ impl Member {
     /// mck8s convention). The rescheduler moves replicas from these back to the fog.
     pub fn is_cloud(&self) -> bool {
         match &self.role {
-            Some(r) => matches!(r, RoleDoc::Cloud),
+            Some(r) => matches!(r, Role::Cloud),
             None => self.name.contains("cloud"),
         }
     }
@@ -301,7 +299,7 @@ async fn watch_pods(cluster: String, client: Client, state: Arc<Mutex<State>>, n
     }
 }
 
-fn health_of(state: &Mutex<State>) -> HealthDoc {
+fn health_of(state: &Mutex<State>) -> Health {
     state.lock().unwrap_or_else(|p| p.into_inner()).current_health()
 }
 

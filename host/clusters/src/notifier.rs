@@ -2,7 +2,7 @@
 //! triggers when a child or one of its pods changes, and health changes. Members raise them;
 //! controllers subscribe through the registry.
 
-use mck8s_scheduler::OwnerKey;
+use mck8s_fleet::OwnerKey;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc;

@@ -12,8 +12,7 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher;
 use kube::{Api, Client};
 use mck8s_api::labels;
-use mck8s_policy::input::HealthDoc;
-use mck8s_scheduler::{ClusterState, FleetCycle, OwnerKey, StateCache};
+use mck8s_fleet::{ClusterState, FleetSource, Health, Observed, OwnerKey, StateCache};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -24,16 +23,15 @@ use tokio::sync::mpsc;
 pub struct Registry {
     members: RwLock<BTreeMap<String, Arc<Member>>>,
     notifier: Arc<Notifier>,
-    rtt: RwLock<mck8s_scheduler::Rtts>,
+    rtt: RwLock<mck8s_fleet::Rtts>,
     traffic: RwLock<HashMap<String, f64>>,
-    cycle: Mutex<Option<Arc<FleetCycle>>>,
     /// Each member's last state, by (revision, health, traffic): a cycle rebuilds only the
     /// clusters that changed since the last one.
     states: Mutex<StateCache<StateKey>>,
 }
 
 /// What a member's cached state was built from: its revision, its health, its traffic's bits.
-type StateKey = ((u64, u64), HealthDoc, u64);
+type StateKey = ((u64, u64), Health, u64);
 
 impl Registry {
     pub fn new() -> Arc<Self> {
@@ -135,16 +133,17 @@ impl Registry {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
 
-    /// The current fleet for a decision; rebuilt only when something changed.
-    pub fn cycle(&self) -> Result<Arc<FleetCycle>, mck8s_policy::input::InputError> {
+/// The fleet for a decision cycle (`mck8s_scheduler::Cycles` keeps the last one).
+impl FleetSource for Registry {
+    fn version(&self) -> u64 {
+        self.notifier.version()
+    }
+
+    fn observe(&self) -> Observed {
+        // The version is read first, so a cycle is never newer than the version it carries.
         let version = self.notifier.version();
-        let mut cached = self.cycle.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = cached.as_ref()
-            && c.version == version
-        {
-            return Ok(c.clone());
-        }
         let traffic = self.traffic.read().unwrap_or_else(|p| p.into_inner()).clone();
         let members = self.members();
         let states: Vec<Arc<ClusterState>> = {
@@ -164,12 +163,7 @@ impl Registry {
             states
         };
         let rtt = self.rtt.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let cycle = Arc::new(match cached.as_ref() {
-            Some(previous) => previous.next(states, &rtt, version)?,
-            None => FleetCycle::build_shared(states, &rtt, version)?,
-        });
-        *cached = Some(cycle.clone());
-        Ok(cycle)
+        Observed { states, rtt, version }
     }
 }
 

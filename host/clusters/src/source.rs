@@ -5,7 +5,7 @@
 use crate::credentials::{self, Trust};
 use kube::config::Kubeconfig;
 use mck8s_api::labels;
-use mck8s_policy::input::RoleDoc;
+use mck8s_fleet::Role;
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 #[derive(Clone)]
 pub struct ClusterSpec {
     pub name: String,
-    pub role: Option<RoleDoc>,
+    pub role: Option<Role>,
     pub labels: BTreeMap<String, String>,
     /// `file:<path>` or `secret:<namespace>/<name>`; a source only removes its own clusters.
     pub source: String,
@@ -46,7 +46,7 @@ fn parse_error(text: &str) -> String {
     }
 }
 
-fn fingerprint(kubeconfig: &Kubeconfig, context: &str, labels: &BTreeMap<String, String>, role: &Option<RoleDoc>) -> u64 {
+fn fingerprint(kubeconfig: &Kubeconfig, context: &str, labels: &BTreeMap<String, String>, role: &Option<Role>) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     serde_json::to_string(kubeconfig).unwrap_or_default().hash(&mut h);
     context.hash(&mut h);
@@ -56,10 +56,10 @@ fn fingerprint(kubeconfig: &Kubeconfig, context: &str, labels: &BTreeMap<String,
 }
 
 /// Parses a role label value.
-pub fn role_from(value: Option<&str>) -> Option<RoleDoc> {
+pub fn role_from(value: Option<&str>) -> Option<Role> {
     match value.map(str::to_ascii_lowercase).as_deref() {
-        Some("cloud") => Some(RoleDoc::Cloud),
-        Some("fog") | Some("edge") => Some(RoleDoc::Fog),
+        Some("cloud") => Some(Role::Cloud),
+        Some("fog") | Some("edge") => Some(Role::Fog),
         _ => None,
     }
 }
@@ -107,7 +107,7 @@ pub fn from_path(path: &Path, exclude: &[String], trust: Trust) -> Result<(Vec<C
     Ok((out, refused))
 }
 
-fn contexts_of(kubeconfig: &Kubeconfig, source: &str, exclude: &[String], labels: BTreeMap<String, String>, role: Option<RoleDoc>) -> Vec<ClusterSpec> {
+fn contexts_of(kubeconfig: &Kubeconfig, source: &str, exclude: &[String], labels: BTreeMap<String, String>, role: Option<Role>) -> Vec<ClusterSpec> {
     kubeconfig
         .contexts
         .iter()

@@ -6,7 +6,8 @@ use crate::metrics::Metrics;
 use kube::Client;
 use kube::runtime::events::Recorder;
 use mck8s_clusters::Registry;
-use mck8s_scheduler::Scheduler;
+use mck8s_policy::input::InputError;
+use mck8s_scheduler::{Cycles, FleetCycle, Scheduler};
 use mck8s_signals::prometheus::Prometheus;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,8 @@ pub struct Context {
     /// ... and the controllers' watches (see [`mck8s_clusters::client`]).
     pub watches: Client,
     pub clusters: Arc<Registry>,
+    /// The last decision cycle built from `clusters`.
+    pub cycles: Cycles,
     pub scheduler: Arc<Scheduler>,
     /// Where placement and scaling calls run: off the async workers.
     pub policy_calls: crate::policy_calls::PolicyCalls,
@@ -31,6 +34,13 @@ pub struct Context {
     pub moves: crate::failover::RateLimiter,
     /// Moves from cloud to fog the rescheduler proposed, for the MCD controller to carry out.
     pub reschedule: crate::proposals::Proposals,
+}
+
+impl Context {
+    /// The fleet for a decision: rebuilt only when something changed, and then as an update.
+    pub fn cycle(&self) -> Result<Arc<FleetCycle>, InputError> {
+        self.cycles.current(&*self.clusters)
+    }
 }
 
 /// A controller's own state holds the shared [`Context`] beside what only it keeps.

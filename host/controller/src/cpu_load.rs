@@ -8,7 +8,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{ApiResource, DynamicObject, ListParams};
 use kube::{Api, Client};
-use mck8s_policy::input::HealthDoc;
+use mck8s_fleet::Health;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -96,7 +96,7 @@ pub async fn measure(ctx: &Context, metrics_api: &MetricsApiProbe, namespace: &s
             out.push(Measured { cluster: cluster.clone(), utilization: None, source: "cluster not registered".into() });
             continue;
         };
-        if member.health() == HealthDoc::Unreachable {
+        if member.health() == Health::Unreachable {
             out.push(Measured { cluster: cluster.clone(), utilization: None, source: "cluster unreachable".into() });
             continue;
         }

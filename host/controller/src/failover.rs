@@ -11,7 +11,7 @@
 //! - Children left in clusters no longer chosen *drain*: they keep serving until the new
 //!   placement is entirely ready, and are never deleted while their cluster is unreachable.
 
-use mck8s_policy::input::HealthDoc;
+use mck8s_fleet::Health;
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Assessment {
     /// Placed clusters not Ready for at least the grace period: (cluster, health, for how long).
-    pub failed: Vec<(String, HealthDoc, Duration)>,
+    pub failed: Vec<(String, Health, Duration)>,
     /// Placed clusters not Ready for less than the grace period: the shortest time left.
     pub grace_left: Option<Duration>,
     /// Clusters the object failed over from that are Ready again.
@@ -39,7 +39,7 @@ pub fn assess<'a>(
     placed: impl IntoIterator<Item = &'a String>,
     failed_over: &[String],
     grace: Duration,
-    health: impl Fn(&str) -> Option<(HealthDoc, Option<Duration>)>,
+    health: impl Fn(&str) -> Option<(Health, Option<Duration>)>,
 ) -> Assessment {
     let mut a = Assessment::default();
     for c in placed {
@@ -53,7 +53,7 @@ pub fn assess<'a>(
         }
     }
     for c in failed_over {
-        if matches!(health(c), Some((HealthDoc::Ready, None))) {
+        if matches!(health(c), Some((Health::Ready, None))) {
             a.recovered.push(c.clone());
         }
     }
@@ -63,13 +63,13 @@ pub fn assess<'a>(
 /// `status.failedOver` after a new decision: clusters that were placed and are not Ready
 /// (they failed, or the decision avoided them while they were down) are added; recovered or
 /// unregistered ones, and those chosen again, are dropped.
-pub fn failed_over_after(before: &[String], placed_before: &BTreeSet<String>, placed_now: &BTreeSet<String>, health: impl Fn(&str) -> Option<HealthDoc>) -> Vec<String> {
+pub fn failed_over_after(before: &[String], placed_before: &BTreeSet<String>, placed_now: &BTreeSet<String>, health: impl Fn(&str) -> Option<Health>) -> Vec<String> {
     let mut out: BTreeSet<String> = BTreeSet::new();
     for c in before.iter().chain(placed_before) {
         if placed_now.contains(c) {
             continue;
         }
-        if matches!(health(c), Some(HealthDoc::NotReady | HealthDoc::Unreachable)) {
+        if matches!(health(c), Some(Health::NotReady | Health::Unreachable)) {
             out.insert(c.clone());
         }
     }
@@ -150,15 +150,15 @@ mod tests {
     fn a_cluster_fails_only_after_the_grace_period_and_recovers_when_ready() {
         let placed = s(&["a", "b", "c", "gone"]);
         let health = |c: &str| match c {
-            "a" => Some((HealthDoc::Ready, None)),
-            "b" => Some((HealthDoc::Unreachable, Some(Duration::from_secs(31)))),
-            "c" => Some((HealthDoc::NotReady, Some(Duration::from_secs(10)))),
-            "d" => Some((HealthDoc::Ready, None)),
-            "e" => Some((HealthDoc::NotReady, Some(Duration::from_secs(100)))),
+            "a" => Some((Health::Ready, None)),
+            "b" => Some((Health::Unreachable, Some(Duration::from_secs(31)))),
+            "c" => Some((Health::NotReady, Some(Duration::from_secs(10)))),
+            "d" => Some((Health::Ready, None)),
+            "e" => Some((Health::NotReady, Some(Duration::from_secs(100)))),
             _ => None,
         };
         let a = assess(&placed, &s(&["d", "e", "gone"]), GRACE, health);
-        assert_eq!(a.failed, vec![("b".to_string(), HealthDoc::Unreachable, Duration::from_secs(31))]);
+        assert_eq!(a.failed, vec![("b".to_string(), Health::Unreachable, Duration::from_secs(31))]);
         assert_eq!(a.grace_left, Some(Duration::from_secs(20)));
         assert_eq!(a.recovered, s(&["d"]));
         assert!(a.wants_move());
@@ -171,10 +171,10 @@ mod tests {
         let before: BTreeSet<String> = ["a", "b", "c"].iter().map(|x| x.to_string()).collect();
         let now: BTreeSet<String> = ["a", "x"].iter().map(|x| x.to_string()).collect();
         let health = |c: &str| match c {
-            "a" | "x" | "old-ok" => Some(HealthDoc::Ready),
-            "b" => Some(HealthDoc::Unreachable),
-            "c" => Some(HealthDoc::NotReady),
-            "old-down" => Some(HealthDoc::Unreachable),
+            "a" | "x" | "old-ok" => Some(Health::Ready),
+            "b" => Some(Health::Unreachable),
+            "c" => Some(Health::NotReady),
+            "old-down" => Some(Health::Unreachable),
             _ => None,
         };
         let out = failed_over_after(&s(&["old-ok", "old-down", "old-gone"]), &before, &now, health);

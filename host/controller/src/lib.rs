@@ -143,6 +143,7 @@ pub async fn run(clients: impl Into<mck8s_clusters::Clients>, config: Config) ->
         client: client.clone(),
         watches,
         clusters: clusters.clone(),
+        cycles: Default::default(),
         scheduler: Arc::new(Scheduler::new(policies.clone())),
         policy_calls: policy_calls::PolicyCalls::per_core(metrics.policy_call_wait.clone()),
         recorder: Recorder::new(client.clone(), reporter),

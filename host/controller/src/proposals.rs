@@ -2,7 +2,7 @@
 //! controller carries out: handed over by owner, with a wake-up for each. Its own module so
 //! the two controllers share it without importing each other.
 
-use mck8s_scheduler::OwnerKey;
+use mck8s_fleet::OwnerKey;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};

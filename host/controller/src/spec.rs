@@ -7,7 +7,7 @@ use k8s_openapi::api::batch::v1::JobSpec;
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use mck8s_api::{MultiClusterDeploymentSpec, MultiClusterJobSpec};
 use mck8s_capacity::Resources;
-use mck8s_clusters::inventory::pod_requests;
+use mck8s_fleet::inventory::pod_requests;
 use mck8s_policy::input::{ListOrCsv, Qty, RequestsDoc, WorkloadDoc};
 use std::collections::BTreeMap;
 

@@ -54,7 +54,7 @@ fn refresh_cluster_gauges(metrics: &Metrics, clusters: &Registry) {
         gauges.free_cpu_cores.get_or_create(&l).set(free.cpu_millis as f64 / 1000.0);
         gauges.free_memory_bytes.get_or_create(&l).set(free.memory_bytes as f64);
         gauges.free_pods.get_or_create(&l).set(free.pods as f64);
-        let ready = matches!(state.health, mck8s_policy::input::HealthDoc::Ready);
+        let ready = matches!(state.health, mck8s_fleet::Health::Ready);
         gauges.ready.get_or_create(&l).set(i64::from(ready));
     }
 }

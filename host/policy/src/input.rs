@@ -1,9 +1,10 @@
-//! Policy inputs as documents (YAML/JSON, cluster names rather than indices) and as live
-//! clusters ([`ClusterInput`]). [`crate::snapshot`] lowers a fleet into the WIT records once;
-//! [`crate::workload`] lowers each workload against it.
+//! Policy inputs as documents (YAML/JSON, cluster names rather than indices), read into the
+//! fleet model ([`ClusterDoc::to_state`]). [`crate::snapshot`] lowers a fleet into the WIT
+//! records once; [`crate::workload`] lowers each workload against it.
 
 use crate::bindings::wit_scaling;
 use mck8s_capacity::{NodeCapacity, Resources, parse_bytes, parse_cpu_millis};
+use mck8s_fleet::{ClusterState, Health, Role};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -25,30 +26,14 @@ pub struct FleetDoc {
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RoleDoc {
-    Fog,
-    Cloud,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum HealthDoc {
-    #[default]
-    Ready,
-    NotReady,
-    Unreachable,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ClusterDoc {
     pub name: String,
     /// Default: `cloud` when the name contains "cloud" (the mck8s convention), else `fog`.
     #[serde(default)]
-    pub role: Option<RoleDoc>,
+    pub role: Option<Role>,
     #[serde(default)]
-    pub health: HealthDoc,
+    pub health: Health,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
@@ -217,23 +202,20 @@ pub fn requests_of(w: &WorkloadDoc) -> Result<Resources, InputError> {
     })
 }
 
-/// One cluster of a live fleet: what [`ClusterDoc`] says, with nodes already lowered.
-#[derive(Clone, Debug)]
-pub struct ClusterInput {
-    pub name: String,
-    /// `None`: from the name, as mck8s did.
-    pub role: Option<RoleDoc>,
-    pub health: HealthDoc,
-    pub labels: BTreeMap<String, String>,
-    /// Schedulable nodes only.
-    pub nodes: Vec<NodeCapacity>,
-    pub traffic: f64,
-    pub cost: f64,
-}
-
-impl ClusterInput {
-    pub fn from_doc(c: &ClusterDoc) -> Result<Self, InputError> {
-        Ok(ClusterInput { name: c.name.clone(), role: c.role.clone(), health: c.health, labels: c.labels.clone(), nodes: lower_nodes(c)?, traffic: c.traffic, cost: c.cost })
+impl ClusterDoc {
+    /// The cluster in the fleet model, with no pods bound (a document states used capacity
+    /// per node instead).
+    pub fn to_state(&self) -> Result<ClusterState, InputError> {
+        Ok(ClusterState {
+            name: self.name.clone(),
+            role: self.role.clone(),
+            health: self.health,
+            labels: self.labels.clone(),
+            nodes: lower_nodes(self)?,
+            owned: Default::default(),
+            traffic: self.traffic,
+            cost: self.cost,
+        })
     }
 }
 

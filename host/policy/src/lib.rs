@@ -35,7 +35,7 @@ pub mod workload;
 
 pub use engine::{DEFAULT_CACHE_MAX_BYTES, EngineConfig, PolicyEngine};
 pub use error::{PolicyError, PolicyErrorKind};
-pub use input::{ClusterInput, PlacementInput, ScalingInput};
+pub use input::{PlacementInput, ScalingInput};
 pub use limits::Limits;
 pub use loaded::{LoadedPolicy, PolicyKind};
 pub use registry::{PolicyChange, PolicyRegistry, Subscriber};

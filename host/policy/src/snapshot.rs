@@ -8,8 +8,10 @@
 //! ([`FleetSnapshot::update_since`], the `fleet-updates` export of WIT 0.1.1).
 
 use crate::bindings::{wit, wit_updates};
-use crate::input::{ClusterInput, FleetDoc, HealthDoc, InputError, RoleDoc};
+use crate::input::{FleetDoc, InputError};
 use mck8s_capacity::{NodeCapacity, Resources};
+use mck8s_fleet::{ClusterState, Health, Role};
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -68,7 +70,7 @@ struct Lineage {
 impl FleetSnapshot {
     /// A fleet from a document (`mck8s policy eval`, test cases, scenario files).
     pub fn from_doc(doc: &FleetDoc) -> Result<Self, InputError> {
-        let clusters = doc.clusters.iter().map(ClusterInput::from_doc).collect::<Result<Vec<_>, InputError>>()?;
+        let clusters = doc.clusters.iter().map(|c| c.to_state()).collect::<Result<Vec<_>, InputError>>()?;
         // A document naming a cluster it does not define is a mistake worth reporting.
         for (a, b, _) in &doc.rtt {
             for n in [a, b] {
@@ -77,11 +79,12 @@ impl FleetSnapshot {
                 }
             }
         }
-        Self::from_clusters(clusters, &doc.rtt)
+        Self::from_clusters(&clusters, &doc.rtt)
     }
 
     /// A fleet from live cluster state (the controller's and the simulator's path).
-    pub fn from_clusters(mut clusters: Vec<ClusterInput>, rtt: &[(String, String, f32)]) -> Result<Self, InputError> {
+    pub fn from_clusters<C: Borrow<ClusterState>>(clusters: &[C], rtt: &[(String, String, f32)]) -> Result<Self, InputError> {
+        let mut clusters: Vec<&ClusterState> = clusters.iter().map(|c| c.borrow()).collect();
         clusters.sort_by(|a, b| a.name.cmp(&b.name));
         let mut strings = Interner::default();
         let mut index = HashMap::with_capacity(clusters.len());
@@ -97,12 +100,12 @@ impl FleetSnapshot {
             let labels_start = labels.len() as u32;
             labels.extend(c.labels.iter().map(|(k, v)| wit::Label { key: strings.intern(k), value: strings.intern(v) }));
             let name = strings.intern(&c.name);
-            let (record, alloc, free) = lower(&c, name, labels_start, labels.len() as u32 - labels_start);
+            let (record, alloc, free) = lower(c, name, labels_start, labels.len() as u32 - labels_start);
             let names: Vec<u32> = alloc.extended.keys().map(|k| strings.intern(k)).collect();
             extended.extend(lower_extended(i as u32, &names, &alloc, &free));
             extended_names.push(names);
             wit_clusters.push(record);
-            nodes.push(Arc::new(c.nodes));
+            nodes.push(Arc::new(c.nodes.clone()));
         }
         let rtts = lower_rtts(&index, rtt);
         let mut text = String::new();
@@ -127,7 +130,7 @@ impl FleetSnapshot {
     /// This fleet with `changes` (cluster index, its new input) applied and, if given, new
     /// RTTs. `None` when a change is one an update cannot carry (a cluster's name, role,
     /// labels or set of extended resources): build anew then.
-    pub fn updated(&self, changes: Vec<(u32, ClusterInput)>, rtt: Option<&[(String, String, f32)]>) -> Option<FleetSnapshot> {
+    pub fn updated<'a>(&self, changes: impl IntoIterator<Item = (u32, &'a ClusterState)>, rtt: Option<&[(String, String, f32)]>) -> Option<FleetSnapshot> {
         let seq = next_seq();
         let mut clusters = self.clusters.clone();
         let mut nodes = self.nodes.clone();
@@ -138,7 +141,7 @@ impl FleetSnapshot {
             if self.name_of(i) != c.name || !self.same_labels(i, &c.labels) {
                 return None;
             }
-            let (record, alloc, free) = lower(&c, old.name, old.labels_start, old.labels_len);
+            let (record, alloc, free) = lower(c, old.name, old.labels_start, old.labels_len);
             if record.role != old.role {
                 return None;
             }
@@ -152,7 +155,7 @@ impl FleetSnapshot {
                 all[start..start + names.len()].copy_from_slice(&lower_extended(i, names, &alloc, &free));
             }
             clusters[i as usize] = record;
-            nodes[i as usize] = Arc::new(c.nodes);
+            nodes[i as usize] = Arc::new(c.nodes.clone());
             touched[i as usize] = seq;
         }
         let keep = self.lineage.ancestors.len().min(LINEAGE_MAX - 1);
@@ -257,7 +260,7 @@ impl FleetSnapshot {
 }
 
 /// One cluster's record, with its summed allocatable and free resources.
-fn lower(c: &ClusterInput, name: u32, labels_start: u32, labels_len: u32) -> (wit::Cluster, Resources, Resources) {
+fn lower(c: &ClusterState, name: u32, labels_start: u32, labels_len: u32) -> (wit::Cluster, Resources, Resources) {
     let mut alloc = Resources::default();
     let mut free = Resources::default();
     for n in &c.nodes {
@@ -265,8 +268,8 @@ fn lower(c: &ClusterInput, name: u32, labels_start: u32, labels_len: u32) -> (wi
         free.add(&n.free());
     }
     let role = match &c.role {
-        Some(RoleDoc::Cloud) => wit::Role::Cloud,
-        Some(RoleDoc::Fog) => wit::Role::Fog,
+        Some(Role::Cloud) => wit::Role::Cloud,
+        Some(Role::Fog) => wit::Role::Fog,
         None if c.name.contains("cloud") => wit::Role::Cloud,
         None => wit::Role::Fog,
     };
@@ -274,9 +277,9 @@ fn lower(c: &ClusterInput, name: u32, labels_start: u32, labels_len: u32) -> (wi
         name,
         role,
         health: match c.health {
-            HealthDoc::Ready => wit::Health::Ready,
-            HealthDoc::NotReady => wit::Health::NotReady,
-            HealthDoc::Unreachable => wit::Health::Unreachable,
+            Health::Ready => wit::Health::Ready,
+            Health::NotReady => wit::Health::NotReady,
+            Health::Unreachable => wit::Health::Unreachable,
         },
         labels_start,
         labels_len,
@@ -328,15 +331,13 @@ mod tests {
         }
     }
 
-    fn cluster(name: &str, used: u64) -> ClusterInput {
-        ClusterInput {
+    fn cluster(name: &str, used: u64) -> ClusterState {
+        ClusterState {
             name: name.into(),
-            role: None,
-            health: HealthDoc::Ready,
             labels: [("zone".to_string(), format!("z-{name}"))].into(),
             nodes: vec![node(4000, used, name.ends_with('2').then_some(2)), node(2000, 0, None)],
             traffic: 1.0,
-            cost: 0.0,
+            ..ClusterState::default()
         }
     }
 
@@ -344,21 +345,21 @@ mod tests {
         vec![("c1".into(), "c2".into(), ms), ("c2".into(), "cloud3".into(), 30.0)]
     }
 
-    fn fleet() -> Vec<ClusterInput> {
+    fn fleet() -> Vec<ClusterState> {
         vec![cluster("cloud3", 0), cluster("c2", 500), cluster("c1", 1000)]
     }
 
     #[test]
     fn an_update_equals_a_full_build_of_the_changed_fleet() {
-        let base = FleetSnapshot::from_clusters(fleet(), &rtt(5.0)).unwrap();
+        let base = FleetSnapshot::from_clusters(&fleet(), &rtt(5.0)).unwrap();
         let mut changed = fleet();
         changed[1].nodes[0].requested.cpu_millis = 3000;
-        changed[1].health = HealthDoc::NotReady;
+        changed[1].health = Health::NotReady;
         changed[2].traffic = 9.0;
         let c2 = base.index_of("c2").unwrap();
         let c1 = base.index_of("c1").unwrap();
-        let updated = base.updated(vec![(c2, changed[1].clone()), (c1, changed[2].clone())], Some(&rtt(7.0))).unwrap();
-        let full = FleetSnapshot::from_clusters(changed, &rtt(7.0)).unwrap();
+        let updated = base.updated([(c2, &changed[1]), (c1, &changed[2])], Some(&rtt(7.0))).unwrap();
+        let full = FleetSnapshot::from_clusters(&changed, &rtt(7.0)).unwrap();
         assert_eq!(updated.wit(), full.wit());
         assert_eq!(updated.nodes(c2), full.nodes(c2));
         assert_ne!(base.wit(), full.wit(), "the change must show");
@@ -366,28 +367,28 @@ mod tests {
 
     #[test]
     fn what_an_update_cannot_carry_asks_for_a_full_build() {
-        let base = FleetSnapshot::from_clusters(fleet(), &[]).unwrap();
+        let base = FleetSnapshot::from_clusters(&fleet(), &[]).unwrap();
         let i = base.index_of("c1").unwrap();
         let mut relabelled = cluster("c1", 0);
         relabelled.labels.insert("new".into(), "label".into());
         let mut recast = cluster("c1", 0);
-        recast.role = Some(RoleDoc::Cloud);
+        recast.role = Some(Role::Cloud);
         let mut gpus = cluster("c1", 0);
         gpus.nodes.push(node(1000, 0, Some(1)));
         for c in [relabelled, recast, gpus, cluster("other", 0)] {
-            assert!(base.updated(vec![(i, c)], None).is_none());
+            assert!(base.updated([(i, &c)], None).is_none());
         }
-        assert!(base.updated(vec![(i, cluster("c1", 1))], None).is_some());
+        assert!(base.updated([(i, &cluster("c1", 1))], None).is_some());
     }
 
     #[test]
     fn an_instance_is_sent_what_changed_since_the_fleet_it_holds() {
-        let s0 = FleetSnapshot::from_clusters(fleet(), &rtt(5.0)).unwrap();
+        let s0 = FleetSnapshot::from_clusters(&fleet(), &rtt(5.0)).unwrap();
         let (c1, c2) = (s0.index_of("c1").unwrap(), s0.index_of("c2").unwrap());
-        let s1 = s0.updated(vec![(c1, cluster("c1", 2000))], None).unwrap();
+        let s1 = s0.updated([(c1, &cluster("c1", 2000))], None).unwrap();
         let mut more_gpus = cluster("c2", 500);
         more_gpus.nodes[0].requested.extended.insert("nvidia.com/gpu".into(), 1);
-        let s2 = s1.updated(vec![(c2, more_gpus)], Some(&rtt(6.0))).unwrap();
+        let s2 = s1.updated([(c2, &more_gpus)], Some(&rtt(6.0))).unwrap();
 
         let one = s1.update_since(&s0).unwrap();
         assert_eq!(one.clusters.iter().map(|u| u.index).collect::<Vec<_>>(), [c1]);
@@ -399,24 +400,24 @@ mod tests {
         assert!(s2.update_since(&s2).unwrap().clusters.is_empty());
 
         // A sibling, a descendant's future and another build are no ancestors.
-        let sibling = s0.updated(vec![(c2, cluster("c2", 100))], None).unwrap();
+        let sibling = s0.updated([(c2, &cluster("c2", 100))], None).unwrap();
         assert!(s2.update_since(&sibling).is_none());
         assert!(s0.update_since(&s1).is_none());
-        assert!(s1.update_since(&FleetSnapshot::from_clusters(fleet(), &rtt(5.0)).unwrap()).is_none());
+        assert!(s1.update_since(&FleetSnapshot::from_clusters(&fleet(), &rtt(5.0)).unwrap()).is_none());
     }
 
     #[test]
     fn an_instance_too_far_behind_gets_the_whole_fleet() {
-        let first = FleetSnapshot::from_clusters(fleet(), &[]).unwrap();
+        let first = FleetSnapshot::from_clusters(&fleet(), &[]).unwrap();
         let i = first.index_of("c1").unwrap();
-        let mut s = first.updated(vec![(i, cluster("c1", 1))], None).unwrap();
+        let mut s = first.updated([(i, &cluster("c1", 1))], None).unwrap();
         let second_seq = s.lineage.seq;
         for n in 0..LINEAGE_MAX as u64 - 1 {
-            s = s.updated(vec![(i, cluster("c1", n + 2))], None).unwrap();
+            s = s.updated([(i, &cluster("c1", n + 2))], None).unwrap();
         }
         assert_eq!(s.lineage.ancestors.len(), LINEAGE_MAX);
         assert!(s.update_since(&first).is_some(), "the first snapshot is still remembered");
-        s = s.updated(vec![(i, cluster("c1", 0))], None).unwrap();
+        s = s.updated([(i, &cluster("c1", 0))], None).unwrap();
         assert!(s.update_since(&first).is_none());
         assert_eq!(s.lineage.ancestors.first(), Some(&second_seq));
     }

@@ -1,6 +1,7 @@
 //! Deterministic synthetic fleets for benchmarks, `mck8s policy bench` and generated tests.
 
-use crate::input::{ClusterDoc, FleetDoc, HealthDoc, NodeDoc, RoleDoc, WorkloadDoc};
+use crate::input::{ClusterDoc, FleetDoc, NodeDoc, WorkloadDoc};
+use mck8s_fleet::{Health, Role};
 use std::collections::BTreeMap;
 
 /// A small xorshift generator: reproducible across platforms, no dependency.
@@ -54,8 +55,8 @@ pub fn fleet(n: usize, seed: u64) -> FleetDoc {
         labels.insert("zone".to_string(), format!("z{}", i % 7));
         clusters.push(ClusterDoc {
             name,
-            role: Some(if cloud { RoleDoc::Cloud } else { RoleDoc::Fog }),
-            health: if i % 20 == 7 { HealthDoc::NotReady } else { HealthDoc::Ready },
+            role: Some(if cloud { Role::Cloud } else { Role::Fog }),
+            health: if i % 20 == 7 { Health::NotReady } else { Health::Ready },
             labels,
             nodes,
             traffic: rng.range(0, 1_000_000) as f64,

@@ -9,9 +9,9 @@
 #![allow(clippy::unwrap_used, reason = "test and bench code: a panic is a failure with its message")]
 
 use mck8s_capacity::{NodeCapacity, Resources};
-use mck8s_policy::input::{HealthDoc, RoleDoc};
+use mck8s_fleet::{ClusterState, Health, Role, Rtts};
 use mck8s_policy::{EngineConfig, LoadedPolicy, PlacementSession, PolicyEngine, PolicyRegistry};
-use mck8s_scheduler::{ClusterState, FleetCycle, Rtts};
+use mck8s_scheduler::FleetCycle;
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -28,8 +28,8 @@ fn state(i: usize, used: u64) -> Arc<ClusterState> {
     let cloud = i % 10 == 9;
     Arc::new(ClusterState {
         name: if cloud { format!("cloud{i:05}") } else { format!("cluster{i:05}") },
-        role: Some(if cloud { RoleDoc::Cloud } else { RoleDoc::Fog }),
-        health: HealthDoc::Ready,
+        role: Some(if cloud { Role::Cloud } else { Role::Fog }),
+        health: Health::Ready,
         labels: [("region".to_string(), format!("r{}", i % 7)), ("tier".to_string(), "edge".to_string())].into(),
         nodes: vec![node; 4],
         owned: HashMap::new(),

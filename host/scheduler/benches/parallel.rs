@@ -8,9 +8,10 @@
 #![allow(clippy::unwrap_used, reason = "test and bench code: a panic is a failure with its message")]
 
 use mck8s_capacity::{NodeCapacity, Resources};
-use mck8s_policy::input::{HealthDoc, RoleDoc, WorkloadDoc};
+use mck8s_fleet::{ClusterState, Health, OwnerKey, Role};
+use mck8s_policy::input::WorkloadDoc;
 use mck8s_policy::{EngineConfig, PolicyEngine, PolicyRegistry};
-use mck8s_scheduler::{ClusterState, FleetCycle, OwnerKey, PlacementRequest, Scheduler};
+use mck8s_scheduler::{FleetCycle, PlacementRequest, Scheduler};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::Instant;
@@ -38,8 +39,8 @@ fn cycle(n: usize) -> Arc<FleetCycle> {
             let cloud = i % 10 == 9;
             ClusterState {
                 name: if cloud { format!("cloud{i:05}") } else { format!("cluster{i:05}") },
-                role: Some(if cloud { RoleDoc::Cloud } else { RoleDoc::Fog }),
-                health: HealthDoc::Ready,
+                role: Some(if cloud { Role::Cloud } else { Role::Fog }),
+                health: Health::Ready,
                 labels: BTreeMap::new(),
                 nodes: vec![node.clone(); 4],
                 owned: HashMap::new(),

@@ -1,66 +1,15 @@
-//! One scheduling cycle's view of the fleet: the lowered [`FleetSnapshot`] plus, per
-//! cluster, where each workload's pods are bound.
+//! One scheduling cycle's view of the fleet: the observed cluster states, lowered once into
+//! a [`FleetSnapshot`] for the policies, plus where each workload's pods are bound.
 
-use mck8s_capacity::{NodeCapacity, Resources};
-use mck8s_policy::input::{ClusterInput, HealthDoc, RoleDoc};
+use mck8s_fleet::{ClusterState, FleetSource, Observed, OwnedPods, OwnerKey, Rtts};
 use mck8s_policy::{FleetSnapshot, input::InputError};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
-
-/// Which multi-cluster object a pod belongs to (by the owner labels mck8s puts on children).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct OwnerKey {
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
-}
-
-impl OwnerKey {
-    /// The key its pods are counted under: the owner label's value, which hashes names
-    /// longer than 63 characters. Idempotent.
-    pub fn labelled(&self) -> OwnerKey {
-        OwnerKey { kind: self.kind.clone(), namespace: self.namespace.clone(), name: mck8s_api::labels::owner_value(&self.name) }
-    }
-}
-
-impl std::fmt::Display for OwnerKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}/{}", self.kind, self.namespace, self.name)
-    }
-}
-
-/// An owner's pods in one cluster.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct OwnedPods {
-    /// Requests of its bound pods, per node index (into the cluster's `nodes`).
-    pub per_node: Vec<(usize, Resources)>,
-    /// Its pods bound to a node.
-    pub bound: u32,
-}
-
-/// One cluster as a driver observes it.
-#[derive(Clone, Debug)]
-pub struct ClusterState {
-    pub name: String,
-    pub role: Option<RoleDoc>,
-    pub health: HealthDoc,
-    pub labels: BTreeMap<String, String>,
-    /// Schedulable nodes.
-    pub nodes: Vec<NodeCapacity>,
-    pub owned: HashMap<OwnerKey, OwnedPods>,
-    pub traffic: f64,
-    pub cost: f64,
-}
-
-/// Measured RTTs as `(a, b, milliseconds)`, shared so that an unchanged list costs a
-/// pointer comparison.
-pub type Rtts = Arc<Vec<(String, String, f32)>>;
+use std::sync::{Arc, Mutex};
 
 /// Immutable for a cycle; drivers build a new one when something changed.
 #[derive(Debug)]
 pub struct FleetCycle {
     pub snapshot: Arc<FleetSnapshot>,
-    /// Indexed like the snapshot's clusters; shared with the drivers' [`StateCache`]s.
+    /// Indexed like the snapshot's clusters; shared with the drivers' state caches.
     states: Vec<Arc<ClusterState>>,
     /// For each cluster in the order the driver gave them: its index in the snapshot.
     position: Arc<Vec<u32>>,
@@ -74,9 +23,9 @@ impl FleetCycle {
         Self::build_shared(clusters.into_iter().map(Arc::new).collect(), &Arc::new(rtt.to_vec()), version)
     }
 
-    /// From states a [`StateCache`] kept, lowering every cluster into a new snapshot.
+    /// From states a driver kept, lowering every cluster into a new snapshot.
     pub fn build_shared(clusters: Vec<Arc<ClusterState>>, rtt: &Rtts, version: u64) -> Result<Self, InputError> {
-        let snapshot = FleetSnapshot::from_clusters(clusters.iter().map(|c| input_of(c)).collect(), rtt)?;
+        let snapshot = FleetSnapshot::from_clusters(&clusters, rtt)?;
         // The snapshot orders clusters by name (and refuses duplicates).
         let mut order: Vec<usize> = (0..clusters.len()).collect();
         order.sort_by(|&a, &b| clusters[a].name.cmp(&clusters[b].name));
@@ -113,7 +62,7 @@ impl FleetCycle {
         let snapshot = if changed.is_empty() && !rtt_moved {
             self.snapshot.clone()
         } else {
-            let inputs = changed.iter().map(|&(index, pos)| (index, input_of(&clusters[pos]))).collect();
+            let inputs = changed.iter().map(|&(index, pos)| (index, &*clusters[pos]));
             match self.snapshot.updated(inputs, rtt_moved.then_some(rtt.as_slice())) {
                 Some(s) => Arc::new(s),
                 None => return Self::build_shared(clusters, rtt, version),
@@ -137,56 +86,32 @@ impl FleetCycle {
 
     /// `owner`'s bound pods in `cluster`.
     pub fn owned_pods(&self, cluster: u32, owner: &OwnerKey) -> Option<&OwnedPods> {
-        let owned = &self.states.get(cluster as usize)?.owned;
-        // Called per cluster and per ledger entry in every decision: a name that is its own
-        // label value is looked up without building the key.
-        if owner.name.len() <= mck8s_api::labels::LABEL_VALUE_MAX { owned.get(owner) } else { owned.get(&owner.labelled()) }
+        self.states.get(cluster as usize)?.owned_pods(owner)
     }
 }
 
-fn input_of(c: &ClusterState) -> ClusterInput {
-    ClusterInput { name: c.name.clone(), role: c.role.clone(), health: c.health, labels: c.labels.clone(), nodes: c.nodes.clone(), traffic: c.traffic, cost: c.cost }
+/// The latest cycle of one [`FleetSource`], built anew only when its version moved, and
+/// then from the cycle before ([`FleetCycle::next`]).
+#[derive(Debug, Default)]
+pub struct Cycles {
+    last: Mutex<Option<Arc<FleetCycle>>>,
 }
 
-/// Cluster states kept between cycles, each rebuilt only when its key moved. The key is
-/// whatever tells its driver that a cluster changed (a revision, its health): a burst of
-/// changes in one cluster rebuilds that cluster's state once, at the next cycle, and the
-/// other clusters' states are reused.
-#[derive(Clone, Debug)]
-pub struct StateCache<K> {
-    entries: HashMap<String, (K, Arc<ClusterState>)>,
-}
-
-impl<K> Default for StateCache<K> {
-    fn default() -> Self {
-        StateCache { entries: HashMap::new() }
-    }
-}
-
-impl<K: PartialEq> StateCache<K> {
-    /// The state of cluster `name` at `key`, built by `build` unless kept from before.
-    pub fn get(&mut self, name: &str, key: K, build: impl FnOnce() -> ClusterState) -> Arc<ClusterState> {
-        match self.entries.get(name) {
-            Some((k, s)) if *k == key => s.clone(),
-            _ => {
-                let s = Arc::new(build());
-                self.entries.insert(name.to_string(), (key, s.clone()));
-                s
-            }
+impl Cycles {
+    pub fn current(&self, source: &impl FleetSource) -> Result<Arc<FleetCycle>, InputError> {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = last.as_ref()
+            && c.version == source.version()
+        {
+            return Ok(c.clone());
         }
-    }
-
-    /// Drops the clusters `keep` refuses (they left the fleet).
-    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
-        self.entries.retain(|name, _| keep(name));
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        let Observed { states, rtt, version } = source.observe();
+        let cycle = Arc::new(match last.as_ref() {
+            Some(previous) => previous.next(states, &rtt, version)?,
+            None => FleetCycle::build_shared(states, &rtt, version)?,
+        });
+        *last = Some(cycle.clone());
+        Ok(cycle)
     }
 }
 
@@ -196,37 +121,7 @@ mod tests {
 
     fn state(name: &str, owner: &str, bound: u32) -> ClusterState {
         let key = OwnerKey { kind: "MultiClusterDeployment".into(), namespace: "ns".into(), name: owner.into() };
-        ClusterState {
-            name: name.into(),
-            role: None,
-            health: HealthDoc::Ready,
-            labels: BTreeMap::new(),
-            nodes: Vec::new(),
-            owned: [(key, OwnedPods { per_node: Vec::new(), bound })].into(),
-            traffic: 0.0,
-            cost: 0.0,
-        }
-    }
-
-    #[test]
-    fn a_state_is_rebuilt_only_when_its_key_moves() {
-        let mut cache = StateCache::<u64>::default();
-        let mut builds = 0;
-        let mut get = |cache: &mut StateCache<u64>, name: &str, key: u64| {
-            cache.get(name, key, || {
-                builds += 1;
-                state(name, "a", key as u32)
-            })
-        };
-        let first = get(&mut cache, "c1", 1);
-        let again = get(&mut cache, "c1", 1);
-        assert!(Arc::ptr_eq(&first, &again));
-        let moved = get(&mut cache, "c1", 2);
-        assert!(!Arc::ptr_eq(&first, &moved));
-        get(&mut cache, "c2", 1);
-        assert_eq!(builds, 3);
-        cache.retain(|n| n != "c1");
-        assert_eq!(cache.len(), 1);
+        ClusterState { name: name.into(), owned: [(key, OwnedPods { per_node: Vec::new(), bound })].into(), ..ClusterState::default() }
     }
 
     #[test]
@@ -236,5 +131,39 @@ mod tests {
         let cycle = FleetCycle::build_shared(vec![Arc::new(state("zeta", "z", 3)), Arc::new(state("alpha", "a", 1))], &Rtts::default(), 1).unwrap();
         let (a, z) = (cycle.snapshot.index_of("alpha").unwrap(), cycle.snapshot.index_of("zeta").unwrap());
         assert_eq!((cycle.bound(a, &owner("a")), cycle.bound(z, &owner("z")), cycle.bound(a, &owner("z"))), (1, 3, 0));
+    }
+
+    struct Source(Mutex<Observed>);
+
+    impl FleetSource for Source {
+        fn version(&self) -> u64 {
+            self.0.lock().unwrap().version
+        }
+        fn observe(&self) -> Observed {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    #[test]
+    fn a_cycle_is_rebuilt_only_when_the_version_moves_and_then_from_the_last_one() {
+        let states = vec![Arc::new(state("a", "x", 1)), Arc::new(state("b", "x", 2))];
+        let source = Source(Mutex::new(Observed { states: states.clone(), rtt: Rtts::default(), version: 1 }));
+        let cycles = Cycles::default();
+        let first = cycles.current(&source).unwrap();
+        assert!(Arc::ptr_eq(&first, &cycles.current(&source).unwrap()));
+        {
+            let mut o = source.0.lock().unwrap();
+            o.states[1] = Arc::new(state("b", "x", 5));
+            o.version = 2;
+        }
+        let second = cycles.current(&source).unwrap();
+        assert_eq!(second.version, 2);
+        let b = second.snapshot.index_of("b").unwrap();
+        let owner = OwnerKey { kind: "MultiClusterDeployment".into(), namespace: "ns".into(), name: "x".into() };
+        assert_eq!(second.bound(b, &owner), 5);
+        // An update of the first cycle's snapshot, not a new build: an instance holding the
+        // first is sent only cluster b.
+        let update = second.snapshot.update_since(&first.snapshot).expect("same lineage");
+        assert_eq!(update.clusters.iter().map(|u| u.index).collect::<Vec<_>>(), [b]);
     }
 }

@@ -1,8 +1,9 @@
 //! Assume-and-deduct: what each owner was last decided to run where, so the next decision
 //! deducts replicas the clusters do not show yet.
 
-use crate::cycle::{ClusterState, FleetCycle, OwnerKey};
+use crate::cycle::FleetCycle;
 use mck8s_capacity::{Reservation, Resources};
+use mck8s_fleet::{ClusterState, OwnerKey};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 

@@ -10,6 +10,6 @@ mod cycle;
 mod ledger;
 mod scheduler;
 
-pub use cycle::{ClusterState, FleetCycle, OwnedPods, OwnerKey, Rtts, StateCache};
+pub use cycle::{Cycles, FleetCycle};
 pub use ledger::Ledger;
 pub use scheduler::{PlacementRequest, ScheduleError, Scheduler};

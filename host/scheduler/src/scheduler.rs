@@ -9,9 +9,10 @@
 //! slots, a busy ledger cannot starve one, and a run of decisions that all want the same
 //! clusters costs what deciding one at a time does.
 
-use crate::cycle::{FleetCycle, OwnerKey};
+use crate::cycle::FleetCycle;
 use crate::ledger::Ledger;
 use mck8s_capacity::{Reservation, Resources};
+use mck8s_fleet::OwnerKey;
 use mck8s_policy::Adjustment;
 use mck8s_policy::input::{InputError, WorkloadDoc, requests_of};
 use mck8s_policy::registry::normalize;

@@ -3,9 +3,10 @@
 #![allow(clippy::unwrap_used, reason = "test and bench code: a panic is a failure with its message")]
 
 use mck8s_capacity::{NodeCapacity, Resources};
-use mck8s_policy::input::{HealthDoc, WorkloadDoc};
+use mck8s_fleet::{ClusterState, Health, OwnedPods, OwnerKey};
+use mck8s_policy::input::WorkloadDoc;
 use mck8s_policy::{EngineConfig, PolicyEngine, PolicyRegistry};
-use mck8s_scheduler::{ClusterState, FleetCycle, OwnedPods, OwnerKey, PlacementRequest, Scheduler};
+use mck8s_scheduler::{FleetCycle, PlacementRequest, Scheduler};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -28,7 +29,7 @@ fn cluster(name: &str, owned: HashMap<OwnerKey, OwnedPods>, used: [u64; 2]) -> C
         allocatable: Resources { cpu_millis: 2000, memory_bytes: 2000 << 20, pods: 50, ..Default::default() },
         requested: Resources { cpu_millis: u, memory_bytes: u << 20, pods: u / 1000, ..Default::default() },
     };
-    ClusterState { name: name.into(), role: None, health: HealthDoc::Ready, labels: BTreeMap::new(), nodes: vec![node(used[0]), node(used[1])], owned, traffic: 0.0, cost: 0.0 }
+    ClusterState { name: name.into(), role: None, health: Health::Ready, labels: BTreeMap::new(), nodes: vec![node(used[0]), node(used[1])], owned, traffic: 0.0, cost: 0.0 }
 }
 
 fn owner(name: &str) -> OwnerKey {

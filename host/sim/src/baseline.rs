@@ -61,14 +61,14 @@ pub fn even_split(cycle: &FleetCycle, workload: &WorkloadDoc) -> Result<Decision
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mck8s_scheduler::ClusterState;
+    use mck8s_fleet::ClusterState;
     use std::collections::{BTreeMap, HashMap};
 
     fn cluster(name: &str, ready: bool) -> ClusterState {
         ClusterState {
             name: name.into(),
             role: None,
-            health: if ready { Default::default() } else { mck8s_policy::input::HealthDoc::NotReady },
+            health: if ready { Default::default() } else { mck8s_fleet::Health::NotReady },
             labels: BTreeMap::new(),
             nodes: Vec::new(),
             owned: HashMap::new(),

@@ -12,8 +12,9 @@
 use crate::SimError;
 use crate::scenario::{ClusterSpec, InitialNodes, NodeAutoscaling, OnDemand};
 use mck8s_capacity::{NodeCapacity, Resources, parse_bytes, parse_cpu_millis};
-use mck8s_policy::input::{HealthDoc, NodeDoc, RoleDoc};
-use mck8s_scheduler::{ClusterState, FleetCycle, OwnedPods, OwnerKey, StateCache};
+use mck8s_fleet::{ClusterState, Health, OwnedPods, OwnerKey, Role, StateCache};
+use mck8s_policy::input::NodeDoc;
+use mck8s_scheduler::FleetCycle;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -83,9 +84,9 @@ pub enum Presence {
 #[derive(Clone, Debug)]
 pub struct VirtualCluster {
     pub name: String,
-    pub role: Option<RoleDoc>,
+    pub role: Option<Role>,
     pub cloud: bool,
-    pub health: HealthDoc,
+    pub health: Health,
     pub labels: BTreeMap<String, String>,
     pub traffic: f64,
     pub cost: f64,
@@ -140,7 +141,7 @@ impl VirtualCluster {
             name: spec.name.clone(),
             role: spec.role.clone(),
             cloud,
-            health: HealthDoc::Ready,
+            health: Health::Ready,
             labels: spec.labels.clone(),
             traffic: spec.traffic,
             cost: spec.cost,
@@ -164,7 +165,7 @@ impl VirtualCluster {
     }
 
     pub fn is_ready(&self) -> bool {
-        matches!(self.health, HealthDoc::Ready)
+        matches!(self.health, Health::Ready)
     }
 
     pub fn is_present(&self) -> bool {
@@ -491,12 +492,12 @@ fn least_allocated(n: &Node, req: &Resources) -> f64 {
 #[derive(Clone, Debug)]
 pub struct Fleet {
     pub clusters: Vec<VirtualCluster>,
-    pub rtt: mck8s_scheduler::Rtts,
+    pub rtt: mck8s_fleet::Rtts,
     index: HashMap<String, usize>,
     owners: Vec<OwnerKey>,
     owner_ids: HashMap<OwnerKey, OwnerId>,
     /// Each present cluster's last `ClusterState`, by (revision, health, traffic, cost).
-    states: StateCache<(u64, HealthDoc, u64, u64)>,
+    states: StateCache<(u64, Health, u64, u64)>,
 }
 
 impl Fleet {
@@ -563,7 +564,7 @@ impl Fleet {
 
     /// The cluster fails: it reports `health` and its pods are lost. Returns the owners
     /// that had pods there.
-    pub fn fail(&mut self, cluster: usize, health: HealthDoc) -> Vec<OwnerId> {
+    pub fn fail(&mut self, cluster: usize, health: Health) -> Vec<OwnerId> {
         let c = &mut self.clusters[cluster];
         c.health = health;
         c.lose_pods()
@@ -571,7 +572,7 @@ impl Fleet {
 
     pub fn recover(&mut self, cluster: usize) {
         let c = &mut self.clusters[cluster];
-        c.health = HealthDoc::Ready;
+        c.health = Health::Ready;
         c.dirty = true;
     }
 
@@ -759,7 +760,7 @@ mod tests {
         let (mut f, a, _) = fleet("{name: c, nodes: [{count: 1, cpu: 2, memory: 2000Mi}]}");
         f.apply(a, &cpu(1000), &want("c", 2)).unwrap();
         f.schedule();
-        assert_eq!(f.fail(0, HealthDoc::Unreachable), vec![a]);
+        assert_eq!(f.fail(0, Health::Unreachable), vec![a]);
         assert_eq!(f.clusters[0].usage().running, 0);
         assert!(!f.clusters[0].is_ready());
         f.recover(0);

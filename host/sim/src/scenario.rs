@@ -3,7 +3,8 @@
 //! virtual seconds from the start.
 
 use crate::SimError;
-use mck8s_policy::input::{HealthDoc, KindDoc, ListOrCsv, NodeDoc, RequestsDoc, RoleDoc};
+use mck8s_fleet::{Health, Role};
+use mck8s_policy::input::{KindDoc, ListOrCsv, NodeDoc, RequestsDoc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -42,7 +43,7 @@ pub struct ClusterSpec {
     pub name: String,
     /// Default: `cloud` when the name contains "cloud", else `fog` (as mck8s).
     #[serde(default)]
-    pub role: Option<RoleDoc>,
+    pub role: Option<Role>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     /// Node shapes; `usedCpu`/`usedMemory` are requests of system pods that never move.
@@ -205,7 +206,7 @@ pub struct FailureSpec {
     #[serde(default)]
     pub until: Option<u64>,
     #[serde(default = "unreachable")]
-    pub health: HealthDoc,
+    pub health: Health,
 }
 
 fn thirty() -> u64 {
@@ -238,8 +239,8 @@ fn one() -> u32 {
 fn hundred() -> u32 {
     100
 }
-fn unreachable() -> HealthDoc {
-    HealthDoc::Unreachable
+fn unreachable() -> Health {
+    Health::Unreachable
 }
 
 impl Scenario {
@@ -344,8 +345,8 @@ impl ClusterSpec {
     /// Its role: as given, else cloud when the name contains "cloud" (as mck8s).
     pub fn is_cloud(&self) -> bool {
         match self.role {
-            Some(RoleDoc::Cloud) => true,
-            Some(RoleDoc::Fog) => false,
+            Some(Role::Cloud) => true,
+            Some(Role::Fog) => false,
             None => self.name.contains("cloud"),
         }
     }

@@ -15,7 +15,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use mck8s_api::{CloudProvisioner, CloudProvisionerStatus, conditions};
-use mck8s_policy::input::HealthDoc;
+use mck8s_fleet::Health;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
@@ -169,7 +169,7 @@ async fn observe_all(cp: &CloudProvisioner, s: &Settings, shared: &Shared) -> Re
     let kubeconfig = if cluster.is_some() { observe::kubeconfig_secret(client, s).await? } else { None };
     let registry: Api<Secret> = Api::namespaced(client.clone(), &cfg.registry_namespace);
     let registered = registry.get_opt(&format!("mck8s-cloud-{}", s.cluster)).await?.map(|sec| sec.labels().get(mck8s_api::labels::CLUSTER_CORDONED).is_some_and(|v| v == "true"));
-    let member_ready = ctx.clusters.get(&s.cluster).is_some_and(|m| m.health() == HealthDoc::Ready);
+    let member_ready = ctx.clusters.get(&s.cluster).is_some_and(|m| m.health() == Health::Ready);
     let phase = cp.status.as_ref().and_then(|st| st.phase.clone()).unwrap_or_default();
     let workload = match (&kubeconfig, phase.as_str()) {
         (Some(secret), plan::JOINING | plan::READY | plan::DRAINING) => Some(probe(secret).await),

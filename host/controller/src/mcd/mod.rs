@@ -29,9 +29,9 @@ use kube::{Api, ResourceExt};
 use mck8s_api::conditions;
 use mck8s_api::{MultiClusterDeployment, MultiClusterDeploymentStatus};
 use mck8s_clusters::Member;
+use mck8s_fleet::{Health, OwnerKey};
 use mck8s_policy::Decision;
-use mck8s_policy::input::HealthDoc;
-use mck8s_scheduler::{OwnerKey, PlacementRequest, ScheduleError};
+use mck8s_scheduler::{PlacementRequest, ScheduleError};
 use plan::{ChildCounts, MemberView, Outcome};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -249,7 +249,7 @@ async fn app_traffic(ctx: &Context, owner: &OwnerKey, parsed: &ParsedSpec, curre
 
 async fn decide(ctx: &Context, owner: &OwnerKey, parsed: &ParsedSpec, current: &BTreeMap<String, u32>, app_traffic: BTreeMap<String, f64>) -> Result<Decision, ScheduleError> {
     let started = std::time::Instant::now();
-    let cycle = ctx.clusters.cycle()?;
+    let cycle = ctx.cycle()?;
     let mut workload = parsed.workload.clone();
     workload.current = current.iter().filter(|(c, _)| cycle.snapshot.index_of(c).is_some()).map(|(c, r)| (c.clone(), *r)).collect();
     workload.app_traffic = app_traffic.into_iter().filter(|(c, _)| cycle.snapshot.index_of(c).is_some()).collect();
@@ -275,7 +275,7 @@ async fn decide(ctx: &Context, owner: &OwnerKey, parsed: &ParsedSpec, current: &
 async fn apply_child(ctx: &Context, cluster: &str, owner: &Owner<'_>, parsed: &ParsedSpec, replicas: u32) -> Result<(), Error> {
     let err = |message: String| Error::Cluster { cluster: cluster.to_string(), message };
     let member = ctx.clusters.get(cluster).ok_or_else(|| err("not registered".into()))?;
-    if member.health() == HealthDoc::Unreachable {
+    if member.health() == Health::Unreachable {
         return Err(err("unreachable".into()));
     }
     let child = render::deployment(owner, &parsed.deployment, replicas).map_err(|e| err(format!("rendering the Deployment: {e}")))?;

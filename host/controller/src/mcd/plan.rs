@@ -14,8 +14,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use mck8s_api::conditions::{self, BURSTING, DEGRADED, INVALID_SPEC, PLACED, READY};
 use mck8s_api::mcd::LegacyMessage;
 use mck8s_api::{ClusterPlacement, DrainingChild, MultiClusterDeploymentStatus};
+use mck8s_fleet::Health;
 use mck8s_policy::Decision;
-use mck8s_policy::input::HealthDoc;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -36,14 +36,14 @@ pub fn must_decide(status: &MultiClusterDeploymentStatus, generation: Option<i64
 /// One registered cluster, as this object sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MemberView {
-    pub health: HealthDoc,
+    pub health: Health,
     /// The object's children there; `None` when it has none.
     pub child: Option<ChildCounts>,
 }
 
 impl MemberView {
     fn reachable(&self) -> bool {
-        self.health != HealthDoc::Unreachable
+        self.health != Health::Unreachable
     }
 }
 

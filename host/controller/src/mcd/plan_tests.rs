@@ -9,8 +9,8 @@ use crate::failover::{Assessment, KEEP_BURSTING, KEEP_NOT_READY, KEEP_UNREACHABL
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use mck8s_api::conditions;
 use mck8s_api::{ClusterPlacement, DrainingChild, MultiClusterDeploymentStatus};
+use mck8s_fleet::Health;
 use mck8s_policy::Decision;
-use mck8s_policy::input::HealthDoc;
 use mck8s_policy::session::ClusterReplicas;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -43,7 +43,7 @@ fn decision(placement: &[(&str, u32)], unplaced: u32) -> Decision {
 }
 
 /// A registered cluster: name, health, and its children's (replicas, ready) if any.
-type Member<'a> = (&'a str, HealthDoc, Option<(u32, u32)>);
+type Member<'a> = (&'a str, Health, Option<(u32, u32)>);
 
 fn members(m: &[Member<'_>]) -> BTreeMap<String, MemberView> {
     m.iter().map(|(c, h, child)| (c.to_string(), MemberView { health: *h, child: child.map(|(replicas, ready)| ChildCounts { replicas, ready }) })).collect()
@@ -64,7 +64,7 @@ fn condition<'a>(p: &'a Plan, type_: &str) -> &'a k8s_openapi::apimachinery::pkg
     conditions::get(&p.status.conditions, type_).unwrap_or_else(|| panic!("no {type_} in {:?}", p.status.conditions))
 }
 
-use HealthDoc::{NotReady, Ready, Unreachable};
+use Health::{NotReady, Ready, Unreachable};
 
 #[test]
 fn a_new_spec_is_decided_again_and_a_settled_one_is_not() {

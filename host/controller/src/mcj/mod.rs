@@ -22,8 +22,8 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 use mck8s_api::{ClusterJob, MultiClusterJob, MultiClusterJobStatus};
-use mck8s_policy::input::HealthDoc;
-use mck8s_scheduler::{OwnerKey, PlacementRequest, ScheduleError};
+use mck8s_fleet::{Health, OwnerKey};
+use mck8s_scheduler::{PlacementRequest, ScheduleError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -116,7 +116,7 @@ async fn apply(mcj: Arc<MultiClusterJob>, own: Arc<State>) -> Result<Action, Err
     if (current.len() as u32) < parsed.wanted {
         let mut workload = parsed.spec.workload.clone();
         workload.current = current.clone();
-        let decided = match ctx.clusters.cycle() {
+        let decided = match ctx.cycle() {
             Ok(cycle) => {
                 workload.current.retain(|c, _| cycle.snapshot.index_of(c).is_some());
                 let (scheduler, req) = (ctx.scheduler.clone(), PlacementRequest { owner: owner.clone(), policy: policy.clone(), workload });
@@ -147,7 +147,7 @@ async fn apply(mcj: Arc<MultiClusterJob>, own: Arc<State>) -> Result<Action, Err
         let Some(member) = ctx.clusters.get(cluster) else { continue };
         let live = member.jobs_of(&owner).into_iter().find(|j| j.metadata.name.as_deref() == Some(&owner.name));
         let running = live.as_ref().filter(|j| j.metadata.deletion_timestamp.is_none()).map(|j| job_state(j));
-        members.insert(cluster.clone(), plan::MemberView { reachable: member.health() != HealthDoc::Unreachable, live: running });
+        members.insert(cluster.clone(), plan::MemberView { reachable: member.health() != Health::Unreachable, live: running });
         live_jobs.insert(cluster.clone(), (member, live));
     }
     let mut jobs = plan::jobs(&status, &placement.desired, &members);

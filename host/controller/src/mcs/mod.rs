@@ -21,8 +21,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use mck8s_api::{MultiClusterDeployment, MultiClusterService, MultiClusterServiceStatus};
 use mck8s_clusters::Member;
-use mck8s_policy::input::HealthDoc;
-use mck8s_scheduler::OwnerKey;
+use mck8s_fleet::{Health, OwnerKey};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -105,7 +104,7 @@ async fn apply(mcs: Arc<MultiClusterService>, ctx: Arc<Context>) -> Result<Actio
 
     let members: BTreeMap<String, Arc<Member>> = ctx.clusters.members().into_iter().map(|m| (m.name.clone(), m)).collect();
     let views =
-        members.iter().map(|(c, m)| (c.clone(), plan::MemberView { reachable: m.health() != HealthDoc::Unreachable, has_service: !m.services_of(&owner).is_empty() })).collect();
+        members.iter().map(|(c, m)| (c.clone(), plan::MemberView { reachable: m.health() != Health::Unreachable, has_service: !m.services_of(&owner).is_empty() })).collect();
     let p = plan::propagation(&targets, &views);
 
     let mut errors = p.errors;

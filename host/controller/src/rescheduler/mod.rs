@@ -19,7 +19,8 @@ use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 use mck8s_api::{AppRescheduler, MultiClusterDeployment};
-use mck8s_scheduler::{OwnerKey, PlacementRequest};
+use mck8s_fleet::OwnerKey;
+use mck8s_scheduler::PlacementRequest;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -72,7 +73,7 @@ async fn pass(ctx: &Context, settings: &Settings, watch_namespace: &Option<Strin
         Ok(l) => l.items,
         Err(e) => return Pass::Failed(format!("listing MultiClusterDeployments: {e}")),
     };
-    let cycle = match ctx.clusters.cycle() {
+    let cycle = match ctx.cycle() {
         Ok(c) => c,
         Err(e) => return Pass::Failed(format!("fleet: {e}")),
     };

@@ -5,7 +5,8 @@
 //! fleet.
 
 use crate::common;
-use mck8s_policy::input::{ClusterInput, FleetDoc, HealthDoc, Qty, WorkloadDoc};
+use mck8s_fleet::Health;
+use mck8s_policy::input::{FleetDoc, Qty, WorkloadDoc};
 use mck8s_policy::{FleetSends, FleetSnapshot, Limits, LoadedPolicy, PlacementSession};
 use std::sync::Arc;
 
@@ -36,7 +37,7 @@ fn steps() -> Vec<Step> {
             vec!["c2"]
         },
         |f| {
-            f.clusters[2].health = HealthDoc::NotReady;
+            f.clusters[2].health = Health::NotReady;
             vec!["c3"]
         },
         |f| {
@@ -44,7 +45,7 @@ fn steps() -> Vec<Step> {
             vec![]
         },
         |f| {
-            f.clusters[2].health = HealthDoc::Ready;
+            f.clusters[2].health = Health::Ready;
             f.clusters[2].nodes[0].used_extended.insert("nvidia.com/gpu".into(), 1);
             f.clusters[0].traffic = 5e6;
             f.clusters[0].nodes[0].used_cpu = Some(Qty::from("3"));
@@ -66,9 +67,9 @@ fn snapshots() -> Vec<Arc<FleetSnapshot>> {
         let rtt_before = doc.rtt.clone();
         let touched = step(&mut doc);
         let last = out.last().unwrap();
-        let changes = touched.iter().map(|name| (last.index_of(name).unwrap(), ClusterInput::from_doc(doc.clusters.iter().find(|c| c.name == *name).unwrap()).unwrap())).collect();
+        let changes: Vec<_> = touched.iter().map(|name| (last.index_of(name).unwrap(), doc.clusters.iter().find(|c| c.name == *name).unwrap().to_state().unwrap())).collect();
         let rtt = (doc.rtt != rtt_before).then_some(doc.rtt.as_slice());
-        let next = last.updated(changes, rtt).expect("these changes fit an update");
+        let next = last.updated(changes.iter().map(|(i, c)| (*i, c)), rtt).expect("these changes fit an update");
         assert_eq!(next.wit(), FleetSnapshot::from_doc(&doc).unwrap().wit(), "an update must equal a full build");
         out.push(Arc::new(next));
     }

@@ -8,9 +8,10 @@ use crate::common;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use mck8s_api::labels;
 use mck8s_capacity::Resources;
-use mck8s_clusters::inventory::ClusterInventory;
-use mck8s_policy::input::{HealthDoc, WorkloadDoc};
-use mck8s_scheduler::{ClusterState, FleetCycle, OwnerKey, PlacementRequest, Scheduler};
+use mck8s_fleet::inventory::ClusterInventory;
+use mck8s_fleet::{ClusterState, Health, OwnerKey};
+use mck8s_policy::input::WorkloadDoc;
+use mck8s_scheduler::{FleetCycle, PlacementRequest, Scheduler};
 use mck8s_sim::Fleet;
 use mck8s_sim::scenario::ClusterSpec;
 use serde_json::json;
@@ -54,7 +55,7 @@ fn simulated() -> Fleet {
     fleet.schedule();
     fleet.apply(b, &cpu(1000, 1), &desired(&[("cluster1", 3), ("cluster2", 2), ("cluster4", 1)])).unwrap();
     fleet.schedule();
-    fleet.fail(fleet.index_of("cluster3").unwrap(), HealthDoc::NotReady);
+    fleet.fail(fleet.index_of("cluster3").unwrap(), Health::NotReady);
     fleet
 }
 
@@ -80,7 +81,7 @@ fn observed() -> Vec<ClusterState> {
         .unwrap()
     };
     let app = |name: &str, owner: &str, node: Option<&str>| pod(name, Some(owner), node, "1000m", "1000Mi");
-    let state = |name: &str, health: HealthDoc, nodes: Vec<Node>, pods: Vec<Pod>, traffic: f64, cost: f64| {
+    let state = |name: &str, health: Health, nodes: Vec<Node>, pods: Vec<Pod>, traffic: f64, cost: f64| {
         let mut inventory = ClusterInventory::default();
         inventory.reset_nodes(&nodes);
         inventory.reset_pods(&pods);
@@ -92,7 +93,7 @@ fn observed() -> Vec<ClusterState> {
         // took n1's last CPU, its other two are Pending.
         state(
             "cluster1",
-            HealthDoc::Ready,
+            Health::Ready,
             vec![node("n0", "2", "2000Mi"), node("n1", "2", "2000Mi")],
             vec![app("a1", "a", Some("n0")), app("a2", "a", Some("n1")), app("a3", "a", Some("n0")), app("b1", "b", Some("n1")), app("b2", "b", None), app("b3", "b", None)],
             900.0,
@@ -100,7 +101,7 @@ fn observed() -> Vec<ClusterState> {
         ),
         state(
             "cluster2",
-            HealthDoc::Ready,
+            Health::Ready,
             vec![node("n0", "4", "4000Mi")],
             vec![
                 pod("sys1", None, Some("n0"), "400m", "400Mi"),
@@ -114,9 +115,9 @@ fn observed() -> Vec<ClusterState> {
             0.0,
         ),
         // Failed: its probe says NotReady, and its pods are gone.
-        state("cluster3", HealthDoc::NotReady, vec![node("n0", "2", "2000Mi"), node("n1", "2", "2000Mi"), node("n2", "2", "2000Mi")], vec![], 500.0, 0.0),
-        state("cluster4", HealthDoc::Ready, vec![node("n0", "4", "4000Mi"), node("n1", "4", "4000Mi")], vec![app("b6", "b", Some("n0"))], 50.0, 0.0),
-        state("cloud1", HealthDoc::Ready, vec![node("n0", "8", "32Gi")], vec![], 0.0, 2.0),
+        state("cluster3", Health::NotReady, vec![node("n0", "2", "2000Mi"), node("n1", "2", "2000Mi"), node("n2", "2", "2000Mi")], vec![], 500.0, 0.0),
+        state("cluster4", Health::Ready, vec![node("n0", "4", "4000Mi"), node("n1", "4", "4000Mi")], vec![app("b6", "b", Some("n0"))], 50.0, 0.0),
+        state("cloud1", Health::Ready, vec![node("n0", "8", "32Gi")], vec![], 0.0, 2.0),
     ]
 }
 

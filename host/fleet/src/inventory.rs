@@ -2,10 +2,10 @@
 //! decision). Per node: allocatable, whether pods can land there, and the summed requests of
 //! non-terminated bound pods; per owner (the labels mck8s puts on children): its bound pods.
 
+use crate::{OwnedPods, OwnerKey};
 use k8s_openapi::api::core::v1::{Node, Pod, ResourceRequirements};
 use mck8s_api::labels;
 use mck8s_capacity::{NodeCapacity, Resources, parse_bytes, parse_cpu_millis, parse_quantity};
-use mck8s_scheduler::{OwnedPods, OwnerKey};
 use std::collections::{BTreeMap, HashMap};
 
 #[derive(Clone, Debug, Default)]

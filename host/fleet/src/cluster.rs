@@ -1,0 +1,83 @@
+//! One cluster as a driver observes it, and the keys its bound pods are counted under.
+
+use mck8s_api::labels;
+use mck8s_capacity::{NodeCapacity, Resources};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// Where a cluster runs. `None` in a [`ClusterState`] means "from the name", as mck8s did.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Fog,
+    Cloud,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Health {
+    #[default]
+    Ready,
+    NotReady,
+    Unreachable,
+}
+
+/// Which multi-cluster object a pod belongs to (by the owner labels mck8s puts on children).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OwnerKey {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl OwnerKey {
+    /// The key its pods are counted under: the owner label's value, which hashes names
+    /// longer than 63 characters. Idempotent.
+    pub fn labelled(&self) -> OwnerKey {
+        OwnerKey { kind: self.kind.clone(), namespace: self.namespace.clone(), name: labels::owner_value(&self.name) }
+    }
+}
+
+impl std::fmt::Display for OwnerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// An owner's pods in one cluster.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OwnedPods {
+    /// Requests of its bound pods, per node index (into the cluster's `nodes`).
+    pub per_node: Vec<(usize, Resources)>,
+    /// Its pods bound to a node.
+    pub bound: u32,
+}
+
+/// One cluster as a driver observes it.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterState {
+    pub name: String,
+    /// `None`: from the name (`cloud` when it contains "cloud"), as mck8s did.
+    pub role: Option<Role>,
+    pub health: Health,
+    pub labels: BTreeMap<String, String>,
+    /// Schedulable nodes.
+    pub nodes: Vec<NodeCapacity>,
+    pub owned: HashMap<OwnerKey, OwnedPods>,
+    pub traffic: f64,
+    pub cost: f64,
+}
+
+impl ClusterState {
+    /// `owner`'s bound pods here.
+    pub fn owned_pods(&self, owner: &OwnerKey) -> Option<&OwnedPods> {
+        // Called per cluster and per in-flight decision in every decision: a name that is
+        // its own label value is looked up without building the key.
+        if owner.name.len() <= labels::LABEL_VALUE_MAX { self.owned.get(owner) } else { self.owned.get(&owner.labelled()) }
+    }
+}
+
+/// Measured RTTs as `(a, b, milliseconds)`, shared so that an unchanged list costs a
+/// pointer comparison.
+pub type Rtts = Arc<Vec<(String, String, f32)>>;
