@@ -84,8 +84,8 @@ pub struct Metrics {
     /// Guest log lines over a call's budget, dropped (kept by the policy crate; brought up
     /// to date at each scrape).
     guest_log_dropped: Counter,
-    /// How policy instances got the fleet: whole (`set-fleet`) or as an update (kept by the
-    /// policy crate; brought up to date at each scrape).
+    /// How policy instances got the fleet: whole (`set-fleet`), as an update, or an update
+    /// that failed (kept by the policy crate; brought up to date at each scrape).
     fleets_sent: Family<HowLabel, Counter>,
 }
 
@@ -172,7 +172,7 @@ impl Default for Metrics {
         let fleets_sent = Family::<HowLabel, Counter>::default();
         registry.register(
             "policy_fleets_sent",
-            "Fleets sent to placement policy instances: whole (a new instance, set-fleet) or update (only the clusters that changed)",
+            "Fleets sent to placement policy instances: whole (a new instance, set-fleet), update (only the clusters that changed), update-failed (the instance refused or trapped on an update and was dropped; the next call sends it whole)",
             fleets_sent.clone(),
         );
         registry.register(
@@ -234,7 +234,7 @@ impl Metrics {
         let dropped = mck8s_policy::guest_log_lines_dropped();
         self.guest_log_dropped.inc_by(dropped.saturating_sub(self.guest_log_dropped.get()));
         let sent = mck8s_policy::fleet_sends_total();
-        for (how, total) in [("whole", sent.full), ("update", sent.updates)] {
+        for (how, total) in [("whole", sent.full), ("update", sent.updates), ("update-failed", sent.failed_updates)] {
             let c = self.fleets_sent.get_or_create(&HowLabel { how: how.into() });
             c.inc_by(total.saturating_sub(c.get()));
         }

@@ -70,10 +70,11 @@ pub struct PlacementSession {
 
 static FULL_SENT: AtomicU64 = AtomicU64::new(0);
 static UPDATES_SENT: AtomicU64 = AtomicU64::new(0);
+static UPDATES_FAILED: AtomicU64 = AtomicU64::new(0);
 
 /// How every session in this process got its fleets, since it started (exported as a metric).
 pub fn fleet_sends_total() -> FleetSends {
-    FleetSends { full: FULL_SENT.load(Ordering::Relaxed), updates: UPDATES_SENT.load(Ordering::Relaxed) }
+    FleetSends { full: FULL_SENT.load(Ordering::Relaxed), updates: UPDATES_SENT.load(Ordering::Relaxed), failed_updates: UPDATES_FAILED.load(Ordering::Relaxed) }
 }
 
 /// How a session's instances got their fleets.
@@ -83,6 +84,9 @@ pub struct FleetSends {
     pub full: u64,
     /// Updates (`update-fleet`) that were applied.
     pub updates: u64,
+    /// Updates the instance refused or trapped on (or ran out of time or memory in): each
+    /// dropped its instance, and the next call sent the whole fleet to a new one.
+    pub failed_updates: u64,
 }
 
 impl PlacementSession {
@@ -127,13 +131,19 @@ impl PlacementSession {
             }
             Ok(Err(msg)) => {
                 tracing::debug!(policy = %self.policy.name, error = %validate::clip_text(msg, validate::REASON_MAX), "update-fleet refused: sending the whole fleet");
-                self.live = None;
+                self.update_failed();
             }
             Err(e) => {
                 tracing::debug!(policy = %self.policy.name, error = %self.policy.classify(e, store, "update-fleet"), "update-fleet failed: sending the whole fleet");
-                self.live = None;
+                self.update_failed();
             }
         }
+    }
+
+    fn update_failed(&mut self) {
+        self.live = None;
+        self.sent.failed_updates += 1;
+        UPDATES_FAILED.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Instantiates and sends the fleet, unless an instance is already live.

@@ -113,8 +113,8 @@ fn a_0_1_0_component_loads_and_decides_like_the_0_1_1_builtin() {
     // The steps move decisions, so agreeing is not agreeing on a constant.
     assert!(differing_cycles >= 3, "only {differing_cycles} cycles changed a decision");
     let steps = fleets.len() as u64 - 1;
-    assert_eq!(old_session.fleet_sends(), FleetSends { full: steps + 1, updates: 0 });
-    assert_eq!(new_session.fleet_sends(), FleetSends { full: 1, updates: steps });
+    assert_eq!(old_session.fleet_sends(), FleetSends { full: steps + 1, updates: 0, failed_updates: 0 });
+    assert_eq!(new_session.fleet_sends(), FleetSends { full: 1, updates: steps, failed_updates: 0 });
 }
 
 #[test]
@@ -131,7 +131,7 @@ fn a_session_sent_updates_decides_like_a_fresh_instance() {
                 assert_eq!(kept.place(&workload).unwrap(), fresh.place(&workload).unwrap(), "{name}, step {i}, {}", w.name);
             }
         }
-        assert_eq!(kept.fleet_sends(), FleetSends { full: 1, updates: fleets.len() as u64 - 1 }, "{name}");
+        assert_eq!(kept.fleet_sends(), FleetSends { full: 1, updates: fleets.len() as u64 - 1, failed_updates: 0 }, "{name}");
     }
 }
 
@@ -147,5 +147,5 @@ fn a_session_behind_another_lineage_gets_the_whole_fleet() {
     // An older snapshot of the same lineage is no ancestor either.
     session.advance(&fleets[1]);
     session.place(&fleets[1].workload(&w).unwrap()).unwrap();
-    assert_eq!(session.fleet_sends(), FleetSends { full: 3, updates: 0 });
+    assert_eq!(session.fleet_sends(), FleetSends { full: 3, updates: 0, failed_updates: 0 });
 }

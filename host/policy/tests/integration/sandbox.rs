@@ -201,3 +201,40 @@ fn a_log_flood_is_cut_to_a_few_lines_per_call_and_counted() {
     }
     f.assert_healthy(&mut session);
 }
+
+/// `update-fleet` is a call into the guest like any other: a guest that loops, allocates
+/// 1 GiB, panics or refuses there costs that update only. Its instance is dropped, the next
+/// decision starts a new one with the whole (new) fleet, and decides on it.
+#[test]
+fn a_hostile_update_fleet_costs_only_the_update() {
+    use mck8s_policy::FleetSends;
+    // cluster1 fills up in the update: worst-fit then picks cloud1, so a decision on the
+    // stale fleet would show.
+    let fleet_with = |label: &str, used_cpu: &str| -> mck8s_policy::input::FleetDoc {
+        serde_yaml_ng::from_str(&format!(
+            r#"
+clusters:
+  - {{name: cluster1, labels: {{hostile-update: "{label}"}}, nodes: [{{count: 2, cpu: "4", memory: 8Gi, usedCpu: "{used_cpu}"}}]}}
+  - {{name: cloud1, labels: {{hostile-update: "{label}"}}, nodes: [{{cpu: "3", memory: 64Gi}}]}}
+"#
+        ))
+        .unwrap()
+    };
+    let f = fixture();
+    for mode in ["", "spin", "alloc", "panic", "refuse"] {
+        let before = Arc::new(FleetSnapshot::from_doc(&fleet_with(mode, "0")).unwrap());
+        let mut session = f.registry.placement_session("hostile", before.clone()).unwrap();
+        let workload = |fleet: &FleetSnapshot| fleet.workload(&f.input.workload).unwrap();
+        assert_eq!(session.place(&workload(&before)).unwrap().replicas_on("cluster1"), 2, "{mode:?}");
+
+        let full = fleet_with(mode, "3800m");
+        let c1 = before.index_of("cluster1").unwrap();
+        let after = Arc::new(before.updated([(c1, &full.clusters[0].to_state().unwrap())], None).expect("an update"));
+        session.advance(&after);
+        let decided = session.place(&workload(&after)).unwrap();
+        assert_eq!((decided.replicas_on("cluster1"), decided.replicas_on("cloud1")), (0, 2), "{mode:?} decided on the new fleet");
+
+        let want = if mode.is_empty() { FleetSends { full: 1, updates: 1, failed_updates: 0 } } else { FleetSends { full: 2, updates: 0, failed_updates: 1 } };
+        assert_eq!(session.fleet_sends(), want, "{mode:?}");
+    }
+}
