@@ -3,6 +3,7 @@
 use mck8s_api::labels;
 use mck8s_capacity::{NodeCapacity, Resources};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -33,9 +34,14 @@ pub struct OwnerKey {
 
 impl OwnerKey {
     /// The key its pods are counted under: the owner label's value, which hashes names
-    /// longer than 63 characters. Idempotent.
-    pub fn labelled(&self) -> OwnerKey {
-        OwnerKey { kind: self.kind.clone(), namespace: self.namespace.clone(), name: labels::owner_value(&self.name) }
+    /// longer than 63 characters. Idempotent, and borrowed (no allocation) for a name that
+    /// is its own label value: it is looked up per cluster and per in-flight decision.
+    pub fn labelled(&self) -> Cow<'_, OwnerKey> {
+        if self.name.len() <= labels::LABEL_VALUE_MAX {
+            Cow::Borrowed(self)
+        } else {
+            Cow::Owned(OwnerKey { kind: self.kind.clone(), namespace: self.namespace.clone(), name: labels::owner_value(&self.name) })
+        }
     }
 }
 
@@ -72,12 +78,29 @@ pub struct ClusterState {
 impl ClusterState {
     /// `owner`'s bound pods here.
     pub fn owned_pods(&self, owner: &OwnerKey) -> Option<&OwnedPods> {
-        // Called per cluster and per in-flight decision in every decision: a name that is
-        // its own label value is looked up without building the key.
-        if owner.name.len() <= labels::LABEL_VALUE_MAX { self.owned.get(owner) } else { self.owned.get(&owner.labelled()) }
+        self.owned.get(&*owner.labelled())
     }
 }
 
 /// Measured RTTs as `(a, b, milliseconds)`, shared so that an unchanged list costs a
 /// pointer comparison.
 pub type Rtts = Arc<Vec<(String, String, f32)>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pods_of_a_long_named_owner_are_found_under_its_label_value() {
+        let key = |name: &str| OwnerKey { kind: "MultiClusterDeployment".into(), namespace: "ns".into(), name: name.into() };
+        let short = key(&"s".repeat(labels::LABEL_VALUE_MAX));
+        let long = key(&"l".repeat(labels::LABEL_VALUE_MAX + 1));
+        assert!(matches!(short.labelled(), Cow::Borrowed(_)), "a valid label value is its own key");
+        let hashed = long.labelled().into_owned();
+        assert_eq!(hashed.name, labels::owner_value(&long.name));
+        assert_eq!(hashed.labelled().as_ref(), &hashed, "idempotent");
+        let pods = |bound| OwnedPods { per_node: Vec::new(), bound };
+        let state = ClusterState { owned: [(short.clone(), pods(1)), (hashed, pods(2))].into(), ..ClusterState::default() };
+        assert_eq!((state.owned_pods(&short).map(|p| p.bound), state.owned_pods(&long).map(|p| p.bound)), (Some(1), Some(2)));
+    }
+}

@@ -170,7 +170,7 @@ fn pod_key(pod: &Pod) -> String {
 /// [`OwnerKey::labelled`]): a pod carries only its template's labels.
 fn pod_owner(pod: &Pod) -> Option<OwnerKey> {
     let (kind, name) = labels::owner_of(pod.metadata.labels.as_ref(), pod.metadata.annotations.as_ref())?;
-    Some(OwnerKey { kind, namespace: pod.metadata.namespace.clone().unwrap_or_default(), name }.labelled())
+    Some(OwnerKey { kind, namespace: pod.metadata.namespace.clone().unwrap_or_default(), name }.labelled().into_owned())
 }
 
 /// Allocatable of a node as the slot model counts it.

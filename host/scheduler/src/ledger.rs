@@ -69,6 +69,13 @@ impl Ledger {
         for c in clusters {
             if let Some(m) = self.by_cluster.get_mut(&c) {
                 m.remove(owner);
+                // A cluster nobody waits on any more holds nothing: not even the state its
+                // outstanding replicas were last counted against (a cluster that left the
+                // fleet would otherwise be kept alive here).
+                if m.is_empty() {
+                    self.by_cluster.remove(&c);
+                    self.outstanding.remove(&c);
+                }
             }
             self.changed.insert(c, self.version);
         }
@@ -161,5 +168,22 @@ mod tests {
         assert!(l.is_empty());
         assert!(l.changed_since(v, ["c1"].into_iter()), "forgetting changed c1");
         assert!(!l.changed_since(v, ["c2", "c9"].into_iter()), "c2 held nothing since");
+    }
+
+    #[test]
+    fn a_cluster_nobody_waits_on_is_dropped_with_its_cached_state() {
+        let state = |name: &str| Arc::new(ClusterState { name: name.into(), ..ClusterState::default() });
+        let cycle = FleetCycle::build_shared(vec![state("c1"), state("c2")], &Default::default(), 1).unwrap();
+        let r = Resources { cpu_millis: 100, ..Default::default() };
+        let mut l = Ledger::default();
+        l.record(&owner("a"), &r, &[("c1".to_string(), 2), ("c2".to_string(), 1)].into());
+        l.record(&owner("b"), &r, &[("c1".to_string(), 1)].into());
+        assert_eq!(l.outstanding_all(&cycle, &owner("x")).len(), 2);
+        assert_eq!(l.outstanding.len(), 2, "both clusters' reservations cached");
+        l.forget(&owner("a"));
+        assert_eq!((l.by_cluster.len(), l.outstanding.len()), (1, 1), "c2 had only a");
+        assert_eq!(l.outstanding_all(&cycle, &owner("x")), [(cycle.snapshot.index_of("c1").unwrap(), vec![Reservation { request: r.clone(), count: 1 }])]);
+        l.forget(&owner("b"));
+        assert!(l.by_cluster.is_empty() && l.outstanding.is_empty());
     }
 }
