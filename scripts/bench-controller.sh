@@ -7,6 +7,7 @@
 #   bash scripts/bench-controller.sh --count 50      # a quick check
 #   bash scripts/bench-controller.sh --rate 10       # paced: 10 creates/s instead of a burst
 #   bash scripts/bench-controller.sh --phases mck8s --concurrency 16
+#   MCK8S_BENCH_FLEET=tests/testenv/fleet.bench-10k.yaml bash scripts/bench-controller.sh --count 10000 --phases mck8s
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export MCK8S_CACHE="${MCK8S_CACHE:-$HOME/.cache/mck8s}"
@@ -18,5 +19,5 @@ bash scripts/testenv.sh provision >/dev/null
 bash scripts/build-policies.sh >/dev/null
 # Build before the environment starts, so the fleet is not idling (or competing) meanwhile.
 cargo bench -p mck8s-cli --bench controller_scale --no-run
-bash scripts/testenv.sh run tests/testenv/fleet.bench.yaml -- \
+bash scripts/testenv.sh run "${MCK8S_BENCH_FLEET:-tests/testenv/fleet.bench.yaml}" -- \
   cargo bench -p mck8s-cli --bench controller_scale -- "$@"

@@ -312,7 +312,7 @@ where
 {
     let api: Api<K> = Api::all(client);
     let config = watch_config().labels(&format!("{}={}", labels::MANAGED_BY_KEY, labels::MANAGED_BY));
-    let mut stream = watcher::watcher(api, config).default_backoff().reflect(writer).boxed();
+    let mut stream = watcher::watcher(api, config).default_backoff().modify(watch::lean).reflect(writer).boxed();
     while let Some(ev) = stream.next().await {
         match ev {
             Ok(Event::Apply(d) | Event::Delete(d) | Event::InitApply(d)) => {

@@ -9,8 +9,24 @@
 //! registry, policies to the policy registry) and must take back what an origin stops holding.
 
 use futures::{Stream, StreamExt};
+use kube::Resource;
 use kube::runtime::watcher::{self, Event};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// The annotation `kubectl apply` keeps a whole copy of the object in.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops what no controller here reads from a watched object before it is cached:
+/// `managedFields` (every field's manager, often larger than the spec) and `kubectl apply`'s
+/// copy of the object. Applied to every cached collection, so the controller's memory grows
+/// with what it uses.
+pub fn lean<K: Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        a.remove(LAST_APPLIED);
+    }
+}
 
 /// What happened to a watched collection.
 #[derive(Clone, Debug, PartialEq)]
@@ -123,6 +139,25 @@ mod tests {
 
     fn feed_all(relist: &mut Relist<&'static str>, events: Vec<Event<&'static str>>) -> Vec<Change<&'static str>> {
         events.into_iter().filter_map(|e| relist.feed(e)).collect()
+    }
+
+    #[test]
+    fn a_lean_object_keeps_everything_but_field_managers_and_kubectls_copy() {
+        let mut d: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": "web",
+                "labels": {"app": "web"},
+                "annotations": {LAST_APPLIED: "{\"a whole\": \"copy\"}", "keep": "me"},
+                "managedFields": [{"manager": "kubectl", "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}}]
+            },
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": {}}
+        }))
+        .unwrap();
+        let mut want = d.clone();
+        lean(&mut d);
+        want.metadata.managed_fields = None;
+        want.metadata.annotations = Some([("keep".to_string(), "me".to_string())].into());
+        assert_eq!(d, want);
     }
 
     #[test]

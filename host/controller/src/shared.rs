@@ -3,10 +3,11 @@
 
 use crate::context::Context;
 use futures::StreamExt;
-use kube::runtime::controller::Action;
+use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Error as FinalizerError, Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -284,6 +285,18 @@ where
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     }
+}
+
+/// The controller of one kind, caching its objects lean ([`mck8s_clusters::watch::lean`]):
+/// at 10,000 objects `managedFields` and `kubectl apply`'s copies are most of the cache.
+pub fn controller<K>(api: Api<K>) -> Controller<K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Debug + Unpin,
+{
+    let (reader, writer) = reflector::store();
+    let objects = watcher(api, mck8s_clusters::watch_config()).default_backoff().modify(mck8s_clusters::watch::lean).reflect(writer).applied_objects();
+    Controller::for_stream(objects, reader)
 }
 
 #[cfg(test)]

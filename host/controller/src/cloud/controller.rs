@@ -10,7 +10,7 @@ use super::settings::{Settings, resolve};
 use crate::context::Context;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
@@ -62,7 +62,7 @@ struct Shared {
 
 pub async fn run(ctx: Arc<Context>, cfg: CloudConfig) {
     let api: Api<CloudProvisioner> = Api::all(ctx.watches.clone());
-    let mut controller = Controller::new(api, mck8s_clusters::watch_config()).shutdown_on_signal();
+    let mut controller = crate::shared::controller(api).shutdown_on_signal();
     // Cluster API's progress (control plane up, workers ready, deletion done) and the
     // registry's view of the joined cluster wake the owner at once, so a transition costs a
     // watch event rather than a poll period. Without Cluster API installed there is nothing

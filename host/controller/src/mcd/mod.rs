@@ -22,7 +22,7 @@ use crate::spec::{self, ParsedSpec};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
@@ -70,13 +70,12 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
     // The rescheduler proposed a move from the cloud.
     let reschedules = ctx.reschedule.triggers().map(shared::tokio_stream);
     let reschedules = futures::stream::iter(reschedules).flatten().map(|o: OwnerKey| ObjectRef::new(&o.name).within(&o.namespace));
-    let results = Controller::new(api, mck8s_clusters::watch_config())
-        .reconcile_on(triggers)
-        .reconcile_on(reschedules)
-        .reconcile_all_on(policy_changes)
-        .reconcile_all_on(cluster_changes)
-        .shutdown_on_signal()
-        .run(reconcile, shared::error_policy, Arc::new(State { ctx, status: Default::default() }));
+    let results =
+        shared::controller(api).reconcile_on(triggers).reconcile_on(reschedules).reconcile_all_on(policy_changes).reconcile_all_on(cluster_changes).shutdown_on_signal().run(
+            reconcile,
+            shared::error_policy,
+            Arc::new(State { ctx, status: Default::default() }),
+        );
     shared::drive(results).await;
 }
 

@@ -15,7 +15,7 @@ use crate::cpu_load;
 use crate::shared;
 use base64::Engine as _;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 use mck8s_api::conditions::{self, INVALID_SPEC, SCALING_ACTIVE};
@@ -81,7 +81,7 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
     let api: Api<MultiClusterHorizontalPodAutoscaler> = shared::scoped_api(&ctx.watches, &watch_namespace);
     let policy_changes = shared::policy_changes(&ctx);
     let state = Arc::new(Shared { ctx, asked: Mutex::default(), status: Default::default(), metrics_api: Default::default() });
-    let results = Controller::new(api, mck8s_clusters::watch_config()).shutdown_on_signal().reconcile_all_on(policy_changes).run(reconcile, error_policy, state);
+    let results = shared::controller(api).shutdown_on_signal().reconcile_all_on(policy_changes).run(reconcile, error_policy, state);
     shared::drive(results).await;
 }
 

@@ -18,7 +18,7 @@ use crate::shared;
 use crate::spec::{self, ParsedJob};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 use mck8s_api::{ClusterJob, MultiClusterJob, MultiClusterJobStatus};
@@ -55,12 +55,11 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
     let cluster_changes = shared::cluster_changes(&ctx);
     // An MCJ created before its policy loaded is InvalidSpec until the policy appears.
     let policy_changes = shared::policy_changes(&ctx);
-    let results = Controller::new(api, mck8s_clusters::watch_config())
-        .reconcile_on(triggers)
-        .reconcile_all_on(policy_changes)
-        .reconcile_all_on(cluster_changes)
-        .shutdown_on_signal()
-        .run(reconcile, shared::error_policy, Arc::new(State { ctx, status: Default::default() }));
+    let results = shared::controller(api).reconcile_on(triggers).reconcile_all_on(policy_changes).reconcile_all_on(cluster_changes).shutdown_on_signal().run(
+        reconcile,
+        shared::error_policy,
+        Arc::new(State { ctx, status: Default::default() }),
+    );
     shared::drive(results).await;
 }
 
