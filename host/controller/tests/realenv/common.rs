@@ -341,17 +341,17 @@ impl Harness {
         // Services and Jobs first (their finalizers need the controller), then the MCDs.
         for s in self.mcss().list(&Default::default()).await.unwrap().items {
             let n = s.metadata.name.clone().unwrap();
-            self.mcss().delete(&n, &DeleteParams::default()).await.unwrap();
+            deleted_or_gone(self.mcss().delete(&n, &DeleteParams::default()).await);
             self.eventually(&format!("MCS {n} deleted"), || async { if self.mcss().get_opt(&n).await.unwrap().is_none() { Ok(()) } else { Err("still there".into()) } }).await;
         }
         for j in self.mcjs().list(&Default::default()).await.unwrap().items {
             let n = j.metadata.name.clone().unwrap();
-            self.mcjs().delete(&n, &DeleteParams::default()).await.unwrap();
+            deleted_or_gone(self.mcjs().delete(&n, &DeleteParams::default()).await);
             self.eventually(&format!("MCJ {n} deleted"), || async { if self.mcjs().get_opt(&n).await.unwrap().is_none() { Ok(()) } else { Err("still there".into()) } }).await;
         }
         let names: Vec<String> = self.mcds().list(&Default::default()).await.unwrap().items.iter().map(|m| m.metadata.name.clone().unwrap()).collect();
         for n in &names {
-            self.mcds().delete(n, &DeleteParams::default()).await.unwrap();
+            deleted_or_gone(self.mcds().delete(n, &DeleteParams::default()).await);
         }
         for n in &names {
             self.eventually(&format!("{n} deleted with its children"), || async {
@@ -603,4 +603,14 @@ pub async fn relayed_kubeconfig(kubeconfig: &std::path::Path, out: &std::path::P
     }
     std::fs::write(out, serde_yaml_ng::to_string(&kc).unwrap()).unwrap();
     relay
+}
+
+/// A delete in the clean-up: an object listed while its finalizer was running (a test
+/// deleted it and waited for its children only) may be gone by the time it is deleted.
+fn deleted_or_gone<T>(result: Result<T, kube::Error>) {
+    match result {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => panic!("delete: {e}"),
+    }
 }
