@@ -4,8 +4,10 @@
 
 pub mod adjust;
 pub mod quantity;
+pub mod shortfall;
 pub mod slots;
 
 pub use adjust::{Reservation, adjusted_free, slots_in};
 pub use quantity::{QuantityError, parse_bytes, parse_cpu_millis, parse_quantity};
+pub use shortfall::{Shortfall, shortfall};
 pub use slots::{NodeCapacity, Resources, fits_any_node, slots_in_cluster};

@@ -24,6 +24,9 @@ enum Command {
     /// Simulate a fog/cloud fleet in virtual time and compare placement policies (the
     /// embedded paper-like scenario without a file).
     Simulate(commands::simulate::SimulateArgs),
+    /// Why an MCD or MCJ is placed where it is: one row per cluster, from the running
+    /// controller (as `kubectl mck8s explain` when installed as `kubectl-mck8s`).
+    Explain(commands::explain::ExplainArgs),
 }
 
 #[allow(unsafe_code, reason = "resets SIGPIPE before any thread starts")]
@@ -52,6 +55,7 @@ fn main() -> std::process::ExitCode {
         Command::Crd(cmd) => commands::crd::run(cmd),
         Command::Run(args) => commands::run::run(*args),
         Command::Simulate(args) => commands::simulate::run(args),
+        Command::Explain(args) => commands::explain::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

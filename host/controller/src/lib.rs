@@ -8,6 +8,7 @@ pub mod children;
 pub mod cloud;
 pub mod context;
 pub mod cpu_load;
+pub mod explain;
 pub mod failover;
 pub mod leader;
 pub mod mcd;
@@ -125,10 +126,11 @@ pub async fn run(clients: impl Into<mck8s_clusters::Clients>, config: Config) ->
     } else if let Some(addr) = &config.serf_rpc {
         tokio::spawn(signals::rtt_from_serf(clusters.clone(), addr.clone(), Duration::from_secs(30)));
     }
+    let late_ctx = web::LateContext::default();
     if let Some(addr) = config.metrics_addr {
-        let (m, c) = (metrics.clone(), clusters.clone());
+        let (m, c, x) = (metrics.clone(), clusters.clone(), late_ctx.clone());
         tokio::spawn(async move {
-            if let Err(e) = web::serve(addr, m, c).await {
+            if let Err(e) = web::serve(addr, m, c, x).await {
                 tracing::error!(error = %e, "metrics server");
             }
         });
@@ -155,6 +157,7 @@ pub async fn run(clients: impl Into<mck8s_clusters::Clients>, config: Config) ->
         reschedule: Default::default(),
     });
     if !config.leader_election {
+        let _ = late_ctx.set(ctx.clone());
         controllers(ctx, &config).await;
         drop(dir_sources);
         return Ok(());
@@ -162,6 +165,8 @@ pub async fn run(clients: impl Into<mck8s_clusters::Clients>, config: Config) ->
     let Some(leadership) = leader::acquire_or_shutdown(client.clone(), leader::LeaderConfig::new(&config.namespace, &config.instance)).await else {
         return Ok(());
     };
+    // Only the leader's ledger knows the decisions in flight: a standby does not explain.
+    let _ = late_ctx.set(ctx.clone());
     let lost = tokio::select! {
         () = controllers(ctx, &config) => None,
         lost = leadership.hold() => Some(lost),

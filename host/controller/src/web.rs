@@ -1,25 +1,45 @@
-//! `/metrics`, `/healthz` (the process runs) and `/readyz` (every workload cluster has
-//! listed its nodes and pods once, so decisions see real capacity).
+//! `/metrics`, `/healthz` (the process runs), `/readyz` (every workload cluster has
+//! listed its nodes and pods once, so decisions see real capacity) and
+//! `/explain/{kind}/{namespace}/{name}` (see [`crate::explain`]).
 
+use crate::context::Context;
+use crate::explain::ExplainError;
 use crate::metrics::Metrics;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use mck8s_clusters::Registry;
+use mck8s_scheduler::ScheduleError;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+
+/// The controllers' context, once they start: until then `/explain` answers 503.
+pub type LateContext = Arc<OnceLock<Arc<Context>>>;
 
 #[derive(Clone)]
 struct AppState {
     metrics: Arc<Metrics>,
     clusters: Arc<Registry>,
+    ctx: LateContext,
+    /// Explanations run policies: one at a time, so a flood of them cannot take the policy
+    /// threads from real decisions.
+    explaining: Arc<Semaphore>,
 }
 
-pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, clusters: Arc<Registry>) -> anyhow::Result<()> {
-    let app = Router::new().route("/metrics", get(metrics_text)).route("/healthz", get(|| async { "ok" })).route("/readyz", get(ready)).with_state(AppState { metrics, clusters });
+pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, clusters: Arc<Registry>, ctx: LateContext) -> anyhow::Result<()> {
+    let state = AppState { metrics, clusters, ctx, explaining: Arc::new(Semaphore::new(1)) };
+    let app = Router::new()
+        .route("/metrics", get(metrics_text))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/explain/{kind}/{namespace}/{name}", get(explain))
+        .with_state(state);
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
+    tracing::info!(%addr, "serving /metrics, /healthz, /readyz, /explain");
     axum::serve(listener, app).await?;
     Ok(())
 }
@@ -32,6 +52,27 @@ async fn metrics_text(State(s): State<AppState>) -> (StatusCode, [(&'static str,
 async fn ready(State(s): State<AppState>) -> (StatusCode, String) {
     let waiting: Vec<String> = s.clusters.members().iter().filter(|m| !m.synced()).map(|m| m.name.clone()).collect();
     if waiting.is_empty() { (StatusCode::OK, "ok".into()) } else { (StatusCode::SERVICE_UNAVAILABLE, format!("waiting for the first sync of: {}", waiting.join(", "))) }
+}
+
+async fn explain(State(s): State<AppState>, Path((kind, namespace, name)): Path<(String, String, String)>) -> Response {
+    let Some(ctx) = s.ctx.get() else { return (StatusCode::SERVICE_UNAVAILABLE, "the controllers are starting".to_string()).into_response() };
+    let Ok(_permit) = s.explaining.try_acquire() else { return (StatusCode::TOO_MANY_REQUESTS, "another explanation is running; try again".to_string()).into_response() };
+    let span = tracing::info_span!("explain", %kind, %namespace, %name);
+    match crate::explain::explain(ctx, &kind, &namespace, &name).instrument(span).await {
+        Ok(e) => match serde_json::to_string(&e) {
+            Ok(body) => (StatusCode::OK, [("content-type", "application/json")], body).into_response(),
+            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        },
+        Err(e) => {
+            let code = match &e {
+                ExplainError::Kind(_) | ExplainError::Name { .. } => StatusCode::BAD_REQUEST,
+                ExplainError::NotFound { .. } => StatusCode::NOT_FOUND,
+                ExplainError::Invalid(_) | ExplainError::Schedule(ScheduleError::Input(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+                ExplainError::Schedule(ScheduleError::Policy(_)) | ExplainError::Kube(_) => StatusCode::BAD_GATEWAY,
+            };
+            (code, e.to_string()).into_response()
+        }
+    }
 }
 
 fn refresh_cluster_gauges(metrics: &Metrics, clusters: &Registry) {

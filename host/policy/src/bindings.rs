@@ -21,6 +21,19 @@ pub mod incremental {
     });
 }
 
+/// `incremental-placement` plus the optional `explanations` export (0.1.2), looked up the
+/// same way.
+pub mod explained {
+    wasmtime::component::bindgen!({
+        world: "explained-placement",
+        path: "../../wit",
+        with: {
+            "mck8s:policy/log": super::placement::mck8s::policy::log,
+            "mck8s:policy/types": super::placement::mck8s::policy::types,
+        },
+    });
+}
+
 pub mod scaling {
     // The shared interfaces are generated once (in `placement`) so one host implementation
     // serves both worlds.
@@ -34,6 +47,7 @@ pub mod scaling {
     });
 }
 
+pub use explained::exports::mck8s::policy::explanations as wit_explain;
 pub use incremental::exports::mck8s::policy::fleet_updates as wit_updates;
 pub use placement::mck8s::policy::types as wit;
 pub use scaling::mck8s::policy::scaling_types as wit_scaling;

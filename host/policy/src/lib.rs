@@ -46,4 +46,4 @@ pub use state::guest_log_lines_dropped;
 pub use workload::Adjustment;
 
 /// The WIT package version this host implements.
-pub const WIT_VERSION: &str = "0.1.1";
+pub const WIT_VERSION: &str = "0.1.2";

@@ -1,6 +1,6 @@
 //! One checked, compiled version of one policy, ready to instantiate cheaply.
 
-use crate::bindings::{placement, scaling, wit_updates};
+use crate::bindings::{placement, scaling, wit_explain, wit_updates};
 use crate::engine::PolicyEngine;
 use crate::error::{PolicyError, PolicyErrorKind};
 pub use crate::inspect::PolicyKind;
@@ -26,31 +26,36 @@ pub(crate) enum Pre {
     Scaling(scaling::ScalingPre<GuestState>),
 }
 
-/// A placement component, linked. `updates` is there when it exports `fleet-updates` (0.1.1).
+/// A placement component, linked. `updates` is there when it exports `fleet-updates` (0.1.1),
+/// `explains` when it exports `explanations` (0.1.2).
 pub(crate) struct PlacementPre {
     pub pre: wasmtime::component::InstancePre<GuestState>,
     pub placer: placement::PlacementIndices,
     pub updates: Option<wit_updates::GuestIndices>,
+    pub explains: Option<wit_explain::GuestIndices>,
 }
 
 /// A live placement instance.
 pub(crate) struct PlacementInstance {
     pub placer: placement::Placement,
     pub updates: Option<wit_updates::Guest>,
+    pub explains: Option<wit_explain::Guest>,
 }
 
 impl PlacementPre {
     fn new(pre: wasmtime::component::InstancePre<GuestState>) -> wasmtime::Result<Self> {
         let placer = placement::PlacementIndices::new(&pre)?;
         let updates = wit_updates::GuestIndices::new(&pre).ok();
-        Ok(PlacementPre { pre, placer, updates })
+        let explains = wit_explain::GuestIndices::new(&pre).ok();
+        Ok(PlacementPre { pre, placer, updates, explains })
     }
 
     pub fn instantiate(&self, store: &mut Store<GuestState>) -> wasmtime::Result<PlacementInstance> {
         let instance = self.pre.instantiate(&mut *store)?;
         let placer = self.placer.load(&mut *store, &instance)?;
         let updates = self.updates.as_ref().map(|u| u.load(&mut *store, &instance)).transpose()?;
-        Ok(PlacementInstance { placer, updates })
+        let explains = self.explains.as_ref().map(|u| u.load(&mut *store, &instance)).transpose()?;
+        Ok(PlacementInstance { placer, updates, explains })
     }
 }
 
@@ -70,6 +75,9 @@ pub struct LoadedPolicy {
     pub size_bytes: usize,
     /// Whether it takes fleet updates between cycles (exports `fleet-updates`, WIT 0.1.1).
     pub incremental: bool,
+    /// Whether it gives reasons for the clusters it passes over (exports `explanations`, WIT
+    /// 0.1.2).
+    pub explains: bool,
     pub(crate) pre: Pre,
     pub(crate) engine: PolicyEngine,
 }
@@ -112,6 +120,7 @@ impl LoadedPolicy {
             surface,
             size_bytes: bytes.len(),
             incremental: matches!(&pre, Pre::Placement(p) if p.updates.is_some()),
+            explains: matches!(&pre, Pre::Placement(p) if p.explains.is_some()),
             pre,
             engine: engine.clone(),
         };

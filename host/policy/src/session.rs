@@ -61,6 +61,15 @@ impl Decision {
     }
 }
 
+/// A policy's account of one cluster (its `explanations` export), names resolved.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PolicyVerdict {
+    pub cluster: String,
+    pub rank: Option<u32>,
+    pub score: Option<f64>,
+    pub reason: String,
+}
+
 pub struct PlacementSession {
     policy: Arc<LoadedPolicy>,
     fleet: Arc<FleetSnapshot>,
@@ -195,6 +204,45 @@ impl PlacementSession {
                 Err(err)
             }
         }
+    }
+}
+
+impl PlacementSession {
+    /// The policy's reasons for `workload` on this session's fleet: call it right after
+    /// [`Self::place`] for the same workload. Empty for a policy without `explanations`
+    /// (WIT 0.1.2). Verdicts naming no cluster of the fleet, or one twice, are refused.
+    pub fn explain(&mut self, workload: &wit::Workload) -> Result<Vec<PolicyVerdict>, PolicyError> {
+        let _span = tracing::debug_span!("policy.explain", policy = %self.policy.name, workload = %workload.name).entered();
+        self.prepare()?;
+        let (store, instance) = self.live.as_mut().expect("prepared");
+        let Some(explains) = instance.explains.as_ref() else { return Ok(Vec::new()) };
+        self.policy.arm(store);
+        let raw = match explains.call_explain(&mut *store, workload) {
+            Ok(Ok(v)) => v,
+            Ok(Err(msg)) => return Err(self.policy.error(PolicyErrorKind::Refused(validate::clip_text(msg, validate::REASON_MAX)))),
+            Err(e) => {
+                let err = self.policy.classify(e, store, "explain");
+                self.live = None;
+                return Err(err);
+            }
+        };
+        let mut seen = vec![false; self.fleet.len()];
+        let mut out = Vec::with_capacity(raw.len());
+        for v in raw {
+            let Some(first) = seen.get_mut(v.cluster as usize) else {
+                return Err(self.policy.error(PolicyErrorKind::InvalidOutput(format!("explain: cluster index {} out of range", v.cluster))));
+            };
+            if std::mem::replace(first, true) {
+                return Err(self.policy.error(PolicyErrorKind::InvalidOutput(format!("explain: cluster {} twice", self.fleet.name_of(v.cluster)))));
+            }
+            out.push(PolicyVerdict {
+                cluster: self.fleet.name_of(v.cluster).to_string(),
+                rank: v.rank,
+                score: v.score.filter(|s| s.is_finite()),
+                reason: validate::clip_text(v.reason, validate::REASON_MAX),
+            });
+        }
+        Ok(out)
     }
 }
 

@@ -243,7 +243,7 @@ impl FleetSnapshot {
     }
 
     /// A ready cluster's schedulable nodes.
-    pub(crate) fn nodes(&self, cluster: u32) -> &[NodeCapacity] {
+    pub fn nodes(&self, cluster: u32) -> &[NodeCapacity] {
         &self.nodes[cluster as usize]
     }
 

@@ -7,9 +7,11 @@
 //! them as the clusters report the pods, so nothing needs to expire.
 
 mod cycle;
+pub mod explain;
 mod ledger;
 mod scheduler;
 
 pub use cycle::{Cycles, FleetCycle};
+pub use explain::{ClusterRow, Explanation, PassedOver, Why};
 pub use ledger::Ledger;
-pub use scheduler::{PlacementRequest, ScheduleError, Scheduler};
+pub use scheduler::{Placed, PlacementRequest, ScheduleError, Scheduler};

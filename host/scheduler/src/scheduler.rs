@@ -10,6 +10,7 @@
 //! clusters costs what deciding one at a time does.
 
 use crate::cycle::FleetCycle;
+use crate::explain::{ExplainInput, Explanation, PassedOver};
 use crate::ledger::Ledger;
 use mck8s_capacity::{Reservation, Resources};
 use mck8s_fleet::OwnerKey;
@@ -42,6 +43,13 @@ pub struct PlacementRequest {
     pub workload: WorkloadDoc,
 }
 
+/// A recorded decision, and the clusters it passed over by reason (for its event).
+#[derive(Clone, Debug)]
+pub struct Placed {
+    pub decision: Decision,
+    pub passed_over: PassedOver,
+}
+
 pub struct Scheduler {
     registry: Arc<PolicyRegistry>,
     ledger: Mutex<Ledger>,
@@ -65,7 +73,7 @@ impl Scheduler {
     /// Decides and records. The decision's `current` should be the owner's current placement
     /// (`workload.current`) so policies can prefer stability. Blocks while the policy runs:
     /// call it off the async runtime.
-    pub fn place(&self, cycle: &Arc<FleetCycle>, req: &PlacementRequest) -> Result<Decision, ScheduleError> {
+    pub fn place(&self, cycle: &Arc<FleetCycle>, req: &PlacementRequest) -> Result<Placed, ScheduleError> {
         let _span = tracing::debug_span!("schedule", owner = %req.owner, policy = %req.policy).entered();
         let request = requests_of(&req.workload)?;
         // After a race, the next few decisions go straight under the lock: while every decision
@@ -82,7 +90,8 @@ impl Scheduler {
             // Only the clusters it places on matter: elsewhere it merely saw less room.
             if !ledger.changed_since(seen, decision.placements.iter().filter(|p| p.replicas > 0).map(|p| p.cluster.as_str())) {
                 ledger.record(&req.owner, &request, &desired(&decision));
-                return Ok(decision);
+                drop(ledger);
+                return Ok(placed(cycle, &workload, decision));
             }
             self.races.fetch_add(1, Ordering::Relaxed);
             self.locked_left.store(LOCKED_AFTER_RACE, Ordering::Relaxed);
@@ -92,7 +101,8 @@ impl Scheduler {
         let workload = self.adjusted(cycle, req, ledger.outstanding_all(cycle, &req.owner))?;
         let decision = self.call(cycle, &req.policy, &workload)?;
         ledger.record(&req.owner, &request, &desired(&decision));
-        Ok(decision)
+        drop(ledger);
+        Ok(placed(cycle, &workload, decision))
     }
 
     /// Decisions made again because another took room where they placed, since the start.
@@ -134,17 +144,43 @@ impl Scheduler {
     /// The workload as the policy sees it: each cluster with the owner's own pods counted as
     /// free and the other owners' outstanding decisions (`reserved`) deducted.
     fn adjusted(&self, cycle: &FleetCycle, req: &PlacementRequest, reserved: Vec<(u32, Vec<Reservation>)>) -> Result<mck8s_policy::bindings::wit::Workload, InputError> {
-        let own = &req.owner;
-        let n = cycle.snapshot.len();
-        // Per-cluster adjustments, computed up front so the lowering borrows plain slices.
-        let mut by_index: Vec<Vec<Reservation>> = vec![Vec::new(); n];
-        for (c, r) in reserved {
-            by_index[c as usize] = r;
-        }
-        let freed: Vec<Vec<(usize, Resources)>> = (0..n as u32).map(|c| cycle.owned_pods(c, own).map(|o| o.per_node.clone()).unwrap_or_default()).collect();
-        cycle.snapshot.workload_adjusted(&req.workload, |c| {
-            let (f, r) = (&freed[c as usize], &by_index[c as usize]);
-            (!f.is_empty() || !r.is_empty()).then_some(Adjustment { freed: f, reserved: r })
+        let a = Adjustments::new(cycle, &req.owner, reserved);
+        a.lower(cycle, &req.workload)
+    }
+
+    /// What the policy would decide now, as [`Self::preview`], with why each cluster got what
+    /// it got: the host's facts, and the policy's own reasons if it gives them.
+    pub fn explain(&self, cycle: &Arc<FleetCycle>, req: &PlacementRequest) -> Result<Explanation, ScheduleError> {
+        let _span = tracing::debug_span!("explain", owner = %req.owner, policy = %req.policy).entered();
+        let request = requests_of(&req.workload)?;
+        let a = Adjustments::new(cycle, &req.owner, self.reserved(cycle, &req.owner));
+        let workload = a.lower(cycle, &req.workload)?;
+        let key = normalize(&req.policy);
+        let current = self.registry.get(&key)?;
+        let mut session = self.take_session(&key, &current, cycle)?;
+        let decision = session.place(&workload);
+        let verdicts = decision.as_ref().ok().map(|_| session.explain(&workload));
+        self.return_session(key, session);
+        let decision = decision?;
+        let (verdicts, error) = match verdicts {
+            Some(Ok(v)) => (v, None),
+            Some(Err(e)) => (Vec::new(), Some(e.to_string())),
+            None => (Vec::new(), None),
+        };
+        let input =
+            ExplainInput { snapshot: &cycle.snapshot, workload: &workload, request: &request, freed: &a.freed, reserved: &a.reserved, decision: &decision, verdicts: &verdicts };
+        let clusters = crate::explain::explain(&input);
+        Ok(Explanation {
+            policy: decision.policy.clone(),
+            digest: decision.digest.clone(),
+            wit_version: current.wit_version.clone(),
+            policy_explains: current.explains && error.is_none(),
+            policy_explain_error: error,
+            request,
+            total: workload.total,
+            unplaced: decision.unplaced,
+            summary: decision.summary.clone(),
+            clusters,
         })
     }
 
@@ -184,6 +220,37 @@ impl Scheduler {
             idle.push(session);
         }
     }
+}
+
+/// Per cluster index, what a decision corrects in the observed state.
+struct Adjustments {
+    /// The owner's own bound pods, counted as free: `(node index, requests)`.
+    freed: Vec<Vec<(usize, Resources)>>,
+    /// Other owners' outstanding decisions, deducted.
+    reserved: Vec<Vec<Reservation>>,
+}
+
+impl Adjustments {
+    fn new(cycle: &FleetCycle, own: &OwnerKey, outstanding: Vec<(u32, Vec<Reservation>)>) -> Self {
+        let n = cycle.snapshot.len();
+        let mut reserved: Vec<Vec<Reservation>> = vec![Vec::new(); n];
+        for (c, r) in outstanding {
+            reserved[c as usize] = r;
+        }
+        let freed = (0..n as u32).map(|c| cycle.owned_pods(c, own).map(|o| o.per_node.clone()).unwrap_or_default()).collect();
+        Adjustments { freed, reserved }
+    }
+
+    fn lower(&self, cycle: &FleetCycle, w: &WorkloadDoc) -> Result<mck8s_policy::bindings::wit::Workload, InputError> {
+        cycle.snapshot.workload_adjusted(w, |c| {
+            let (f, r) = (&self.freed[c as usize], &self.reserved[c as usize]);
+            (!f.is_empty() || !r.is_empty()).then_some(Adjustment { freed: f, reserved: r })
+        })
+    }
+}
+
+fn placed(cycle: &FleetCycle, workload: &mck8s_policy::bindings::wit::Workload, decision: Decision) -> Placed {
+    Placed { passed_over: PassedOver::of(&cycle.snapshot, workload, &decision), decision }
 }
 
 fn desired(decision: &Decision) -> BTreeMap<String, u32> {

@@ -49,7 +49,7 @@ fn consecutive_decisions_do_not_over_commit() {
     let mut unplaced = 0;
     // Five apps of 2 replicas against 8 slots, all decided before any pod exists.
     for i in 0..5 {
-        let d = scheduler.place(&cycle, &request(&format!("app{i}"), 2, "worst-fit")).unwrap();
+        let d = scheduler.place(&cycle, &request(&format!("app{i}"), 2, "worst-fit")).unwrap().decision;
         for p in &d.placements {
             *total.entry(p.cluster.clone()).or_default() += p.replicas;
         }
@@ -64,10 +64,10 @@ fn consecutive_decisions_do_not_over_commit() {
 fn reservations_end_when_the_pods_are_bound_and_own_pods_are_free() {
     let scheduler = Scheduler::new(registry());
     let empty = Arc::new(FleetCycle::build(vec![cluster("cluster1", HashMap::new(), [0, 0])], &[], 1).unwrap());
-    let a = scheduler.place(&empty, &request("a", 3, "worst-fit")).unwrap();
+    let a = scheduler.place(&empty, &request("a", 3, "worst-fit")).unwrap().decision;
     assert_eq!(a.replicas_on("cluster1"), 3);
     // b sees one slot left while a's pods are not bound yet.
-    let b = scheduler.place(&empty, &request("b", 2, "worst-fit")).unwrap();
+    let b = scheduler.place(&empty, &request("b", 2, "worst-fit")).unwrap().decision;
     assert_eq!((b.replicas_on("cluster1"), b.unplaced), (1, 1));
     // Now the cluster shows a's 3 pods and b's 1 pod bound: nothing is deducted twice.
     let mut owned = HashMap::new();
@@ -75,11 +75,11 @@ fn reservations_end_when_the_pods_are_bound_and_own_pods_are_free() {
     owned.insert(owner("b"), OwnedPods { per_node: vec![(1, cpu(1000))], bound: 1 });
     let bound = Arc::new(FleetCycle::build(vec![cluster("cluster1", owned, [2000, 2000])], &[], 2).unwrap());
     // a re-placed with 4 replicas keeps its own 3 slots and gets none of b's.
-    let a2 = scheduler.place(&bound, &request("a", 4, "worst-fit")).unwrap();
+    let a2 = scheduler.place(&bound, &request("a", 4, "worst-fit")).unwrap().decision;
     assert_eq!((a2.replicas_on("cluster1"), a2.unplaced), (3, 1));
     // Forgetting a frees its reservation for c.
     scheduler.forget(&owner("a"));
-    let c = scheduler.place(&bound, &request("c", 1, "worst-fit")).unwrap();
+    let c = scheduler.place(&bound, &request("c", 1, "worst-fit")).unwrap().decision;
     assert_eq!(c.unplaced, 1, "the cluster is full of bound pods");
 }
 
@@ -99,7 +99,7 @@ fn parallel_decisions_do_not_over_commit() {
                 std::thread::spawn(move || {
                     barrier.wait();
                     let policy = if t % 2 == 0 { "worst-fit" } else { "best-fit" };
-                    (0..2).map(|i| scheduler.place(&cycle, &request(&format!("app{t}-{i}"), 1, policy)).unwrap()).collect::<Vec<_>>()
+                    (0..2).map(|i| scheduler.place(&cycle, &request(&format!("app{t}-{i}"), 1, policy)).unwrap().decision).collect::<Vec<_>>()
                 })
             })
             .collect();

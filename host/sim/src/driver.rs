@@ -437,7 +437,11 @@ impl<'a> Driver<'a> {
             w.doc.current = w.placement.clone();
             w.doc.app_traffic = app_traffic(w, self.clock.now());
             let decision: Result<Decision, SimError> = match &self.placer {
-                Placer::Policy(p) => self.scheduler.place(&cycle, &PlacementRequest { owner: w.owner.clone(), policy: p.clone(), workload: w.doc.clone() }).map_err(SimError::from),
+                Placer::Policy(p) => self
+                    .scheduler
+                    .place(&cycle, &PlacementRequest { owner: w.owner.clone(), policy: p.clone(), workload: w.doc.clone() })
+                    .map(|p| p.decision)
+                    .map_err(SimError::from),
                 Placer::EvenSplit => baseline::even_split(&cycle, &w.doc),
             };
             self.result.decisions += 1;

@@ -50,5 +50,5 @@ pub fn decide_once(registry: Arc<PolicyRegistry>, fleet: &Fleet, request: &Place
     if normalize(&request.policy) == EVEN_SPLIT {
         return baseline::even_split(&cycle, &request.workload);
     }
-    Ok(Scheduler::new(registry).place(&cycle, request)?)
+    Ok(Scheduler::new(registry).place(&cycle, request)?.decision)
 }

@@ -1,7 +1,7 @@
 //! best-fit (mck8s §3.3): rank eligible fog clusters by free slots, fewest (but at least one) first.
 
-use mck8s_policy_sdk::policies::placement::{Ranking, rank_and_place};
-use mck8s_policy_sdk::{Fleet, Info, Placement, PlacementPolicy, Request};
+use mck8s_policy_sdk::policies::placement::{Ranking, explain_ranking, rank_and_place};
+use mck8s_policy_sdk::{Fleet, Info, Placement, PlacementPolicy, Request, Verdict};
 
 pub struct Policy;
 
@@ -16,6 +16,10 @@ impl PlacementPolicy for Policy {
 
     fn place(fleet: &Fleet, req: &Request) -> Result<Placement, String> {
         Ok(rank_and_place(fleet, req, Ranking::BestFit))
+    }
+
+    fn explain(fleet: &Fleet, req: &Request) -> Vec<Verdict> {
+        explain_ranking(fleet, req, Ranking::BestFit)
     }
 }
 

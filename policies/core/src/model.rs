@@ -164,6 +164,17 @@ pub struct Choice {
     pub reason: String,
 }
 
+/// A policy's account of one cluster, for `mck8s explain` (WIT 0.1.2 `explanations`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verdict {
+    pub cluster: u32,
+    /// Position in the policy's ranking, 1 first.
+    pub rank: Option<u32>,
+    /// What the ranking sorted by.
+    pub score: Option<f64>,
+    pub reason: String,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Placement {
     /// At most one entry per cluster, none with zero replicas, in fleet order.

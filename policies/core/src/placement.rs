@@ -2,7 +2,7 @@
 //! mode (§3.5) and Karmada-style division, with the bugs of §9.1 fixed. Every function
 //! returns a [`Placement`] that accounts for exactly `req.total` replicas.
 
-use crate::model::{Fleet, Ledger, Placement, Request, Role};
+use crate::model::{Fleet, Ledger, Placement, Request, Role, Verdict};
 use crate::params;
 
 /// How automatic mode orders the eligible fog clusters.
@@ -53,25 +53,7 @@ fn leftover_cloud(fleet: &Fleet, listed: impl Iterator<Item = u32>) -> Option<u3
 pub fn automatic(fleet: &Fleet, req: &Request, ranking: Ranking) -> Placement {
     let r = req.replicas;
     let n = req.number_of_locations.max(1) as usize;
-    let mut ranked: Vec<(u32, u32)> = (0..fleet.len() as u32).filter(|&c| usable_fog(fleet, req, c)).map(|c| (c, req.slots(c))).collect();
-    let fog_eligible = ranked.len();
-    match ranking {
-        // Stable sorts: ties keep fleet (name) order, as mck8s's sorted() over the KubeFed list.
-        Ranking::WorstFit => ranked.sort_by_key(|a| std::cmp::Reverse(a.1)),
-        Ranking::BestFit => ranked.sort_by_key(|a| a.1),
-        Ranking::MostTraffic => {
-            let traffic = |c: u32| match req.app_traffic.get(c as usize) {
-                Some(t) => *t,
-                None => fleet.clusters[c as usize].traffic,
-            };
-            ranked.sort_by(|a, b| traffic(b.0).total_cmp(&traffic(a.0)));
-        }
-    }
-    // Cloud clusters are not capacity-checked (they scale out); mck8s gives them a notional
-    // R slots, or R×N when no fog cluster is eligible.
-    let cloud_max = if fog_eligible == 0 { r.saturating_mul(n as u32) } else { r };
-    ranked.extend(ready_clouds(fleet).map(|c| (c, cloud_max)));
-
+    let (ranked, fog_eligible) = ranked(fleet, req, ranking);
     if ranked.is_empty() {
         return Placement { unplaced: req.total, summary: format!("no ready cluster can take a replica: {} unplaced", req.total), ..Placement::default() };
     }
@@ -117,6 +99,92 @@ pub fn automatic(fleet: &Fleet, req: &Request, ranking: Ranking) -> Placement {
         overflow
     );
     ledger.finish(overflow, summary)
+}
+
+/// The ranked fog clusters with free slots, then the ready cloud clusters, each with the most
+/// replicas it may take; and how many fog clusters were eligible.
+fn ranked(fleet: &Fleet, req: &Request, ranking: Ranking) -> (Vec<(u32, u32)>, usize) {
+    let r = req.replicas;
+    let n = req.number_of_locations.max(1);
+    let mut ranked: Vec<(u32, u32)> = (0..fleet.len() as u32).filter(|&c| usable_fog(fleet, req, c)).map(|c| (c, req.slots(c))).collect();
+    let fog_eligible = ranked.len();
+    match ranking {
+        // Stable sorts: ties keep fleet (name) order, as mck8s's sorted() over the KubeFed list.
+        Ranking::WorstFit => ranked.sort_by_key(|a| std::cmp::Reverse(a.1)),
+        Ranking::BestFit => ranked.sort_by_key(|a| a.1),
+        Ranking::MostTraffic => ranked.sort_by(|a, b| traffic(fleet, req, b.0).total_cmp(&traffic(fleet, req, a.0))),
+    }
+    // Cloud clusters are not capacity-checked (they scale out); mck8s gives them a notional
+    // R slots, or R×N when no fog cluster is eligible.
+    let cloud_max = if fog_eligible == 0 { r.saturating_mul(n) } else { r };
+    ranked.extend(ready_clouds(fleet).map(|c| (c, cloud_max)));
+    (ranked, fog_eligible)
+}
+
+/// The ingress `most-traffic` ranks by: the app's own when known, else the cluster's.
+fn traffic(fleet: &Fleet, req: &Request, c: u32) -> f64 {
+    match req.app_traffic.get(c as usize) {
+        Some(t) => *t,
+        None => fleet.clusters[c as usize].traffic,
+    }
+}
+
+/// Why each ranked cluster got what it got ([`rank_and_place`]'s account, for `mck8s
+/// explain`). Clusters it never ranked (not ready, no slots, too small) are left to the
+/// host, which knows why.
+pub fn explain_ranking(fleet: &Fleet, req: &Request, ranking: Ranking) -> Vec<Verdict> {
+    if !req.preferred.is_empty() {
+        return explain_preferred(fleet, req);
+    }
+    let n = req.number_of_locations.max(1) as usize;
+    let (ranked, fog) = ranked(fleet, req, ranking);
+    let placement = automatic(fleet, req, ranking);
+    let cloud_taker = ranked.iter().map(|r| r.0).find(|&c| fleet.is_cloud(c) && placement.replicas_on(c) > 0);
+    ranked
+        .iter()
+        .enumerate()
+        .map(|(i, &(c, _))| {
+            let rank = i as u32 + 1;
+            let score = match ranking {
+                _ if fleet.is_cloud(c) => None,
+                Ranking::MostTraffic => Some(traffic(fleet, req, c)),
+                Ranking::WorstFit | Ranking::BestFit => Some(f64::from(req.slots(c))),
+            };
+            let reason = if placement.replicas_on(c) > 0 {
+                format!("ranked #{rank} by {}", ranking.name())
+            } else if fleet.is_cloud(c) {
+                match cloud_taker {
+                    Some(t) => format!("cloud: {} took the overflow", fleet.name(t)),
+                    None => "cloud: takes only what the fog clusters cannot, and they took every replica".to_string(),
+                }
+            } else {
+                let key = if ranking == Ranking::MostTraffic { "ingress" } else { "free slots" };
+                format!("ranked #{rank} of {fog} fog clusters by {key}: the top {n} take the replicas, and the clusters ranked above had room for all of them")
+            };
+            Verdict { cluster: c, rank: Some(rank), score, reason }
+        })
+        .collect()
+}
+
+/// Preferred-clusters mode: listed clusters ranked in the user's order; the rest serve only
+/// as replacements or overflow, nearest first.
+fn explain_preferred(fleet: &Fleet, req: &Request) -> Vec<Verdict> {
+    let placement = preferred(fleet, req);
+    (0..fleet.len() as u32)
+        .filter(|&c| placement.replicas_on(c) == 0 && fleet.is_ready(c))
+        .map(|c| match req.preferred.iter().position(|p| p.cluster == c) {
+            Some(i) => Verdict { cluster: c, rank: Some(i as u32 + 1), score: None, reason: format!("listed #{} in locations, but it took none (replaced or full)", i + 1) },
+            None if fleet.is_cloud(c) => {
+                Verdict { cluster: c, rank: None, score: None, reason: "cloud: takes only what the preferred fog clusters and their neighbours cannot".into() }
+            }
+            None => Verdict {
+                cluster: c,
+                rank: None,
+                score: None,
+                reason: "not in locations: used only to replace a listed cluster or take its overflow, nearest first, and none was needed".into(),
+            },
+        })
+        .collect()
 }
 
 fn slots_text(fleet: &Fleet, req: &Request, c: u32) -> String {

@@ -1,7 +1,7 @@
 //! most-traffic (mck8s §3.3, the default): rank eligible fog clusters by ingress, most first; the workload's own ingress when the host knows it, else the cluster's.
 
-use mck8s_policy_sdk::policies::placement::{Ranking, rank_and_place};
-use mck8s_policy_sdk::{Fleet, Info, Placement, PlacementPolicy, Request};
+use mck8s_policy_sdk::policies::placement::{Ranking, explain_ranking, rank_and_place};
+use mck8s_policy_sdk::{Fleet, Info, Placement, PlacementPolicy, Request, Verdict};
 
 pub struct Policy;
 
@@ -16,6 +16,10 @@ impl PlacementPolicy for Policy {
 
     fn place(fleet: &Fleet, req: &Request) -> Result<Placement, String> {
         Ok(rank_and_place(fleet, req, Ranking::MostTraffic))
+    }
+
+    fn explain(fleet: &Fleet, req: &Request) -> Vec<Verdict> {
+        explain_ranking(fleet, req, Ranking::MostTraffic)
     }
 }
 

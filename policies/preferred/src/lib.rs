@@ -2,8 +2,8 @@
 //! infeasible locations replaced by the nearest feasible cluster; overflow to the nearest
 //! clusters with free slots; leftovers to cloud. Without locations it falls back to worst-fit.
 
-use mck8s_policy_sdk::policies::placement::{Ranking, automatic, preferred};
-use mck8s_policy_sdk::{Fleet, Info, Placement, PlacementPolicy, Request};
+use mck8s_policy_sdk::policies::placement::{Ranking, automatic, explain_ranking, preferred};
+use mck8s_policy_sdk::{Fleet, Info, Placement, PlacementPolicy, Request, Verdict};
 
 pub struct Policy;
 
@@ -17,6 +17,10 @@ impl PlacementPolicy for Policy {
             return Ok(automatic(fleet, req, Ranking::WorstFit));
         }
         Ok(preferred(fleet, req))
+    }
+
+    fn explain(fleet: &Fleet, req: &Request) -> Vec<Verdict> {
+        explain_ranking(fleet, req, Ranking::WorstFit)
     }
 }
 

@@ -1,16 +1,16 @@
-//! The `incremental-placement` world (`placement` plus `fleet-updates`): bindings and the
-//! adapter behind [`export_placement!`].
+//! The `explained-placement` world (`placement` plus `fleet-updates` and `explanations`):
+//! bindings and the adapter behind [`export_placement!`].
 
-use crate::{Fleet, Info, Placement, Request};
+use crate::{Fleet, Info, Placement, Request, Verdict};
 use std::cell::RefCell;
 
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        world: "incremental-placement",
+        world: "explained-placement",
         path: "../../wit",
         pub_export_macro: true,
-        export_macro_name: "__export_incremental_placement_world",
+        export_macro_name: "__export_explained_placement_world",
         default_bindings_module: "mck8s_policy_sdk::placement::bindings",
     });
 }
@@ -22,6 +22,15 @@ use bindings::mck8s::policy::types as t;
 pub trait PlacementPolicy {
     fn info() -> Info;
     fn place(fleet: &Fleet, req: &Request) -> Result<Placement, String>;
+
+    /// Why each cluster got what it got for `req`, for `mck8s explain`: the host calls it
+    /// only when someone asks, after `place` with the same request. Verdicts for the
+    /// clusters the policy ranked or passed over are what the host cannot know; the default
+    /// gives none, and the host explains with its own facts (health, node sizes, slots).
+    fn explain(fleet: &Fleet, req: &Request) -> Vec<Verdict> {
+        let _ = (fleet, req);
+        Vec::new()
+    }
 }
 
 thread_local! {
@@ -89,11 +98,11 @@ pub fn update_fleet(update: bindings::exports::mck8s::policy::fleet_updates::Fle
     })
 }
 
-#[doc(hidden)]
-pub fn place<P: PlacementPolicy>(w: t::Workload) -> Result<t::Decision, String> {
-    FLEET.with(|f| {
-        let fleet = f.borrow();
-        let fleet = fleet.as_ref().ok_or("place called before set-fleet")?;
+/// Runs `f` with the fleet and the request borrowed from `w`.
+fn with_request<T>(w: &t::Workload, f: impl FnOnce(&Fleet, &Request) -> T) -> Result<T, String> {
+    FLEET.with(|fl| {
+        let fleet = fl.borrow();
+        let fleet = fleet.as_ref().ok_or("called before set-fleet")?;
         let preferred: Vec<crate::Preference> = w.preferred.iter().map(|p| crate::Preference { cluster: p.cluster, replicas: p.replicas }).collect();
         let current: Vec<(u32, u32)> = w.current.iter().map(|a| (a.cluster, a.replicas)).collect();
         let req = Request {
@@ -107,13 +116,24 @@ pub fn place<P: PlacementPolicy>(w: t::Workload) -> Result<t::Decision, String> 
             unfit: &w.unfit,
             app_traffic: &w.app_traffic,
         };
-        let p = P::place(fleet, &req)?;
-        Ok(t::Decision {
-            choices: p.choices.into_iter().map(|c| t::Choice { cluster: c.cluster, replicas: c.replicas, reason: c.reason }).collect(),
-            unplaced: p.unplaced,
-            summary: p.summary,
-        })
+        Ok(f(fleet, &req))
     })
+}
+
+#[doc(hidden)]
+pub fn place<P: PlacementPolicy>(w: t::Workload) -> Result<t::Decision, String> {
+    let p = with_request(&w, P::place)??;
+    Ok(t::Decision {
+        choices: p.choices.into_iter().map(|c| t::Choice { cluster: c.cluster, replicas: c.replicas, reason: c.reason }).collect(),
+        unplaced: p.unplaced,
+        summary: p.summary,
+    })
+}
+
+#[doc(hidden)]
+pub fn explain<P: PlacementPolicy>(w: t::Workload) -> Result<Vec<bindings::exports::mck8s::policy::explanations::Verdict>, String> {
+    let verdicts = with_request(&w, P::explain)?;
+    Ok(verdicts.into_iter().map(|v| bindings::exports::mck8s::policy::explanations::Verdict { cluster: v.cluster, rank: v.rank, score: v.score, reason: v.reason }).collect())
 }
 
 /// Export `$policy` (a [`PlacementPolicy`]) as this component's `placer`.
@@ -152,7 +172,17 @@ macro_rules! export_placement {
                     $crate::placement::update_fleet(update)
                 }
             }
-            $crate::placement::bindings::__export_incremental_placement_world!(__Mck8sPlacer with_types_in $crate::placement::bindings);
+            impl $crate::placement::bindings::exports::mck8s::policy::explanations::Guest for __Mck8sPlacer {
+                fn explain(
+                    workload: $crate::placement::bindings::mck8s::policy::types::Workload,
+                ) -> ::core::result::Result<
+                    ::std::vec::Vec<$crate::placement::bindings::exports::mck8s::policy::explanations::Verdict>,
+                    ::std::string::String,
+                > {
+                    $crate::placement::explain::<$policy>(workload)
+                }
+            }
+            $crate::placement::bindings::__export_explained_placement_world!(__Mck8sPlacer with_types_in $crate::placement::bindings);
         };
     };
 }

@@ -12,8 +12,8 @@ pub mod bindings {
         export_macro_name: "__export_scaling_world",
         default_bindings_module: "mck8s_policy_sdk::scaling::bindings",
         with: {
-            "mck8s:policy/types@0.1.1": mck8s_policy_sdk::placement::bindings::mck8s::policy::types,
-            "mck8s:policy/log@0.1.1": mck8s_policy_sdk::placement::bindings::mck8s::policy::log,
+            "mck8s:policy/types@0.1.2": mck8s_policy_sdk::placement::bindings::mck8s::policy::types,
+            "mck8s:policy/log@0.1.2": mck8s_policy_sdk::placement::bindings::mck8s::policy::log,
         },
     });
 }

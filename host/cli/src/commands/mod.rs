@@ -1,4 +1,5 @@
 pub mod crd;
+pub mod explain;
 pub mod policy;
 pub mod run;
 pub mod simulate;

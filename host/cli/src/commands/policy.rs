@@ -132,6 +132,7 @@ fn check(engine: &PolicyEngine, file: &Path, limits: Limits) -> Result<()> {
         "witVersion": policy.wit_version,
         "hostWitVersion": mck8s_policy::WIT_VERSION,
         "fleetUpdates": policy.incremental,
+        "explains": policy.explains,
         "info": policy.info,
         "imports": policy.surface.imports,
         "exports": policy.surface.exports,

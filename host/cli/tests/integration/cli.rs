@@ -20,12 +20,12 @@ fn check_reports_world_version_digest_and_self_check() {
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["world"], "placement");
-    assert_eq!(v["witVersion"], "0.1.1");
-    assert_eq!(v["fleetUpdates"], true);
+    assert_eq!(v["witVersion"], "0.1.2");
+    assert_eq!((&v["fleetUpdates"], &v["explains"]), (&true.into(), &true.into()));
     assert_eq!(v["selfCheck"], "passed");
     assert_eq!(v["sha256"].as_str().unwrap().len(), 64);
     let exports: Vec<&str> = v["exports"].as_array().unwrap().iter().filter_map(|e| e.as_str()).collect();
-    assert!(exports.contains(&"mck8s:policy/placer@0.1.1") && exports.contains(&"mck8s:policy/fleet-updates@0.1.1"), "{exports:?}");
+    assert!(exports.contains(&"mck8s:policy/placer@0.1.2") && exports.contains(&"mck8s:policy/fleet-updates@0.1.2"), "{exports:?}");
 }
 
 #[test]
@@ -34,7 +34,7 @@ fn check_runs_a_component_built_for_0_1_0_without_fleet_updates() {
     let (ok, out, err) = mck8s(&["policy", "check", file.to_str().unwrap()]);
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!((&v["witVersion"], &v["hostWitVersion"], &v["fleetUpdates"]), (&"0.1.0".into(), &"0.1.1".into(), &false.into()));
+    assert_eq!((&v["witVersion"], &v["hostWitVersion"], &v["fleetUpdates"], &v["explains"]), (&"0.1.0".into(), &"0.1.2".into(), &false.into(), &false.into()));
     assert_eq!(v["selfCheck"], "passed");
 }
 

@@ -31,7 +31,7 @@ use mck8s_api::{MultiClusterDeployment, MultiClusterDeploymentStatus};
 use mck8s_clusters::Member;
 use mck8s_fleet::{Health, OwnerKey};
 use mck8s_policy::Decision;
-use mck8s_scheduler::{PlacementRequest, ScheduleError};
+use mck8s_scheduler::{Explanation, FleetCycle, Placed, PlacementRequest, ScheduleError};
 use plan::{ChildCounts, MemberView, Outcome};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -246,13 +246,19 @@ async fn app_traffic(ctx: &Context, owner: &OwnerKey, parsed: &ParsedSpec, curre
     }
 }
 
-async fn decide(ctx: &Context, owner: &OwnerKey, parsed: &ParsedSpec, current: &BTreeMap<String, u32>, app_traffic: BTreeMap<String, f64>) -> Result<Decision, ScheduleError> {
-    let started = std::time::Instant::now();
-    let cycle = ctx.cycle()?;
+/// The request a decision for this object makes on `cycle`: its spec, where it runs now and
+/// its own ingress, as far as the cycle knows those clusters.
+fn request(owner: &OwnerKey, parsed: &ParsedSpec, current: &BTreeMap<String, u32>, app_traffic: BTreeMap<String, f64>, cycle: &FleetCycle) -> PlacementRequest {
     let mut workload = parsed.workload.clone();
     workload.current = current.iter().filter(|(c, _)| cycle.snapshot.index_of(c).is_some()).map(|(c, r)| (c.clone(), *r)).collect();
     workload.app_traffic = app_traffic.into_iter().filter(|(c, _)| cycle.snapshot.index_of(c).is_some()).collect();
-    let req = PlacementRequest { owner: owner.clone(), policy: parsed.policy.clone(), workload };
+    PlacementRequest { owner: owner.clone(), policy: parsed.policy.clone(), workload }
+}
+
+async fn decide(ctx: &Context, owner: &OwnerKey, parsed: &ParsedSpec, current: &BTreeMap<String, u32>, app_traffic: BTreeMap<String, f64>) -> Result<Placed, ScheduleError> {
+    let started = std::time::Instant::now();
+    let cycle = ctx.cycle()?;
+    let req = request(owner, parsed, current, app_traffic, &cycle);
     let snapshot = started.elapsed();
     let scheduler = ctx.scheduler.clone();
     let (d, deciding) = ctx
@@ -267,8 +273,24 @@ async fn decide(ctx: &Context, owner: &OwnerKey, parsed: &ParsedSpec, current: &
     ctx.metrics.decisions.get_or_create(&label).inc();
     // The snapshot and the decision, not the wait for a policy thread (`policy_call_wait`).
     ctx.metrics.decision_seconds.get_or_create(&label).observe((snapshot + deciding).as_secs_f64());
-    tracing::info!(placement = ?d.placements.iter().map(|p| (&p.cluster, p.replicas)).collect::<Vec<_>>(), unplaced = d.unplaced, "placement decided");
+    let placement: Vec<_> = d.decision.placements.iter().map(|p| (&p.cluster, p.replicas)).collect();
+    tracing::info!(?placement, unplaced = d.decision.unplaced, passed_over = %d.passed_over, "placement decided");
     Ok(d)
+}
+
+/// `mck8s explain`: what a decision for `mcd` would be on the fleet as it is now, with the
+/// same input a real one gets, recorded nowhere; and the placement its status records.
+pub(crate) async fn explain(ctx: &Context, mcd: &MultiClusterDeployment) -> Result<(Explanation, BTreeMap<String, u32>), crate::explain::ExplainError> {
+    let owner = owner_key(mcd);
+    let parsed = spec::parse(&owner.name, &owner.namespace, &mcd.spec).map_err(|e| crate::explain::ExplainError::Invalid(e.0))?;
+    let status = mcd.status.clone().unwrap_or_default();
+    let current = plan::recorded(&status);
+    let app_traffic = app_traffic(ctx, &owner, &parsed, &current).await;
+    let cycle = ctx.cycle().map_err(ScheduleError::from)?;
+    let req = request(&owner, &parsed, &current, app_traffic, &cycle);
+    let scheduler = ctx.scheduler.clone();
+    let explanation = ctx.policy_calls.run(move || scheduler.explain(&cycle, &req)).await?;
+    Ok((explanation, current))
 }
 
 async fn apply_child(ctx: &Context, cluster: &str, owner: &Owner<'_>, parsed: &ParsedSpec, replicas: u32) -> Result<(), Error> {

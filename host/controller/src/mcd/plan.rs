@@ -16,6 +16,7 @@ use mck8s_api::mcd::LegacyMessage;
 use mck8s_api::{ClusterPlacement, DrainingChild, MultiClusterDeploymentStatus};
 use mck8s_fleet::Health;
 use mck8s_policy::Decision;
+use mck8s_scheduler::{PassedOver, Placed};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -60,7 +61,7 @@ pub struct ChildCounts {
 pub enum Outcome {
     /// Nothing asked for a decision: the recorded placement stands.
     Kept,
-    Decided(Decision),
+    Decided(Placed),
     /// A rescheduler step, adopted as the decision.
     Rescheduled {
         decision: Decision,
@@ -74,8 +75,16 @@ pub enum Outcome {
 impl Outcome {
     fn decision(&self) -> Option<&Decision> {
         match self {
-            Outcome::Decided(d) | Outcome::Rescheduled { decision: d, .. } => Some(d),
+            Outcome::Decided(Placed { decision: d, .. }) | Outcome::Rescheduled { decision: d, .. } => Some(d),
             Outcome::Kept | Outcome::Failed(_) => None,
+        }
+    }
+
+    /// The clusters a new decision passed over, for its event.
+    fn passed_over(&self) -> Option<&PassedOver> {
+        match self {
+            Outcome::Decided(p) if !p.passed_over.is_empty() => Some(&p.passed_over),
+            _ => None,
         }
     }
 }
@@ -248,7 +257,11 @@ fn placement_event(outcome: &Outcome, d: &Decision, moves: &Assessment, policy: 
         return PlacementEvent { warning: false, reason: "FailedBack", note, moves: Some(("failback", moves.recovered.len())) };
     }
     let bursting = d.unplaced > 0;
-    PlacementEvent { warning: bursting, reason: if bursting { "Bursting" } else { "Placed" }, note: format!("{summary} by {policy}; {} unplaced", d.unplaced), moves: None }
+    let mut note = format!("{summary} by {policy}; {} unplaced", d.unplaced);
+    if let Some(p) = outcome.passed_over() {
+        note.push_str(&format!("; passed over: {p}"));
+    }
+    PlacementEvent { warning: bursting, reason: if bursting { "Bursting" } else { "Placed" }, note, moves: None }
 }
 
 /// Degraded and Ready, once the children were applied: `errors` are what reaching the

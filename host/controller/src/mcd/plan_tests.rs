@@ -12,6 +12,7 @@ use mck8s_api::{ClusterPlacement, DrainingChild, MultiClusterDeploymentStatus};
 use mck8s_fleet::Health;
 use mck8s_policy::Decision;
 use mck8s_policy::session::ClusterReplicas;
+use mck8s_scheduler::{PassedOver, Placed, Why};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -56,6 +57,10 @@ fn run(status: &MultiClusterDeploymentStatus, generation: i64, outcome: Outcome,
     p
 }
 
+fn decided(decision: Decision) -> Outcome {
+    Outcome::Decided(Placed { decision, passed_over: PassedOver::default() })
+}
+
 fn apply_of(p: &Plan) -> Vec<(&str, u32)> {
     p.apply.iter().map(|(c, r)| (c.as_str(), *r)).collect()
 }
@@ -77,11 +82,25 @@ fn a_new_spec_is_decided_again_and_a_settled_one_is_not() {
 }
 
 #[test]
+fn the_placed_event_says_which_clusters_were_passed_over_and_why() {
+    let m = members(&[("c1", Ready, None), ("c2", NotReady, None), ("c3", Ready, None)]);
+    let passed_over = PassedOver { groups: vec![(Why::NotReady, 1, vec!["c2".into()]), (Why::PassedOver, 1, vec!["c3".into()])] };
+    let outcome = Outcome::Decided(Placed { decision: decision(&[("c1", 2)], 0), passed_over });
+    let p = run(&MultiClusterDeploymentStatus::default(), 1, outcome, &Assessment::default(), &m, &at(0));
+    let e = p.event.expect("placed");
+    assert_eq!(e.reason, "Placed");
+    assert!(e.note.ends_with("; passed over: c2 not ready; c3 passed over by the policy"), "{}", e.note);
+    // Nothing passed over: nothing said.
+    let p = run(&MultiClusterDeploymentStatus::default(), 1, decided(decision(&[("c1", 2)], 0)), &Assessment::default(), &m, &at(0));
+    assert!(!p.event.expect("placed").note.contains("passed over"));
+}
+
+#[test]
 fn update_replicas_scale_up_in_place() {
     // replicas 2 → 3 in the same two clusters: applied at once, nothing drains.
     let s = settled(&[("c1", 2), ("c2", 2)]);
     let m = members(&[("c1", Ready, Some((2, 2))), ("c2", Ready, Some((2, 2))), ("c3", Ready, None)]);
-    let p = run(&s, 2, Outcome::Decided(decision(&[("c1", 3), ("c2", 3)], 0)), &Assessment::default(), &m, &at(0));
+    let p = run(&s, 2, decided(decision(&[("c1", 3), ("c2", 3)], 0)), &Assessment::default(), &m, &at(0));
     assert_eq!(apply_of(&p), [("c1", 3), ("c2", 3)]);
     assert!(p.delete.is_empty() && p.status.draining.is_empty());
     assert_eq!((p.status.replicas, p.status.observed_generation, p.status.summary.as_deref()), (6, Some(2), Some("c1=3,c2=3")));
@@ -95,17 +114,17 @@ fn update_replicas_scale_down_keeps_the_surplus_until_the_placement_is_ready() {
     // replicas 3 → 1 while c2's pods are not ready: both keep running 3 (draining 2 each).
     let s = settled(&[("c1", 3), ("c2", 3)]);
     let m = members(&[("c1", Ready, Some((3, 3))), ("c2", Ready, Some((3, 0)))]);
-    let p = run(&s, 2, Outcome::Decided(decision(&[("c1", 1), ("c2", 1)], 0)), &Assessment::default(), &m, &at(0));
+    let p = run(&s, 2, decided(decision(&[("c1", 1), ("c2", 1)], 0)), &Assessment::default(), &m, &at(0));
     assert_eq!(apply_of(&p), [("c1", 3), ("c2", 3)]);
     assert_eq!(p.status.draining.iter().map(|d| (d.cluster.as_str(), d.replicas, d.reason.as_str())).collect::<Vec<_>>(), [("c1", 2, KEEP_NOT_READY), ("c2", 2, KEEP_NOT_READY)]);
     // Once ready: no surplus kept anywhere.
     let m = members(&[("c1", Ready, Some((3, 3))), ("c2", Ready, Some((3, 3)))]);
-    let p = run(&s, 2, Outcome::Decided(decision(&[("c1", 1), ("c2", 1)], 0)), &Assessment::default(), &m, &at(0));
+    let p = run(&s, 2, decided(decision(&[("c1", 1), ("c2", 1)], 0)), &Assessment::default(), &m, &at(0));
     assert_eq!(apply_of(&p), [("c1", 1), ("c2", 1)]);
     assert!(p.status.draining.is_empty());
     // A move, not a scale-in: c1 shrinks from 3 to 1 while c3's 2 new replicas start.
     let m = members(&[("c1", Ready, Some((3, 3))), ("c3", Ready, None)]);
-    let p = run(&settled(&[("c1", 3)]), 2, Outcome::Decided(decision(&[("c1", 1), ("c3", 2)], 0)), &Assessment::default(), &m, &at(0));
+    let p = run(&settled(&[("c1", 3)]), 2, decided(decision(&[("c1", 1), ("c3", 2)], 0)), &Assessment::default(), &m, &at(0));
     assert_eq!(apply_of(&p), [("c1", 3), ("c3", 2)], "c1 keeps its 3 until c3's are ready");
     assert_eq!(p.status.draining, [DrainingChild { cluster: "c1".into(), replicas: 2, ready_replicas: 2, since: at(0), reason: KEEP_NOT_READY.into() }]);
 }
@@ -114,7 +133,7 @@ fn update_replicas_scale_down_keeps_the_surplus_until_the_placement_is_ready() {
 fn update_locations_moves_and_the_old_cluster_drains_then_goes() {
     // locations c1 → c2: c1's child stays until c2's replicas are ready, then it goes.
     let s = settled(&[("c1", 2)]);
-    let d = || Outcome::Decided(decision(&[("c2", 2)], 0));
+    let d = || decided(decision(&[("c2", 2)], 0));
     let m = members(&[("c1", Ready, Some((2, 2))), ("c2", Ready, None)]);
     let p = run(&s, 2, d(), &Assessment::default(), &m, &at(0));
     assert_eq!(apply_of(&p), [("c2", 2)]);
@@ -141,7 +160,7 @@ fn update_policy_or_number_of_locations_records_the_new_policy_and_its_digest() 
         generation: Some(2),
         status: &s,
         policy: "best-fit",
-        outcome: Outcome::Decided(d),
+        outcome: decided(d),
         moves: &Assessment::default(),
         members: &m,
         now: &at(0),
@@ -158,7 +177,7 @@ fn failover_places_again_and_keeps_the_unreachable_child_until_its_cluster_answe
     let s = settled(&[("c1", 2), ("c2", 2)]);
     let moves = Assessment { failed: vec![("c1".into(), Unreachable, Duration::from_secs(90))], ..Default::default() };
     let m = members(&[("c1", Unreachable, Some((2, 2))), ("c2", Ready, Some((2, 2))), ("c3", Ready, None)]);
-    let p = run(&s, 1, Outcome::Decided(decision(&[("c2", 2), ("c3", 2)], 0)), &moves, &m, &at(0));
+    let p = run(&s, 1, decided(decision(&[("c2", 2), ("c3", 2)], 0)), &moves, &m, &at(0));
     assert_eq!(apply_of(&p), [("c2", 2), ("c3", 2)]);
     assert!(p.delete.is_empty(), "never delete in a cluster that cannot be reached");
     assert_eq!(p.status.draining[0].reason, KEEP_UNREACHABLE);
@@ -182,7 +201,7 @@ fn failback_returns_to_a_recovered_cluster_and_forgets_it() {
     s.failed_over = vec!["c1".into()];
     let moves = Assessment { recovered: vec!["c1".into()], ..Default::default() };
     let m = members(&[("c1", Ready, None), ("c2", Ready, Some((2, 2))), ("c3", Ready, Some((2, 2)))]);
-    let p = run(&s, 1, Outcome::Decided(decision(&[("c1", 2), ("c2", 2)], 0)), &moves, &m, &at(0));
+    let p = run(&s, 1, decided(decision(&[("c1", 2), ("c2", 2)], 0)), &moves, &m, &at(0));
     assert!(p.status.failed_over.is_empty());
     let e = p.event.expect("moved");
     assert_eq!((e.reason, e.moves), ("FailedBack", Some(("failback", 1))));
@@ -191,7 +210,7 @@ fn failback_returns_to_a_recovered_cluster_and_forgets_it() {
     let mut s = settled(&[("c1", 2)]);
     s.failed_over = vec!["c9".into()];
     let m = members(&[("c1", Ready, Some((2, 2))), ("c9", NotReady, None)]);
-    let p = run(&s, 2, Outcome::Decided(decision(&[("c1", 2)], 0)), &Assessment::default(), &m, &at(0));
+    let p = run(&s, 2, decided(decision(&[("c1", 2)], 0)), &Assessment::default(), &m, &at(0));
     assert_eq!(p.status.failed_over, ["c9"]);
 }
 
@@ -200,7 +219,7 @@ fn unplaced_replicas_burst_and_are_retried_at_the_burst_interval() {
     // replicas 3 → 6, and only one more fits.
     let s = settled(&[("c1", 3)]);
     let m = members(&[("c1", Ready, Some((3, 3))), ("c2", Ready, Some((1, 1)))]);
-    let p = run(&s, 2, Outcome::Decided(decision(&[("c1", 4)], 2)), &Assessment::default(), &m, &at(0));
+    let p = run(&s, 2, decided(decision(&[("c1", 4)], 2)), &Assessment::default(), &m, &at(0));
     assert_eq!((p.status.unplaced, p.status.replicas), (2, 6));
     let bursting = condition(&p, "Bursting");
     assert_eq!((bursting.status.as_str(), bursting.reason.as_str()), ("True", "NoCapacity"));
@@ -212,7 +231,7 @@ fn unplaced_replicas_burst_and_are_retried_at_the_burst_interval() {
     assert_eq!(p.event.map(|e| (e.reason, e.warning)), Some(("Bursting", true)));
     // Placed in full: provisioned, the resync.
     let m = members(&[("c1", Ready, Some((4, 4)))]);
-    let p = run(&s, 2, Outcome::Decided(decision(&[("c1", 4)], 0)), &Assessment::default(), &m, &at(0));
+    let p = run(&s, 2, decided(decision(&[("c1", 4)], 0)), &Assessment::default(), &m, &at(0));
     assert_eq!(p.status.message.clone().unwrap().message, "provisioned");
     assert_eq!(requeue(&p, false, &Assessment::default(), None, &timing), timing.resync);
     assert_eq!(requeue(&p, true, &Assessment::default(), None, &timing), timing.error_retry);

@@ -23,7 +23,7 @@ use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 use mck8s_api::{ClusterJob, MultiClusterJob, MultiClusterJobStatus};
 use mck8s_fleet::{Health, OwnerKey};
-use mck8s_scheduler::{PlacementRequest, ScheduleError};
+use mck8s_scheduler::{Placed, PlacementRequest, ScheduleError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -137,7 +137,7 @@ async fn apply(mcj: Arc<MultiClusterJob>, own: Arc<State>) -> Result<Action, Err
     } else {
         ctx.scheduler.remember(&owner, &parsed.spec.request, &current);
     }
-    let placement = plan::placement(&status, decision.as_ref(), parsed.wanted);
+    let placement = plan::placement(&status, decision.as_ref().map(|p: &Placed| &p.decision), parsed.wanted);
 
     // One Job per chosen cluster: created, repaired while it runs, left alone once finished.
     let mut live_jobs = BTreeMap::new();
@@ -178,12 +178,26 @@ async fn apply(mcj: Arc<MultiClusterJob>, own: Arc<State>) -> Result<Action, Err
         policy_error: policy_error.as_deref(),
         now: &now,
     });
-    for e in plan::events(&status, &new, &policy) {
+    for e in plan::events(&status, &new, &policy, decision.as_ref().map(|p| &p.passed_over)) {
         shared::publish(ctx, mcj.as_ref(), if e.warning { EventType::Warning } else { EventType::Normal }, &e.reason, e.action, &e.note).await;
     }
     let produced = shared::write_status(ctx, mcj.as_ref(), &status, &new, mcj.status.is_some()).await?;
     own.status.remember(mcj.as_ref(), produced, new);
     Ok(Action::requeue(plan::requeue(!jobs.errors.is_empty() || policy_error.is_some(), placement.unplaced, &ctx.timing)))
+}
+
+/// `mck8s explain`: what a decision for `mcj`'s Jobs would be on the fleet as it is now,
+/// recorded nowhere; and the placement its status records.
+pub(crate) async fn explain(ctx: &Context, mcj: &MultiClusterJob) -> Result<(mck8s_scheduler::Explanation, BTreeMap<String, u32>), crate::explain::ExplainError> {
+    let owner = owner_key(mcj);
+    let parsed = spec::parse_job(&owner.name, &owner.namespace, &mcj.spec).map_err(|e| crate::explain::ExplainError::Invalid(e.0))?;
+    let current = plan::recorded(&mcj.status.clone().unwrap_or_default());
+    let cycle = ctx.cycle().map_err(ScheduleError::from)?;
+    let mut workload = parsed.spec.workload.clone();
+    workload.current = current.iter().filter(|(c, _)| cycle.snapshot.index_of(c).is_some()).map(|(c, r)| (c.clone(), *r)).collect();
+    let (scheduler, req) = (ctx.scheduler.clone(), PlacementRequest { owner, policy: parsed.spec.policy.clone(), workload });
+    let explanation = ctx.policy_calls.run(move || scheduler.explain(&cycle, &req)).await?;
+    Ok((explanation, current))
 }
 
 /// InvalidSpec: say why, and touch nothing in any workload cluster.

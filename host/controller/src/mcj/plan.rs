@@ -8,6 +8,7 @@ use mck8s_api::conditions::{self, BURSTING, COMPLETE, DEGRADED, FAILED, INVALID_
 use mck8s_api::mcd::LegacyMessage;
 use mck8s_api::{ClusterJob, ClusterPlacement, MultiClusterJobStatus};
 use mck8s_policy::Decision;
+use mck8s_scheduler::PassedOver;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -189,18 +190,18 @@ pub struct JobEvent {
 }
 
 /// The placement when it changed, and each Job that finished since the last status.
-pub fn events(old: &MultiClusterJobStatus, new: &MultiClusterJobStatus, policy: &str) -> Vec<JobEvent> {
+/// `passed_over`: the clusters this reconcile's decision passed over, if it decided.
+pub fn events(old: &MultiClusterJobStatus, new: &MultiClusterJobStatus, policy: &str, passed_over: Option<&PassedOver>) -> Vec<JobEvent> {
     let mut out = Vec::new();
     let desired = recorded(new);
     if desired != recorded(old) {
         let clusters: Vec<&str> = desired.keys().map(String::as_str).collect();
         let bursting = new.unplaced > 0;
-        out.push(JobEvent {
-            warning: bursting,
-            reason: if bursting { "Bursting" } else { "Placed" }.into(),
-            action: "Place",
-            note: format!("Jobs in [{}] by {policy}; {} unplaced", clusters.join(", "), new.unplaced),
-        });
+        let mut note = format!("Jobs in [{}] by {policy}; {} unplaced", clusters.join(", "), new.unplaced);
+        if let Some(p) = passed_over.filter(|p| !p.is_empty()) {
+            note.push_str(&format!("; passed over: {p}"));
+        }
+        out.push(JobEvent { warning: bursting, reason: if bursting { "Bursting" } else { "Placed" }.into(), action: "Place", note });
     }
     for j in &new.jobs {
         let was = old.jobs.iter().find(|b| b.cluster == j.cluster).map_or(PENDING, |b| b.state.as_str());
@@ -317,10 +318,10 @@ mod tests {
         assert_eq!(new.message.clone().unwrap().replicas, serde_json::json!(4), "2 Jobs × parallelism 2 to the cloud");
         assert!(conditions::is_true(&new.conditions, BURSTING) && !conditions::is_true(&new.conditions, COMPLETE));
         assert_eq!(conditions::get(&new.conditions, PLACED).unwrap().reason, "Partly");
-        let ev = events(&s, &new, "worst-fit");
+        let ev = events(&s, &new, "worst-fit", None);
         assert_eq!(ev.iter().map(|e| (e.reason.as_str(), e.warning)).collect::<Vec<_>>(), [("Bursting", true), ("JobComplete", false)]);
         // The next pass: nothing changed, nothing to say; the burst retry.
-        assert!(events(&new, &new, "worst-fit").is_empty());
+        assert!(events(&new, &new, "worst-fit", None).is_empty());
         let timing = Timing::default();
         assert_eq!(requeue(false, 2, &timing), timing.burst_retry);
         assert_eq!(requeue(true, 0, &timing), timing.error_retry);

@@ -145,7 +145,7 @@ fn simulator_and_controller_decide_the_same_placement() {
             mck8s_sim::baseline::even_split(&FleetCycle::build(observed(), &rtt(), 1).unwrap(), &req.workload).unwrap()
         } else {
             let cycle = Arc::new(FleetCycle::build(observed(), &rtt(), 1).unwrap());
-            Scheduler::new(registry.clone()).place(&cycle, &req).unwrap()
+            Scheduler::new(registry.clone()).place(&cycle, &req).unwrap().decision
         };
         assert_eq!(sim, controller, "{policy}: the simulator and the controller disagree");
     }

@@ -4,31 +4,44 @@
 //! It also misbehaves in `update-fleet` when a cluster of the fleet it was given carries the
 //! label `hostile-update` (spin, alloc, panic, refuse): `set-fleet` and `place` stay good,
 //! so only the update is hostile.
+//!
+//! Its `explain` (WIT 0.1.2) misbehaves as the `explain-mode` parameter says (spin, alloc,
+//! panic, refuse, unknown-cluster, twice, verbose); without one it explains like worst-fit.
 
-use mck8s_policy_sdk::policies::placement::{Ranking, automatic};
-use mck8s_policy_sdk::{Choice, Fleet, Info, Level, Placement, PlacementPolicy, Request, log};
+use mck8s_policy_sdk::policies::placement::{Ranking, automatic, explain_ranking};
+use mck8s_policy_sdk::{Choice, Fleet, Info, Level, Placement, PlacementPolicy, Request, Verdict, log};
+
+/// Runs until the host's deadline interrupts it.
+fn spin() -> ! {
+    let mut x: u64 = 0;
+    loop {
+        x = std::hint::black_box(x.wrapping_add(1));
+    }
+}
+
+/// Touches 1 GiB: beyond any policy's memory limit.
+fn alloc_1gib() -> u8 {
+    let v = vec![7u8; 1 << 30];
+    std::hint::black_box(&v)[12]
+}
 
 pub struct Hostile;
 
 impl PlacementPolicy for Hostile {
     fn info() -> Info {
-        Info { name: "hostile", description: "misbehaves on request", parameters: &["mode: spin|alloc|panic|unknown-cluster|surplus|not-ready|refuse|verbose|chatty"] }
+        Info {
+            name: "hostile",
+            description: "misbehaves on request",
+            parameters: &["mode: spin|alloc|panic|unknown-cluster|surplus|not-ready|refuse|verbose|chatty", "explain-mode: spin|alloc|panic|refuse|unknown-cluster|twice|verbose"],
+        }
     }
 
     fn place(fleet: &Fleet, req: &Request) -> Result<Placement, String> {
         let mode = req.param("mode").unwrap_or("");
         let one = |cluster: u32, replicas: u32| Placement { choices: vec![Choice { cluster, replicas, reason: "hostile".into() }], unplaced: 0, summary: String::new() };
         match mode {
-            "spin" => {
-                let mut x: u64 = 0;
-                loop {
-                    x = std::hint::black_box(x.wrapping_add(1));
-                }
-            }
-            "alloc" => {
-                let v = vec![7u8; 1 << 30];
-                Ok(one(0, std::hint::black_box(&v)[12] as u32))
-            }
+            "spin" => spin(),
+            "alloc" => Ok(one(0, u32::from(alloc_1gib()))),
             "panic" => panic!("hostile guest panics on purpose"),
             "unknown-cluster" => Ok(one(fleet.len() as u32 + 5, req.total)),
             "surplus" => Ok(one(0, req.total + 3)),
@@ -63,21 +76,31 @@ impl PlacementPolicy for Hostile {
             _ => Ok(automatic(fleet, req, Ranking::WorstFit)),
         }
     }
+
+    fn explain(fleet: &Fleet, req: &Request) -> Vec<Verdict> {
+        let verdict = |cluster: u32, reason: String| Verdict { cluster, rank: Some(1), score: Some(f64::NAN), reason };
+        match req.param("explain-mode").unwrap_or("") {
+            "spin" => spin(),
+            "alloc" => vec![verdict(0, alloc_1gib().to_string())],
+            "panic" => panic!("hostile guest panics in explain on purpose"),
+            // The SDK's adapter turns no verdicts into an empty list; a refusal needs the raw
+            // export, below.
+            "unknown-cluster" => vec![verdict(fleet.len() as u32 + 5, "nowhere".into())],
+            "twice" => vec![verdict(0, "once".into()), verdict(0, "twice".into())],
+            // 64 KiB of reason for every cluster.
+            "verbose" => (0..fleet.len() as u32).map(|c| verdict(c, "why ".repeat(1 << 14))).collect(),
+            _ => explain_ranking(fleet, req, Ranking::WorstFit),
+        }
+    }
 }
 
 /// Misbehaves as a `hostile-update` label asks, or applies the update.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 fn update_fleet(mode: &str) -> Result<(), String> {
     match mode {
-        "spin" => {
-            let mut x: u64 = 0;
-            loop {
-                x = std::hint::black_box(x.wrapping_add(1));
-            }
-        }
+        "spin" => spin(),
         "alloc" => {
-            let v = vec![7u8; 1 << 30];
-            std::hint::black_box(&v);
+            alloc_1gib();
             Ok(())
         }
         "panic" => panic!("hostile guest panics in update-fleet on purpose"),
@@ -87,7 +110,7 @@ fn update_fleet(mode: &str) -> Result<(), String> {
 }
 
 // The SDK's `export_placement!`, with `set-fleet` noting the `hostile-update` label and
-// `update-fleet` acting on it.
+// `update-fleet` acting on it, and `explain` refusing on `explain-mode: refuse`.
 #[cfg(target_arch = "wasm32")]
 const _: () = {
     use mck8s_policy_sdk::placement::{self as sdk, bindings};
@@ -124,5 +147,14 @@ const _: () = {
         }
     }
 
-    bindings::__export_incremental_placement_world!(Placer with_types_in bindings);
+    impl bindings::exports::mck8s::policy::explanations::Guest for Placer {
+        fn explain(workload: bindings::mck8s::policy::types::Workload) -> Result<Vec<bindings::exports::mck8s::policy::explanations::Verdict>, String> {
+            if workload.params.iter().any(|(k, v)| k == "explain-mode" && v == "refuse") {
+                return Err("refusing to explain on purpose".into());
+            }
+            sdk::explain::<Hostile>(workload)
+        }
+    }
+
+    bindings::__export_explained_placement_world!(Placer with_types_in bindings);
 };
