@@ -45,7 +45,8 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         Kind::Mcd => "mcd",
         Kind::Mcj => "mcj",
     };
-    let url = format!("{}/explain/{kind}/{namespace}/{}", args.controller.trim_end_matches('/'), args.name);
+    // Encoded, so a name like `../x` reaches the controller as one (refused) segment.
+    let url = format!("{}/explain/{kind}/{}/{}", args.controller.trim_end_matches('/'), segment(&namespace), segment(&args.name));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (status, body) = rt.block_on(async {
         let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
@@ -62,6 +63,11 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         Output::Table => print!("{}", render(&v)),
     }
     Ok(())
+}
+
+/// `s` percent-encoded as one URL path segment.
+fn segment(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }
 
 /// The current kubeconfig context's namespace, as kubectl picks it.
@@ -154,6 +160,12 @@ fn bytes(v: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_name_is_one_path_segment() {
+        assert_eq!(super::segment("web-1.a"), "web-1.a");
+        assert_eq!(super::segment("../x y"), "..%2Fx%20y");
+    }
+
     #[test]
     fn a_row_per_cluster_with_the_host_s_reasons_marked() {
         let v = serde_json::json!({

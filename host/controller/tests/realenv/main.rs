@@ -7,6 +7,7 @@ mod common;
 mod autoscaling;
 mod cloud;
 mod deploy;
+mod explain;
 mod failover;
 mod placement;
 mod services_jobs;
