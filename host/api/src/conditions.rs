@@ -8,6 +8,9 @@ pub const READY: &str = "Ready";
 pub const BURSTING: &str = "Bursting";
 pub const DEGRADED: &str = "Degraded";
 pub const INVALID_SPEC: &str = "InvalidSpec";
+/// The active policy's shadow decided the same for the last decision (False: it diverged or
+/// failed). Only while the policy has a shadow.
+pub const SHADOW_AGREES: &str = "ShadowAgrees";
 /// MultiClusterJob: every cluster's Job completed.
 pub const COMPLETE: &str = "Complete";
 /// MultiClusterJob: some cluster's Job failed.

@@ -30,6 +30,11 @@ pub const CLUSTER_REGION: &str = "topology.kubernetes.io/region";
 pub const CLUSTER_CORDONED: &str = "fogguru.eu/cordoned";
 /// ConfigMaps holding policies (`binaryData` keys `<name>.wasm`).
 pub const POLICY_CONFIGMAP: &str = "fogguru.eu/policy";
+/// Annotation on a policy ConfigMap: its policies shadow the policy it names (evaluated
+/// beside it on every real decision, never applied).
+pub const SHADOW_OF: &str = "fogguru.eu/shadow-of";
+/// Annotation `mck8s policy promote` leaves on the ConfigMap it changed: `<shadow>@<sha256>`.
+pub const PROMOTED_FROM: &str = "fogguru.eu/promoted-from";
 
 /// The longest label value Kubernetes accepts.
 pub const LABEL_VALUE_MAX: usize = 63;

@@ -23,6 +23,14 @@ pub struct PolicyLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShadowLabel {
+    pub policy: String,
+    pub shadow: String,
+    /// agreed, diverged, failed
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PolicyError {
     pub policy: String,
     pub error: String,
@@ -81,6 +89,10 @@ pub struct Metrics {
     /// CloudProvisioner transitions and steps by event reason (Provisioning, Joined,
     /// ScaledOut, ScaledIn, PartialCapacity, Deprovisioned, ProvisioningTimeout, Failed, ...).
     pub cloud: Family<ResultLabel, Counter>,
+    /// Shadow policies' view of real decisions, by result.
+    pub shadow_decisions: Family<ShadowLabel, Counter>,
+    /// Replicas a shadow would have placed elsewhere than the active policy did.
+    pub shadow_replicas_moved: Family<ShadowLabel, Counter>,
     /// Guest log lines over a call's budget, dropped (kept by the policy crate; brought up
     /// to date at each scrape).
     guest_log_dropped: Counter,
@@ -167,6 +179,14 @@ impl Default for Metrics {
         let scaling = Family::<ResultLabel, Counter>::default();
         let reschedules = Family::<ResultLabel, Counter>::default();
         let cloud = Family::<ResultLabel, Counter>::default();
+        let shadow_decisions = Family::<ShadowLabel, Counter>::default();
+        let shadow_replicas_moved = Family::<ShadowLabel, Counter>::default();
+        registry.register(
+            "shadow_decisions",
+            "Real placement decisions also evaluated by the active policy's shadow, by result (agreed, diverged, failed); never applied",
+            shadow_decisions.clone(),
+        );
+        registry.register("shadow_replicas_moved", "Replicas the shadow policy would have placed elsewhere than the active one", shadow_replicas_moved.clone());
         let guest_log_dropped = Counter::default();
         registry.register("policy_log_lines_dropped", "Policy log lines dropped: over 32 lines in one call", guest_log_dropped.clone());
         let fleets_sent = Family::<HowLabel, Counter>::default();
@@ -213,6 +233,8 @@ impl Default for Metrics {
             moves,
             moves_throttled,
             child_applies,
+            shadow_decisions,
+            shadow_replicas_moved,
             scaling,
             reschedules,
             cloud,

@@ -3,6 +3,10 @@
 //! so a change takes effect as soon as the watch event arrives and the component compiles;
 //! the registry validates it and keeps the last good version serving when it is refused.
 //!
+//! The annotation `fogguru.eu/shadow-of: <policy>` makes the ConfigMap's policies shadows of
+//! that policy (see [`mck8s_scheduler::shadow`]). A key `<name>.wasm.previous` is not a
+//! policy: `mck8s policy promote` keeps the replaced version there for `rollback`.
+//!
 //! ConfigMaps are limited to 1 MiB by the API server; larger components (Python, JS) go in
 //! the policy directory (a volume) instead.
 
@@ -62,11 +66,18 @@ async fn apply(registry: &Arc<PolicyRegistry>, provided: &mut Provided<(String, 
     if now.is_empty() && cm.data.as_ref().is_some_and(|d| d.keys().any(|k| k.ends_with(".wasm"))) {
         tracing::warn!(configmap = %name, "a .wasm key is under `data`; components are binary and belong under `binaryData`");
     }
+    let shadow_of = cm.metadata.annotations.as_ref().and_then(|a| a.get(labels::SHADOW_OF)).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
     for (policy, key, bytes) in now {
         let registry = registry.clone();
         let origin = origin(&name, &key);
+        let shadow_of = shadow_of.clone();
         // Compiling can take seconds for large components: off the async workers.
-        let res = tokio::task::spawn_blocking(move || registry.upsert(&policy, &bytes, &origin).map(|_| ())).await;
+        let res = tokio::task::spawn_blocking(move || {
+            let loaded = registry.upsert(&policy, &bytes, &origin).map(|_| ());
+            registry.set_shadow(&policy, shadow_of.as_deref());
+            loaded
+        })
+        .await;
         if let Ok(Err(e)) = res {
             tracing::warn!(configmap = %name, key, error = %e, "policy from ConfigMap refused; the previous version keeps serving");
         }

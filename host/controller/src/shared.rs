@@ -299,6 +299,23 @@ where
     Controller::for_stream(objects, reader)
 }
 
+/// Counts what a shadow policy made of a real decision, and says so in an Event when it
+/// diverged or failed (an agreement is only counted).
+pub async fn report_shadow<K>(ctx: &Context, obj: &K, policy: &str, run: &mck8s_scheduler::ShadowRun)
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    let label = crate::metrics::ShadowLabel { policy: mck8s_policy::registry::normalize(policy), shadow: run.policy.clone(), result: run.outcome.label().into() };
+    ctx.metrics.shadow_decisions.get_or_create(&label).inc();
+    ctx.metrics.shadow_replicas_moved.get_or_create(&label).inc_by(u64::from(run.outcome.replicas_moved()));
+    let reason = match run.outcome {
+        mck8s_scheduler::ShadowOutcome::Agreed => return,
+        mck8s_scheduler::ShadowOutcome::Diverged { .. } => "ShadowDiverged",
+        mck8s_scheduler::ShadowOutcome::Failed(_) => "ShadowFailed",
+    };
+    publish(ctx, obj, kube::runtime::events::EventType::Normal, reason, "Place", &run.to_string()).await;
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -37,6 +37,9 @@ pub struct Refusal {
 pub struct PolicyRegistry {
     engine: PolicyEngine,
     current: ArcSwap<BTreeMap<String, Arc<LoadedPolicy>>>,
+    /// Active policy → the policy that shadows it (its decisions evaluated beside the active
+    /// one's, never applied). Declared by the source that provides the shadow.
+    shadows: ArcSwap<BTreeMap<String, String>>,
     /// Serializes writers; readers never take it.
     writer: Mutex<Writer>,
 }
@@ -70,7 +73,7 @@ impl Writer {
 
 impl PolicyRegistry {
     pub fn new(engine: PolicyEngine) -> Self {
-        PolicyRegistry { engine, current: ArcSwap::from_pointee(BTreeMap::new()), writer: Mutex::new(Writer::default()) }
+        PolicyRegistry { engine, current: ArcSwap::from_pointee(BTreeMap::new()), shadows: ArcSwap::from_pointee(BTreeMap::new()), writer: Mutex::new(Writer::default()) }
     }
 
     pub fn engine(&self) -> &PolicyEngine {
@@ -86,6 +89,55 @@ impl PolicyRegistry {
     /// A placement session on the current version of `name` for one cycle's fleet.
     pub fn placement_session(&self, name: &str, fleet: Arc<FleetSnapshot>) -> Result<PlacementSession, PolicyError> {
         PlacementSession::new(self.get(name)?, fleet)
+    }
+
+    /// Declares `shadow` the shadow of `of`, or no shadow of anything (`None`). A policy
+    /// shadows at most one other, and has at most one shadow: a second claim on the same
+    /// active policy replaces the first.
+    pub fn set_shadow(&self, shadow: &str, of: Option<&str>) {
+        let (shadow, of) = (normalize(shadow), of.map(normalize));
+        let _writer = self.writer.lock().expect("registry lock");
+        let now = self.shadows.load();
+        let unchanged = match &of {
+            Some(active) => now.get(active) == Some(&shadow) && now.iter().filter(|(_, s)| **s == shadow).count() == 1,
+            None => !now.values().any(|s| *s == shadow),
+        };
+        if unchanged {
+            return;
+        }
+        if of.as_deref() == Some(shadow.as_str()) {
+            tracing::warn!(policy = %shadow, "a policy cannot shadow itself; ignored");
+            return;
+        }
+        self.shadows.rcu(|map| {
+            let mut map = BTreeMap::clone(map);
+            map.retain(|_, s| *s != shadow);
+            if let Some(active) = &of
+                && let Some(before) = map.insert(active.clone(), shadow.clone())
+            {
+                tracing::warn!(active = %active, replaced = %before, by = %shadow, "two shadows for one policy: the last declared wins");
+            }
+            map
+        });
+        match &of {
+            Some(active) => tracing::info!(policy = %shadow, shadows = %active, "shadow policy declared"),
+            None => tracing::info!(policy = %shadow, "no longer a shadow"),
+        }
+    }
+
+    /// The loaded shadow of `active`, if one is declared and serving.
+    pub fn shadow_of(&self, active: &str) -> Option<Arc<LoadedPolicy>> {
+        let shadows = self.shadows.load();
+        if shadows.is_empty() {
+            return None;
+        }
+        let name = shadows.get(&normalize(active))?;
+        self.current.load().get(name).cloned()
+    }
+
+    /// Active policy → its shadow, as declared.
+    pub fn shadows(&self) -> BTreeMap<String, String> {
+        BTreeMap::clone(&self.shadows.load())
     }
 
     pub fn list(&self) -> Vec<Arc<LoadedPolicy>> {
@@ -175,6 +227,14 @@ impl PolicyRegistry {
                 map.remove(&key);
                 map
             });
+            // A removed shadow shadows nothing.
+            if self.shadows.load().values().any(|s| *s == key) {
+                self.shadows.rcu(|map| {
+                    let mut map = BTreeMap::clone(map);
+                    map.retain(|_, s| *s != key);
+                    map
+                });
+            }
             tracing::info!(policy = %key, origin, "policy removed");
             writer.publish(PolicyChange { name: key.clone(), digest: None });
         }

@@ -2,6 +2,9 @@
 //! ConfigMap mounted as one) and follows changes with inotify: each burst of events
 //! triggers a rescan, which handles plain writes, atomic renames and the `..data` symlink
 //! swap Kubernetes uses for ConfigMap volumes alike.
+//!
+//! A file `<name>.shadow-of` next to `<name>.wasm` holds the name of the policy `<name>`
+//! shadows (see `PolicyRegistry::set_shadow`).
 
 use crate::registry::PolicyRegistry;
 use notify::{RecursiveMode, Watcher};
@@ -67,6 +70,8 @@ fn rescan(registry: &PolicyRegistry, dir: &Path, known: &mut BTreeMap<String, St
                         let origin = origin_of(&path);
                         // Errors are logged and recorded by the registry; the old version serves on.
                         let _ = registry.upsert(&stem, &bytes, &origin);
+                        let shadow_of = std::fs::read_to_string(dir.join(format!("{stem}.shadow-of"))).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+                        registry.set_shadow(&stem, shadow_of.as_deref());
                         present.insert(crate::registry::normalize(&stem), origin);
                     }
                     Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot read policy file"),

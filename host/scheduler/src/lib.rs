@@ -10,8 +10,10 @@ mod cycle;
 pub mod explain;
 mod ledger;
 mod scheduler;
+pub mod shadow;
 
 pub use cycle::{Cycles, FleetCycle};
 pub use explain::{ClusterRow, Explanation, PassedOver, Why};
 pub use ledger::Ledger;
 pub use scheduler::{Placed, PlacementRequest, ScheduleError, Scheduler};
+pub use shadow::{ShadowOutcome, ShadowRun};

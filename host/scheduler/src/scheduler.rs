@@ -12,6 +12,7 @@
 use crate::cycle::FleetCycle;
 use crate::explain::{ExplainInput, Explanation, PassedOver};
 use crate::ledger::Ledger;
+use crate::shadow::{ShadowOutcome, ShadowRun};
 use mck8s_capacity::{Reservation, Resources};
 use mck8s_fleet::OwnerKey;
 use mck8s_policy::Adjustment;
@@ -43,11 +44,13 @@ pub struct PlacementRequest {
     pub workload: WorkloadDoc,
 }
 
-/// A recorded decision, and the clusters it passed over by reason (for its event).
+/// A recorded decision, the clusters it passed over by reason (for its event), and what
+/// the active policy's shadow made of the same input, if it has one.
 #[derive(Clone, Debug)]
 pub struct Placed {
     pub decision: Decision,
     pub passed_over: PassedOver,
+    pub shadow: Option<ShadowRun>,
 }
 
 pub struct Scheduler {
@@ -91,7 +94,7 @@ impl Scheduler {
             if !ledger.changed_since(seen, decision.placements.iter().filter(|p| p.replicas > 0).map(|p| p.cluster.as_str())) {
                 ledger.record(&req.owner, &request, &desired(&decision));
                 drop(ledger);
-                return Ok(placed(cycle, &workload, decision));
+                return Ok(self.placed(cycle, &req.policy, &workload, decision));
             }
             self.races.fetch_add(1, Ordering::Relaxed);
             self.locked_left.store(LOCKED_AFTER_RACE, Ordering::Relaxed);
@@ -102,7 +105,23 @@ impl Scheduler {
         let decision = self.call(cycle, &req.policy, &workload)?;
         ledger.record(&req.owner, &request, &desired(&decision));
         drop(ledger);
-        Ok(placed(cycle, &workload, decision))
+        Ok(self.placed(cycle, &req.policy, &workload, decision))
+    }
+
+    /// The recorded decision with what it passed over and, when `policy` has a shadow, the
+    /// shadow's view of the same input. Runs after the ledger lock is released: the shadow
+    /// costs its own call time and nothing else.
+    fn placed(&self, cycle: &Arc<FleetCycle>, policy: &str, workload: &mck8s_policy::bindings::wit::Workload, decision: Decision) -> Placed {
+        let passed_over = PassedOver::of(&cycle.snapshot, workload, &decision);
+        let shadow = self.registry.shadow_of(policy).filter(|s| s.name != normalize(policy)).map(|s| {
+            let _span = tracing::debug_span!("shadow", policy = %s.name).entered();
+            let outcome = match self.call(cycle, &s.name, workload) {
+                Ok(d) => ShadowOutcome::compare(&decision, &d),
+                Err(e) => ShadowOutcome::Failed(e.to_string()),
+            };
+            ShadowRun { policy: s.name.clone(), digest: s.digest.clone(), outcome }
+        });
+        Placed { decision, passed_over, shadow }
     }
 
     /// Decisions made again because another took room where they placed, since the start.
@@ -247,10 +266,6 @@ impl Adjustments {
             (!f.is_empty() || !r.is_empty()).then_some(Adjustment { freed: f, reserved: r })
         })
     }
-}
-
-fn placed(cycle: &FleetCycle, workload: &mck8s_policy::bindings::wit::Workload, decision: Decision) -> Placed {
-    Placed { passed_over: PassedOver::of(&cycle.snapshot, workload, &decision), decision }
 }
 
 fn desired(decision: &Decision) -> BTreeMap<String, u32> {

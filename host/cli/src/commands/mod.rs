@@ -1,6 +1,7 @@
 pub mod crd;
 pub mod explain;
 pub mod policy;
+pub mod promote;
 pub mod run;
 pub mod simulate;
 pub mod templates;

@@ -1,4 +1,4 @@
-//! `mck8s policy check | eval | test | bench | compare | new`.
+//! `mck8s policy check | eval | test | bench | compare | new | promote | rollback`.
 
 use super::templates::{self, Lang};
 use anyhow::{Context, Result, bail};
@@ -56,6 +56,20 @@ pub enum PolicyCommand {
         #[command(flatten)]
         limits: LimitArgs,
     },
+    /// Make a shadow policy (ConfigMap annotated `fogguru.eu/shadow-of: POLICY`) the policy it
+    /// shadows, atomically; the replaced version is kept for `rollback`.
+    Promote {
+        shadow: String,
+        /// Where the policy ConfigMaps are: the controller's namespace.
+        #[arg(short, long, env = "MCK8S_NAMESPACE", default_value = "mck8s-system")]
+        namespace: String,
+    },
+    /// Put back the version `promote` replaced (again: redo).
+    Rollback {
+        policy: String,
+        #[arg(short, long, env = "MCK8S_NAMESPACE", default_value = "mck8s-system")]
+        namespace: String,
+    },
     /// Write a ready-to-build policy project (the even-spread example) for LANG into
     /// ./NAME or --dir.
     New {
@@ -111,6 +125,8 @@ pub fn run(cmd: PolicyCommand) -> Result<()> {
         PolicyCommand::Compare { policies, input, locations } => compare(&engine()?, policies, input.as_deref(), &locations),
         PolicyCommand::Bench { file, clusters, input, iterations, limits } => bench(&engine()?, &file, &clusters, input.as_deref(), iterations, limits.limits()),
         PolicyCommand::New { lang, name, dir, sdk } => new(lang, &name, dir, sdk),
+        PolicyCommand::Promote { shadow, namespace } => super::promote::promote(&shadow, &namespace),
+        PolicyCommand::Rollback { policy, namespace } => super::promote::rollback(&policy, &namespace),
     }
 }
 

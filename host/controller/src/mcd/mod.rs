@@ -131,7 +131,12 @@ async fn apply(mcd: Arc<MultiClusterDeployment>, state: Arc<State>) -> Result<Ac
         None if must_decide => {
             let app_traffic = app_traffic(ctx, &owner, &parsed, &current).await;
             match decide(ctx, &owner, &parsed, &current, app_traffic).await {
-                Ok(d) => Outcome::Decided(d),
+                Ok(d) => {
+                    if let Some(run) = &d.shadow {
+                        shared::report_shadow(ctx, mcd.as_ref(), &parsed.policy, run).await;
+                    }
+                    Outcome::Decided(d)
+                }
                 Err(ScheduleError::Input(e)) => return reject(&mcd, &state, &owner, status, &e.to_string(), now).await,
                 Err(ScheduleError::Policy(e)) => {
                     ctx.metrics.policy_errors.get_or_create(&crate::metrics::PolicyError { policy: parsed.policy.clone(), error: e.kind.label().into() }).inc();

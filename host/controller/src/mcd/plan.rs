@@ -11,12 +11,12 @@
 use crate::context::Timing;
 use crate::failover::{self, Assessment, Drain};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use mck8s_api::conditions::{self, BURSTING, DEGRADED, INVALID_SPEC, PLACED, READY};
+use mck8s_api::conditions::{self, BURSTING, DEGRADED, INVALID_SPEC, PLACED, READY, SHADOW_AGREES};
 use mck8s_api::mcd::LegacyMessage;
 use mck8s_api::{ClusterPlacement, DrainingChild, MultiClusterDeploymentStatus};
 use mck8s_fleet::Health;
 use mck8s_policy::Decision;
-use mck8s_scheduler::{PassedOver, Placed};
+use mck8s_scheduler::{PassedOver, Placed, ShadowOutcome};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -224,6 +224,20 @@ pub fn plan(i: Input<'_>) -> Plan {
     } else {
         let summary = decision.map(|d| d.summary.clone()).filter(|s| !s.is_empty());
         conditions::set(&mut new.conditions, PLACED, true, "Placed", summary.unwrap_or_else(|| format!("{placed} replicas in {} clusters", desired.len())), g, now);
+    }
+    // What the shadow made of a new decision; nothing once the policy has no shadow.
+    if let Outcome::Decided(p) = &i.outcome {
+        match &p.shadow {
+            Some(run) => {
+                let reason = match run.outcome {
+                    ShadowOutcome::Agreed => "Agrees",
+                    ShadowOutcome::Diverged { .. } => "Diverges",
+                    ShadowOutcome::Failed(_) => "ShadowFailed",
+                };
+                conditions::set(&mut new.conditions, SHADOW_AGREES, run.outcome == ShadowOutcome::Agreed, reason, run.to_string(), g, now);
+            }
+            None => new.conditions.retain(|c| c.type_ != SHADOW_AGREES),
+        }
     }
     if unplaced > 0 {
         conditions::set(&mut new.conditions, BURSTING, true, "NoCapacity", format!("{unplaced} replicas fit in no cluster; waiting for capacity (a cloud cluster)"), g, now);

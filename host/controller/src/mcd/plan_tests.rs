@@ -12,7 +12,7 @@ use mck8s_api::{ClusterPlacement, DrainingChild, MultiClusterDeploymentStatus};
 use mck8s_fleet::Health;
 use mck8s_policy::Decision;
 use mck8s_policy::session::ClusterReplicas;
-use mck8s_scheduler::{PassedOver, Placed, Why};
+use mck8s_scheduler::{PassedOver, Placed, ShadowOutcome, ShadowRun, Why};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -58,7 +58,7 @@ fn run(status: &MultiClusterDeploymentStatus, generation: i64, outcome: Outcome,
 }
 
 fn decided(decision: Decision) -> Outcome {
-    Outcome::Decided(Placed { decision, passed_over: PassedOver::default() })
+    Outcome::Decided(Placed { decision, passed_over: PassedOver::default(), shadow: None })
 }
 
 fn apply_of(p: &Plan) -> Vec<(&str, u32)> {
@@ -85,7 +85,7 @@ fn a_new_spec_is_decided_again_and_a_settled_one_is_not() {
 fn the_placed_event_says_which_clusters_were_passed_over_and_why() {
     let m = members(&[("c1", Ready, None), ("c2", NotReady, None), ("c3", Ready, None)]);
     let passed_over = PassedOver { groups: vec![(Why::NotReady, 1, vec!["c2".into()]), (Why::PassedOver, 1, vec!["c3".into()])] };
-    let outcome = Outcome::Decided(Placed { decision: decision(&[("c1", 2)], 0), passed_over });
+    let outcome = Outcome::Decided(Placed { decision: decision(&[("c1", 2)], 0), passed_over, shadow: None });
     let p = run(&MultiClusterDeploymentStatus::default(), 1, outcome, &Assessment::default(), &m, &at(0));
     let e = p.event.expect("placed");
     assert_eq!(e.reason, "Placed");
@@ -93,6 +93,22 @@ fn the_placed_event_says_which_clusters_were_passed_over_and_why() {
     // Nothing passed over: nothing said.
     let p = run(&MultiClusterDeploymentStatus::default(), 1, decided(decision(&[("c1", 2)], 0)), &Assessment::default(), &m, &at(0));
     assert!(!p.event.expect("placed").note.contains("passed over"));
+}
+
+#[test]
+fn the_shadow_s_view_is_a_condition_while_there_is_a_shadow() {
+    let m = members(&[("c1", Ready, None), ("c2", Ready, None)]);
+    let diverged = ShadowOutcome::Diverged { clusters: vec![("c1".into(), 2, 0), ("c2".into(), 0, 2)], unplaced: (0, 0) };
+    let shadow = Some(ShadowRun { policy: "next".into(), digest: "abc".into(), outcome: diverged });
+    let outcome = Outcome::Decided(Placed { decision: decision(&[("c1", 2)], 0), passed_over: PassedOver::default(), shadow });
+    let p = run(&MultiClusterDeploymentStatus::default(), 1, outcome, &Assessment::default(), &m, &at(0));
+    let c = condition(&p, conditions::SHADOW_AGREES);
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "Diverges"));
+    assert_eq!(c.message, "shadow next (sha256 abc) would place c1=0,c2=2 where the active policy places c1=2,c2=0");
+    assert_eq!(apply_of(&p), [("c1", 2)], "the shadow's placement is never applied");
+    // The shadow is gone: so is the condition, at the next decision.
+    let p = run(&p.status, 2, decided(decision(&[("c1", 3)], 0)), &Assessment::default(), &m, &at(1));
+    assert!(conditions::get(&p.status.conditions, conditions::SHADOW_AGREES).is_none());
 }
 
 #[test]

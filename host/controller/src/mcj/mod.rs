@@ -126,6 +126,9 @@ async fn apply(mcj: Arc<MultiClusterJob>, own: Arc<State>) -> Result<Action, Err
         match decided {
             Ok(d) => {
                 ctx.metrics.decisions.get_or_create(&crate::metrics::PolicyLabel { policy: mck8s_policy::registry::normalize(&policy) }).inc();
+                if let Some(run) = &d.shadow {
+                    shared::report_shadow(ctx, mcj.as_ref(), &policy, run).await;
+                }
                 decision = Some(d);
             }
             Err(ScheduleError::Input(e)) => return reject(&mcj, ctx, status, &e.to_string(), now).await,

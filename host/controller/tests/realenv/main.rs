@@ -11,3 +11,4 @@ mod explain;
 mod failover;
 mod placement;
 mod services_jobs;
+mod shadow;

@@ -173,3 +173,41 @@ fn subscribers_hear_each_serving_change_once() {
     let names = |d: Option<String>| mck8s_policy::PolicyChange { name: "p".into(), digest: d };
     assert_eq!(*heard.lock().unwrap(), vec![names(Some(v1)), names(Some(v2)), names(None)]);
 }
+
+/// A `<name>.shadow-of` file next to a component declares the shadow; removing the file or
+/// the component ends it. A policy cannot shadow itself; a second shadow replaces the first.
+#[test]
+fn a_shadow_is_declared_by_a_file_beside_it_and_ends_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    write_atomically(dir.path(), "house.wasm", &common::builtin("worst-fit"));
+    write_atomically(dir.path(), "next.wasm", &common::builtin("best-fit"));
+    write_atomically(dir.path(), "next.shadow-of", b"house\n");
+    let registry = Arc::new(PolicyRegistry::new(common::engine()));
+    let _source = DirSource::start(registry.clone(), dir.path()).unwrap();
+    let shadow = |active: &str| registry.shadow_of(active).map(|p| p.name.clone());
+    assert_eq!(shadow("house").as_deref(), Some("next"));
+    assert_eq!(shadow("next"), None);
+
+    registry.set_shadow("house", Some("house"));
+    assert_eq!(shadow("house").as_deref(), Some("next"), "a policy cannot shadow itself");
+    registry.upsert("third", &common::builtin("worst-fit"), "test").unwrap();
+    registry.set_shadow("third", Some("House"));
+    assert_eq!(shadow("house").as_deref(), Some("third"), "the last declared wins");
+    registry.set_shadow("third", None);
+    assert_eq!(shadow("house"), None);
+
+    // Back through the directory: the file is read at every rescan.
+    write_atomically(dir.path(), "next.shadow-of", b"house");
+    write_atomically(dir.path(), "house.wasm", &common::builtin("best-fit"));
+    let started = Instant::now();
+    while shadow("house").as_deref() != Some("next") {
+        assert!(started.elapsed() < GIVE_UP, "the shadow was not declared again");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::remove_file(dir.path().join("next.wasm")).unwrap();
+    let started = Instant::now();
+    while registry.shadows().contains_key("house") {
+        assert!(started.elapsed() < GIVE_UP, "a removed shadow still shadows");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
