@@ -11,15 +11,16 @@
 #
 # MCK8S_CHART_POLICIES (space-separated names) overrides the packaged set. Helm keeps every
 # release revision in one Secret (max 1 MiB) holding the chart and the rendered manifest, i.e.
-# each component twice: the five placement policies (~560 KiB) fit with room for a few user
-# policies; all seven built-ins do not. The image carries all of them anyway
-# (/usr/share/mck8s/policies, policies.imageDir).
+# each component twice. The four ranking policies (~515 KiB since WIT 0.1.2 added
+# explanations) fit with room for a user policy; the five with divided (~630 KiB) no longer
+# do (a `helm upgrade --set-file` of one user policy failed: "Secret ... Too long"). The image
+# carries all seven anyway (/usr/share/mck8s/policies, policies.imageDir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mck8s/target}"
 out="${1:-$CARGO_TARGET_DIR/chart}"
 builtin="${MCK8S_WASM_DIR:-$CARGO_TARGET_DIR/wasm32-wasip2/policy}/builtin"
-policies=(${MCK8S_CHART_POLICIES:-worst-fit best-fit most-traffic preferred divided})
+policies=(${MCK8S_CHART_POLICIES:-worst-fit best-fit most-traffic preferred})
 
 if ! diff -r deploy/crds deploy/helm/mck8s/crds >/dev/null; then
   echo "deploy/helm/mck8s/crds differs from deploy/crds: cp deploy/crds/*.yaml deploy/helm/mck8s/crds/" >&2

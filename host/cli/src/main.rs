@@ -27,6 +27,9 @@ enum Command {
     /// Why an MCD or MCJ is placed where it is: one row per cluster, from the running
     /// controller (as `kubectl mck8s explain` when installed as `kubectl-mck8s`).
     Explain(commands::explain::ExplainArgs),
+    /// Write the live fleet and its multi-cluster objects (from the running controller) as a
+    /// snapshot for `mck8s simulate SNAPSHOT --policy NEW.wasm`.
+    Snapshot(commands::snapshot::SnapshotArgs),
 }
 
 #[allow(unsafe_code, reason = "resets SIGPIPE before any thread starts")]
@@ -56,6 +59,7 @@ fn main() -> std::process::ExitCode {
         Command::Run(args) => commands::run::run(*args),
         Command::Simulate(args) => commands::simulate::run(args),
         Command::Explain(args) => commands::explain::run(args),
+        Command::Snapshot(args) => commands::snapshot::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

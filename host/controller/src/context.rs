@@ -34,6 +34,8 @@ pub struct Context {
     pub moves: crate::failover::RateLimiter,
     /// Moves from cloud to fog the rescheduler proposed, for the MCD controller to carry out.
     pub reschedule: crate::proposals::Proposals,
+    /// The namespace the controllers watch (all when `None`).
+    pub watch_namespace: Option<String>,
 }
 
 impl Context {

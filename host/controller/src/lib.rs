@@ -23,6 +23,7 @@ pub mod render;
 pub mod rescheduler;
 pub mod shared;
 pub mod signals;
+pub mod snapshot;
 pub mod spec;
 pub mod web;
 
@@ -155,6 +156,7 @@ pub async fn run(clients: impl Into<mck8s_clusters::Clients>, config: Config) ->
         applied: Default::default(),
         moves: failover::RateLimiter::new(config.move_limit.rate, config.move_limit.burst),
         reschedule: Default::default(),
+        watch_namespace: config.watch_namespace.clone(),
     });
     if !config.leader_election {
         let _ = late_ctx.set(ctx.clone());

@@ -1,6 +1,7 @@
 //! `/metrics`, `/healthz` (the process runs), `/readyz` (every workload cluster has
 //! listed its nodes and pods once, so decisions see real capacity) and
-//! `/explain/{kind}/{namespace}/{name}` (see [`crate::explain`]).
+//! `/explain/{kind}/{namespace}/{name}` (see [`crate::explain`]) and `/snapshot` (see
+//! [`crate::snapshot`]).
 
 use crate::context::Context;
 use crate::explain::ExplainError;
@@ -37,9 +38,10 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, clusters: Arc<Regist
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/explain/{kind}/{namespace}/{name}", get(explain))
+        .route("/snapshot", get(snapshot))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "serving /metrics, /healthz, /readyz, /explain");
+    tracing::info!(%addr, "serving /metrics, /healthz, /readyz, /explain, /snapshot");
     axum::serve(listener, app).await?;
     Ok(())
 }
@@ -72,6 +74,16 @@ async fn explain(State(s): State<AppState>, Path((kind, namespace, name)): Path<
             };
             (code, e.to_string()).into_response()
         }
+    }
+}
+
+async fn snapshot(State(s): State<AppState>) -> Response {
+    let Some(ctx) = s.ctx.get() else { return (StatusCode::SERVICE_UNAVAILABLE, "the controllers are starting".to_string()).into_response() };
+    let taken = crate::snapshot::take(ctx).instrument(tracing::info_span!("snapshot")).await;
+    match taken.map(|s| serde_json::to_string(&s)) {
+        Ok(Ok(body)) => (StatusCode::OK, [("content-type", "application/json")], body).into_response(),
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        Err(e) => (StatusCode::BAD_GATEWAY, format!("listing the multi-cluster objects: {e}")).into_response(),
     }
 }
 

@@ -25,7 +25,7 @@ pub enum Health {
 }
 
 /// Which multi-cluster object a pod belongs to (by the owner labels mck8s puts on children).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
 pub struct OwnerKey {
     pub kind: String,
     pub namespace: String,
@@ -52,7 +52,8 @@ impl std::fmt::Display for OwnerKey {
 }
 
 /// An owner's pods in one cluster.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct OwnedPods {
     /// Requests of its bound pods, per node index (into the cluster's `nodes`).
     pub per_node: Vec<(usize, Resources)>,
@@ -60,19 +61,52 @@ pub struct OwnedPods {
     pub bound: u32,
 }
 
-/// One cluster as a driver observes it.
-#[derive(Clone, Debug, Default)]
+/// One cluster as a driver observes it. Serialized (a what-if snapshot) it holds no
+/// credential and no pod spec: capacities, requests and owner keys only.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ClusterState {
     pub name: String,
     /// `None`: from the name (`cloud` when it contains "cloud"), as mck8s did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<Role>,
+    #[serde(default)]
     pub health: Health,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
     /// Schedulable nodes.
+    #[serde(default)]
     pub nodes: Vec<NodeCapacity>,
+    #[serde(default, with = "owned_list", skip_serializing_if = "HashMap::is_empty")]
     pub owned: HashMap<OwnerKey, OwnedPods>,
+    #[serde(default)]
     pub traffic: f64,
+    #[serde(default)]
     pub cost: f64,
+}
+
+/// `owned` as a list sorted by owner (a map keyed by a struct has no JSON form).
+mod owned_list {
+    use super::{OwnedPods, OwnerKey};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::HashMap;
+
+    #[derive(Deserialize, Serialize)]
+    struct Entry {
+        owner: OwnerKey,
+        #[serde(flatten)]
+        pods: OwnedPods,
+    }
+
+    pub fn serialize<S: Serializer>(owned: &HashMap<OwnerKey, OwnedPods>, s: S) -> Result<S::Ok, S::Error> {
+        let mut list: Vec<Entry> = owned.iter().map(|(owner, pods)| Entry { owner: owner.clone(), pods: pods.clone() }).collect();
+        list.sort_by(|a, b| a.owner.cmp(&b.owner));
+        list.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<HashMap<OwnerKey, OwnedPods>, D::Error> {
+        Ok(Vec::<Entry>::deserialize(d)?.into_iter().map(|e| (e.owner, e.pods)).collect())
+    }
 }
 
 impl ClusterState {

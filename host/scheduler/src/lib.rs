@@ -11,6 +11,7 @@ pub mod explain;
 mod ledger;
 mod scheduler;
 pub mod shadow;
+pub mod whatif;
 
 pub use cycle::{Cycles, FleetCycle};
 pub use explain::{ClusterRow, Explanation, PassedOver, Why};

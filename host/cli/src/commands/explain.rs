@@ -47,22 +47,29 @@ pub fn run(args: ExplainArgs) -> Result<()> {
     };
     // Encoded, so a name like `../x` reaches the controller as one (refused) segment.
     let url = format!("{}/explain/{kind}/{}/{}", args.controller.trim_end_matches('/'), segment(&namespace), segment(&args.name));
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let (status, body) = rt.block_on(async {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
-        let resp = client.get(&url).send().await.with_context(|| format!("asking the controller at {}", args.controller))?;
-        let status = resp.status();
-        anyhow::Ok((status, resp.text().await?))
-    })?;
-    if !status.is_success() {
-        bail!("the controller answered {status}: {}", body.trim());
-    }
+    let body = get(&args.controller, &url)?;
     let v: Value = serde_json::from_str(&body).context("the controller's answer is not JSON")?;
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&v)?),
         Output::Table => print!("{}", render(&v)),
     }
     Ok(())
+}
+
+/// GET `url` from the controller at `controller`: the body of a 2xx answer, else an error
+/// with the controller's words.
+pub fn get(controller: &str, url: &str) -> Result<String> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (status, body) = rt.block_on(async {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
+        let resp = client.get(url).send().await.with_context(|| format!("asking the controller at {controller}"))?;
+        let status = resp.status();
+        anyhow::Ok((status, resp.text().await?))
+    })?;
+    if !status.is_success() {
+        bail!("the controller answered {status}: {}", body.trim());
+    }
+    Ok(body)
 }
 
 /// `s` percent-encoded as one URL path segment.

@@ -4,4 +4,5 @@ pub mod policy;
 pub mod promote;
 pub mod run;
 pub mod simulate;
+pub mod snapshot;
 pub mod templates;

@@ -251,6 +251,11 @@ async fn app_traffic(ctx: &Context, owner: &OwnerKey, parsed: &ParsedSpec, curre
     }
 }
 
+/// Replicas per cluster as `status` records them.
+pub(crate) fn recorded(status: &MultiClusterDeploymentStatus) -> BTreeMap<String, u32> {
+    plan::recorded(status)
+}
+
 /// The request a decision for this object makes on `cycle`: its spec, where it runs now and
 /// its own ingress, as far as the cycle knows those clusters.
 fn request(owner: &OwnerKey, parsed: &ParsedSpec, current: &BTreeMap<String, u32>, app_traffic: BTreeMap<String, f64>, cycle: &FleetCycle) -> PlacementRequest {

@@ -189,6 +189,11 @@ async fn apply(mcj: Arc<MultiClusterJob>, own: Arc<State>) -> Result<Action, Err
     Ok(Action::requeue(plan::requeue(!jobs.errors.is_empty() || policy_error.is_some(), placement.unplaced, &ctx.timing)))
 }
 
+/// Replicas (Jobs) per cluster as `status` records them.
+pub(crate) fn recorded(status: &MultiClusterJobStatus) -> BTreeMap<String, u32> {
+    plan::recorded(status)
+}
+
 /// `mck8s explain`: what a decision for `mcj`'s Jobs would be on the fleet as it is now,
 /// recorded nowhere; and the placement its status records.
 pub(crate) async fn explain(ctx: &Context, mcj: &MultiClusterJob) -> Result<(mck8s_scheduler::Explanation, BTreeMap<String, u32>), crate::explain::ExplainError> {

@@ -614,3 +614,18 @@ fn deleted_or_gone<T>(result: Result<T, kube::Error>) {
         Err(e) => panic!("delete: {e}"),
     }
 }
+
+/// The `mck8s` binary `cargo build --release` put beside this test's directory.
+pub fn mck8s_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().and_then(|deps| deps.parent()).unwrap().join("mck8s");
+    assert!(bin.exists(), "{} missing: cargo build --release first", bin.display());
+    bin
+}
+
+/// `mck8s ARGS` against the management cluster: its stdout, or a panic with its stderr.
+pub fn mck8s_ok(h: &Harness, args: &[&str]) -> String {
+    let out = std::process::Command::new(mck8s_bin()).args(args).env("KUBECONFIG", h.env.kubeconfig("cluster0")).output().unwrap();
+    assert!(out.status.success(), "mck8s {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

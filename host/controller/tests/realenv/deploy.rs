@@ -28,7 +28,7 @@ use std::time::Duration;
 
 const RELEASE: &str = "mck8s";
 /// The built-ins scripts/package-chart.sh puts in the chart by default.
-const PACKAGED: [&str; 5] = ["best-fit", "divided", "most-traffic", "preferred", "worst-fit"];
+const PACKAGED: [&str; 4] = ["best-fit", "most-traffic", "preferred", "worst-fit"];
 
 /// Controller logs in the test output when RUST_LOG is set (e.g. RUST_LOG=mck8s_controller=debug).
 fn logs() {

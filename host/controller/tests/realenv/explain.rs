@@ -8,17 +8,8 @@ use crate::common::*;
 use k8s_openapi::api::core::v1::{ConfigMap, Event};
 use kube::api::{Api, ListParams};
 use serde_json::Value;
-use std::path::PathBuf;
 
 const CLUSTERS: [&str; 4] = ["cluster1", "cluster2", "cluster3", "cloud1"];
-
-/// The `mck8s` binary `cargo build --release` put beside this test's directory.
-fn mck8s_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().and_then(|deps| deps.parent()).unwrap().join("mck8s");
-    assert!(bin.exists(), "{} missing: cargo build --release first", bin.display());
-    bin
-}
 
 fn explain_json(h: &Harness, port: u16, name: &str) -> Value {
     let out =

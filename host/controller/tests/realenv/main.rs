@@ -12,3 +12,4 @@ mod failover;
 mod placement;
 mod services_jobs;
 mod shadow;
+mod whatif;

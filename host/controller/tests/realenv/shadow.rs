@@ -9,13 +9,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Event};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use mck8s_policy::loaded::sha256_hex;
 
-fn mck8s(h: &Harness, args: &[&str]) -> String {
-    let bin = std::env::current_exe().unwrap().parent().and_then(|d| d.parent()).unwrap().join("mck8s");
-    let out = std::process::Command::new(bin).args(args).env("KUBECONFIG", h.env.kubeconfig("cluster0")).output().unwrap();
-    assert!(out.status.success(), "mck8s {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Waits until `probe` (an MCD naming `policy` that fits nowhere, so it is decided again at
 /// every burst retry) was decided by the component with `digest`: the controller serves it.
 async fn wait_serving(h: &Harness, probe: &str, digest: &str) {
@@ -88,7 +81,7 @@ async fn a_shadow_policy_is_reported_never_applied_and_promoted_then_rolled_back
     assert!(sample(&m, r#"mck8s_shadow_replicas_moved_total{policy="house",shadow="next",result="diverged"}"#) >= 2.0);
 
     // Promoted: house is best-fit from the next decision on, and its shadow now agrees.
-    let said = mck8s(&h, &["policy", "promote", "next", "-n", &h.ns.name]);
+    let said = mck8s_ok(&h, &["policy", "promote", "next", "-n", &h.ns.name]);
     assert!(said.contains("house: now next's component"), "{said}");
     wait_serving(&h, "probe-house", &sha256_hex(&best)).await;
     patch_spec(&h, r#"{"replicas":1}"#);
@@ -97,7 +90,7 @@ async fn a_shadow_policy_is_reported_never_applied_and_promoted_then_rolled_back
     shadow_condition(&h, "Agrees").await;
 
     // Rolled back: worst-fit again at the next decision.
-    mck8s(&h, &["policy", "rollback", "house", "-n", &h.ns.name]);
+    mck8s_ok(&h, &["policy", "rollback", "house", "-n", &h.ns.name]);
     wait_serving(&h, "probe-house", &sha256_hex(&worst)).await;
     patch_spec(&h, r#"{"replicas":2}"#);
     h.wait_children("web", &[("cluster1", 2)]).await;
