@@ -1,7 +1,7 @@
 //! `/metrics`, `/healthz` (the process runs), `/readyz` (every workload cluster has
-//! listed its nodes and pods once, so decisions see real capacity) and
-//! `/explain/{kind}/{namespace}/{name}` (see [`crate::explain`]) and `/snapshot` (see
-//! [`crate::snapshot`]).
+//! listed its nodes and pods once, so decisions see real capacity),
+//! `/explain/{kind}/{namespace}/{name}` ([`crate::explain`]) and `/snapshot`
+//! ([`crate::snapshot`]).
 
 use crate::context::Context;
 use crate::explain::ExplainError;
@@ -61,10 +61,7 @@ async fn explain(State(s): State<AppState>, Path((kind, namespace, name)): Path<
     let Ok(_permit) = s.explaining.try_acquire() else { return (StatusCode::TOO_MANY_REQUESTS, "another explanation is running; try again".to_string()).into_response() };
     let span = tracing::info_span!("explain", %kind, %namespace, %name);
     match crate::explain::explain(ctx, &kind, &namespace, &name).instrument(span).await {
-        Ok(e) => match serde_json::to_string(&e) {
-            Ok(body) => (StatusCode::OK, [("content-type", "application/json")], body).into_response(),
-            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-        },
+        Ok(e) => json(&e),
         Err(e) => {
             let code = match &e {
                 ExplainError::Kind(_) | ExplainError::Name { .. } => StatusCode::BAD_REQUEST,
@@ -80,10 +77,16 @@ async fn explain(State(s): State<AppState>, Path((kind, namespace, name)): Path<
 async fn snapshot(State(s): State<AppState>) -> Response {
     let Some(ctx) = s.ctx.get() else { return (StatusCode::SERVICE_UNAVAILABLE, "the controllers are starting".to_string()).into_response() };
     let taken = crate::snapshot::take(ctx).instrument(tracing::info_span!("snapshot")).await;
-    match taken.map(|s| serde_json::to_string(&s)) {
-        Ok(Ok(body)) => (StatusCode::OK, [("content-type", "application/json")], body).into_response(),
-        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    match taken {
+        Ok(s) => json(&s),
         Err(e) => (StatusCode::BAD_GATEWAY, format!("listing the multi-cluster objects: {e}")).into_response(),
+    }
+}
+
+fn json(v: &impl serde::Serialize) -> Response {
+    match serde_json::to_string(v) {
+        Ok(body) => (StatusCode::OK, [("content-type", "application/json")], body).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }
 

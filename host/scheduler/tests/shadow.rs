@@ -45,13 +45,18 @@ fn a_shadow_is_compared_never_recorded_and_a_hostile_one_changes_nothing() {
     for name in ["web", "other"] {
         scheduler.forget(&request(name, 1, "house", "").owner);
     }
-    // The hostile guest as the shadow: it loops on this workload's parameters.
+    // The hostile guest as the shadow.
     scheduler.registry().upsert("next", &mck8s_policy::built::read("mck8s_guest_hostile.wasm"), "test").unwrap();
-    let placed = scheduler.place(&cycle, &request("spun", 1, "house", "mode: spin")).unwrap();
-    assert_eq!(placed.decision.replicas_on("big"), 1, "the real decision is made: {:?}", placed.decision);
-    match placed.shadow.unwrap().outcome {
-        ShadowOutcome::Failed(e) => assert!(e.contains("deadline in place"), "{e}"),
-        o => panic!("{o:?}"),
+    // It loops, traps (a panic) or allocates 1 GiB as the workload's parameters say; the
+    // real decision is made each time.
+    for (mode, error) in [("spin", "deadline in place"), ("panic", "panics on purpose"), ("alloc", "memory")] {
+        let placed = scheduler.place(&cycle, &request(mode, 1, "house", &format!("mode: {mode}"))).unwrap();
+        assert_eq!(placed.decision.replicas_on("big"), 1, "{mode}: the real decision is made: {:?}", placed.decision);
+        match placed.shadow.unwrap().outcome {
+            ShadowOutcome::Failed(e) => assert!(e.contains(error), "{mode}: {e}"),
+            o => panic!("{mode}: {o:?}"),
+        }
+        scheduler.forget(&request(mode, 1, "house", "").owner);
     }
     // Without the loop it decides like worst-fit: agreed.
     let placed = scheduler.place(&cycle, &request("calm", 1, "house", "")).unwrap();

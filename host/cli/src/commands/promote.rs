@@ -6,7 +6,7 @@
 //! replaced version stays in the same ConfigMap under `<policy>.wasm.previous` (not a policy
 //! key), which is what `rollback` swaps back.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, PostParams};
@@ -118,14 +118,7 @@ async fn api(namespace: &str) -> Result<Api<ConfigMap>> {
 }
 
 fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let r = rt.block_on(f);
-    if let Err(e) = &r
-        && e.to_string().is_empty()
-    {
-        bail!("failed");
-    }
-    r
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(f)
 }
 
 #[cfg(test)]
