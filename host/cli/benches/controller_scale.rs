@@ -13,7 +13,7 @@
 //! `MCK8S_TESTENV_DIR=... cargo bench -p mck8s-cli --bench controller_scale -- --count 50`.
 //! `MCK8S_BENCH_COUNT` sets the default count; `MCK8S_BENCH_LOG` where the controller logs.
 #![allow(clippy::unwrap_used, reason = "test and bench code: a panic is a failure with its message")]
-#![allow(unsafe_code, reason = "sysconf and kill(2) on the controller process it started")]
+#![allow(unsafe_code, reason = "sysconf, kill(2) and prctl(2) on the controller process it started")]
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use futures::StreamExt;
@@ -570,6 +570,19 @@ impl Controller {
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out);
+        // A bench killed before it stops its controller must not leave it running: the next
+        // run's fleet has the same ports and names, and an orphan reconciled it. The parent
+        // "thread" prctl watches is the main one: this runs inside `block_on`.
+        // SAFETY: prctl is async-signal-safe and touches only the child being started.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         let child = cmd.spawn().context("starting mck8s run")?;
         Ok(Controller { child, port, log: log_path })
     }

@@ -68,6 +68,9 @@ pub struct Timing {
     pub drain_timeout: Duration,
     /// The window each pod's CPU rate is taken over in Prometheus (at least two scrapes).
     pub cpu_window: Duration,
+    /// How long the controllers get to stop after SIGTERM/SIGINT before [`crate::run`]
+    /// returns anyway (below the chart's termination grace of 30 s).
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Timing {
@@ -79,6 +82,7 @@ impl Default for Timing {
             failover_grace: Duration::from_secs(60),
             drain_timeout: Duration::from_secs(600),
             cpu_window: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(20),
         }
     }
 }

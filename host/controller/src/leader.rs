@@ -239,22 +239,9 @@ impl Leadership {
 
 /// [`acquire`], or None when SIGTERM/SIGINT arrives first (a standby being stopped).
 pub async fn acquire_or_shutdown(client: Client, config: LeaderConfig) -> Option<Leadership> {
-    let shutdown = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    };
     tokio::select! {
         l = acquire(client, config) => Some(l),
-        () = shutdown => {
+        () = crate::shutdown::requested() => {
             tracing::info!("stopped while standing by");
             None
         }

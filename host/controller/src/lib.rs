@@ -22,6 +22,7 @@ pub mod proposals;
 pub mod render;
 pub mod rescheduler;
 pub mod shared;
+pub mod shutdown;
 pub mod signals;
 pub mod snapshot;
 pub mod spec;
@@ -182,8 +183,16 @@ pub async fn run(clients: impl Into<mck8s_clusters::Clients>, config: Config) ->
 }
 
 /// The reconcilers and the rescheduler. The reconcilers stop together (on SIGTERM/SIGINT
-/// each controller shuts down); the rescheduler's loop stops with them.
+/// each controller shuts down); the rescheduler's loop stops with them. A controller still
+/// stopping `shutdown_grace` after the signal is dropped (see [`shutdown`]).
 async fn controllers(ctx: Arc<Context>, config: &Config) {
+    let grace = ctx.timing.shutdown_grace;
+    if shutdown::bounded(all_controllers(ctx, config), shutdown::requested(), grace).await == shutdown::Stopped::GraceElapsed {
+        tracing::warn!(grace_seconds = grace.as_secs(), "controllers still stopping after the shutdown grace (a CRD missing?); stopping anyway");
+    }
+}
+
+async fn all_controllers(ctx: Arc<Context>, config: &Config) {
     let watch_namespace = config.watch_namespace.clone();
     let cloud = cloud::CloudConfig {
         registry_namespace: config.namespace.clone(),

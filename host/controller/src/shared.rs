@@ -58,13 +58,19 @@ pub fn error_policy<K, E: std::fmt::Display, S: AsRef<Context>>(_obj: Arc<K>, er
     Action::requeue((*state).as_ref().timing.error_retry)
 }
 
-/// Drives a controller's result stream (results are logged at debug; errors were logged by
-/// [`error_policy`]).
-pub async fn drive<T, E: std::fmt::Display>(results: impl futures::Stream<Item = Result<T, E>>) {
+/// Drives a controller's result stream. Reconcile errors were logged by [`error_policy`];
+/// a failing watch (its CRD not installed, its list refused) is said at warn, once per
+/// retry of the watcher's backoff, since the controller does nothing until it lists.
+pub async fn drive<T, E: std::error::Error + 'static>(
+    kind: &str,
+    results: impl futures::Stream<Item = Result<T, kube::runtime::controller::Error<E, kube::runtime::watcher::Error>>>,
+) {
     results
         .for_each(|res| async move {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "reconcile");
+            match res {
+                Err(kube::runtime::controller::Error::QueueError(e)) => tracing::warn!(kind, error = %e, "watch failed; retrying"),
+                Err(e) => tracing::debug!(error = %e, "reconcile"),
+                Ok(_) => {}
             }
         })
         .await

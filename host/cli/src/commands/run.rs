@@ -81,6 +81,10 @@ pub struct RunArgs {
     /// Window (seconds) of each pod's CPU rate in Prometheus, for the autoscaler.
     #[arg(long, env = "MCK8S_CPU_WINDOW_SECONDS", default_value_t = 60)]
     pub cpu_window_seconds: u64,
+    /// Seconds the controllers get to stop after SIGTERM/SIGINT before the process exits
+    /// anyway (keep it below the pod's terminationGracePeriodSeconds).
+    #[arg(long, env = "MCK8S_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
+    pub shutdown_grace_seconds: u64,
     /// Log as JSON lines.
     #[arg(long, env = "MCK8S_LOG_JSON")]
     pub log_json: bool,
@@ -109,7 +113,7 @@ pub struct RunArgs {
 
 pub fn run(args: RunArgs) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let client = management_client(&args).await?;
         let cloud_access = args.cloud_namespace_role.map(|cluster_role| mck8s_controller::cloud::NamespaceAccess {
             cluster_role,
@@ -137,6 +141,7 @@ pub fn run(args: RunArgs) -> Result<()> {
                 failover_grace: Duration::from_secs(args.failover_grace_seconds),
                 drain_timeout: Duration::from_secs(args.drain_timeout_seconds),
                 cpu_window: Duration::from_secs(args.cpu_window_seconds.max(1)),
+                shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
                 ..Timing::default()
             },
             move_limit: MoveLimit { rate: args.failover_rate, burst: args.failover_burst },
@@ -147,7 +152,11 @@ pub fn run(args: RunArgs) -> Result<()> {
             cloud_access,
         };
         mck8s_controller::run(client, config).await
-    })
+    });
+    // Dropping a runtime waits for every blocking task (the policy directory watcher, a
+    // policy call at its deadline): bound that wait as well.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    result
 }
 
 async fn management_client(args: &RunArgs) -> Result<mck8s_clusters::Clients> {

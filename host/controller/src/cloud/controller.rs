@@ -77,7 +77,7 @@ pub async fn run(ctx: Arc<Context>, cfg: CloudConfig) {
     }
     let health = crate::shared::cluster_changes(&ctx);
     let shared = Arc::new(Shared { ctx, cfg, memo: Default::default() });
-    crate::shared::drive(controller.reconcile_all_on(health).run(reconcile, error_policy, shared)).await;
+    crate::shared::drive("CloudProvisioner", controller.reconcile_all_on(health).run(reconcile, error_policy, shared)).await;
 }
 
 async fn capi_served(client: &kube::Client) -> bool {

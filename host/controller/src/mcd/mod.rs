@@ -76,7 +76,7 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
             shared::error_policy,
             Arc::new(State { ctx, status: Default::default() }),
         );
-    shared::drive(results).await;
+    shared::drive(KIND, results).await;
 }
 
 fn object_label(o: &OwnerKey) -> crate::metrics::ObjectLabel {

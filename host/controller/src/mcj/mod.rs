@@ -60,7 +60,7 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
         shared::error_policy,
         Arc::new(State { ctx, status: Default::default() }),
     );
-    shared::drive(results).await;
+    shared::drive(KIND, results).await;
 }
 
 fn owner_key(mcj: &MultiClusterJob) -> OwnerKey {

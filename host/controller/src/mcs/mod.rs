@@ -54,7 +54,7 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
         .reconcile_all_on(cluster_changes)
         .shutdown_on_signal()
         .run(reconcile, shared::error_policy, ctx);
-    shared::drive(results).await;
+    shared::drive(KIND, results).await;
 }
 
 fn owner_key(mcs: &MultiClusterService) -> OwnerKey {

@@ -12,4 +12,5 @@ mod failover;
 mod placement;
 mod services_jobs;
 mod shadow;
+mod shutdown;
 mod whatif;
