@@ -97,6 +97,7 @@ async fn bench(runs: usize) -> Result<()> {
         max_concurrent_provisions: 1,
         cloud_poll: Duration::from_secs(1),
         cloud_access: None,
+        max_concurrent_reconciles: mck8s_controller::DEFAULT_MAX_CONCURRENT_RECONCILES,
     };
     let controller = tokio::spawn(mck8s_controller::run(mgmt.clone(), config));
     let mut rows = Vec::new();

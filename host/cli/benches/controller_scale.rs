@@ -12,6 +12,8 @@
 //! an environment already running the bench fleet:
 //! `MCK8S_TESTENV_DIR=... cargo bench -p mck8s-cli --bench controller_scale -- --count 50`.
 //! `MCK8S_BENCH_COUNT` sets the default count; `MCK8S_BENCH_LOG` where the controller logs.
+//! `MCK8S_BENCH_WRAP` runs the controller under a profiler (`heaptrack -o /tmp/ht`, split at
+//! spaces); the RSS figures are then the wrapper's, not the controller's.
 #![allow(clippy::unwrap_used, reason = "test and bench code: a panic is a failure with its message")]
 #![allow(unsafe_code, reason = "sysconf, kill(2) and prctl(2) on the controller process it started")]
 
@@ -554,7 +556,15 @@ impl Controller {
         if !policy_dir.join("worst-fit.wasm").exists() {
             bail!("{} has no worst-fit.wasm: run scripts/build-policies.sh", policy_dir.display());
         }
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mck8s"));
+        let wrap: Vec<String> = std::env::var("MCK8S_BENCH_WRAP").unwrap_or_default().split_whitespace().map(String::from).collect();
+        let mut cmd = match wrap.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(env!("CARGO_BIN_EXE_mck8s"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_mck8s")),
+        };
         cmd.arg("run")
             .arg("--kubeconfig")
             .arg(f.env.kubeconfig(&f.mgmt))

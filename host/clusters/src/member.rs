@@ -255,8 +255,16 @@ async fn watch_nodes(cluster: String, client: Client, state: Arc<Mutex<State>>, 
                 s.inventory.reset_nodes(&nodes);
                 s.nodes_synced = true;
             }
-            Change::Applied(n) => s.inventory.apply_node(&n),
-            Change::Deleted(n) => s.inventory.delete_node(n.metadata.name.as_deref().unwrap_or("")),
+            Change::Applied(n) => {
+                if !s.inventory.apply_node(&n) {
+                    continue;
+                }
+            }
+            Change::Deleted(n) => {
+                if !s.inventory.delete_node(n.metadata.name.as_deref().unwrap_or("")) {
+                    continue;
+                }
+            }
         }
         let health_changed = s.refresh_health();
         drop(s);
@@ -282,12 +290,18 @@ async fn watch_pods(cluster: String, client: Client, state: Arc<Mutex<State>>, n
                 s.inventory.reset_pods(&pods);
                 s.pods_synced = true;
             }
+            // Only a pod bound, moved or gone changes capacity or its owner's placement; its
+            // status updates (started, ready) wake nobody (the owner follows its children).
             Change::Applied(p) => {
-                s.inventory.apply_pod(&p);
+                if !s.inventory.apply_pod(&p) {
+                    continue;
+                }
                 owner = owner_of(&p);
             }
             Change::Deleted(p) => {
-                s.inventory.delete_pod(&p);
+                if !s.inventory.delete_pod(&p) {
+                    continue;
+                }
                 owner = owner_of(&p);
             }
         }

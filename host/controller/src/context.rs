@@ -36,6 +36,8 @@ pub struct Context {
     pub reschedule: crate::proposals::Proposals,
     /// The namespace the controllers watch (all when `None`).
     pub watch_namespace: Option<String>,
+    /// Reconciles each controller runs at once (see [`crate::Config::max_concurrent_reconciles`]).
+    pub max_concurrent_reconciles: u16,
 }
 
 impl Context {

@@ -84,7 +84,14 @@ pub struct Config {
     /// The role the CloudProvisioner binds to itself in each cloud cluster's namespace
     /// (`--cloud-namespace-role`, set by the chart); `None` with an admin identity.
     pub cloud_access: Option<cloud::NamespaceAccess>,
+    /// Reconciles each controller runs at once; 0 is unbounded (kube-runtime's default).
+    /// Every reconcile in flight holds a task and, waiting on the API server, an HTTP/1
+    /// connection with its buffers: unbounded, a burst of N objects held N of each.
+    pub max_concurrent_reconciles: u16,
 }
+
+/// [`Config::max_concurrent_reconciles`] unless told otherwise (`--max-concurrent-reconciles`).
+pub const DEFAULT_MAX_CONCURRENT_RECONCILES: u16 = 32;
 
 /// Runs until the MultiClusterDeployment controller stops (SIGTERM/SIGINT). `clients` is the
 /// management cluster's pair from [`mck8s_clusters::Clients::new`] (a plain `kube::Client`
@@ -158,6 +165,7 @@ pub async fn run(clients: impl Into<mck8s_clusters::Clients>, config: Config) ->
         moves: failover::RateLimiter::new(config.move_limit.rate, config.move_limit.burst),
         reschedule: Default::default(),
         watch_namespace: config.watch_namespace.clone(),
+        max_concurrent_reconciles: config.max_concurrent_reconciles,
     });
     if !config.leader_election {
         let _ = late_ctx.set(ctx.clone());

@@ -295,14 +295,14 @@ where
 
 /// The controller of one kind, caching its objects lean ([`mck8s_clusters::watch::lean`]):
 /// at 10,000 objects `managedFields` and `kubectl apply`'s copies are most of the cache.
-pub fn controller<K>(api: Api<K>) -> Controller<K>
+pub fn controller<K>(api: Api<K>, ctx: &Context) -> Controller<K>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Debug + Unpin,
 {
     let (reader, writer) = reflector::store();
     let objects = watcher(api, mck8s_clusters::watch_config()).default_backoff().modify(mck8s_clusters::watch::lean).reflect(writer).applied_objects();
-    Controller::for_stream(objects, reader)
+    Controller::for_stream(objects, reader).with_config(kube::runtime::controller::Config::default().concurrency(ctx.max_concurrent_reconciles))
 }
 
 /// Counts what a shadow policy made of a real decision, and says so in an Event when it

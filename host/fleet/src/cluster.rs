@@ -1,6 +1,6 @@
 //! One cluster as a driver observes it, and the keys its bound pods are counted under.
 
-use mck8s_api::labels;
+use crate::owner_labels as labels;
 use mck8s_capacity::{NodeCapacity, Resources};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;

@@ -2,20 +2,20 @@
 //! decision). Per node: allocatable, whether pods can land there, and the summed requests of
 //! non-terminated bound pods; per owner (the labels mck8s puts on children): its bound pods.
 
+use crate::owner_labels as labels;
 use crate::{OwnedPods, OwnerKey};
 use k8s_openapi::api::core::v1::{Node, Pod, ResourceRequirements};
-use mck8s_api::labels;
 use mck8s_capacity::{NodeCapacity, Resources, parse_bytes, parse_cpu_millis, parse_quantity};
 use std::collections::{BTreeMap, HashMap};
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 struct NodeEntry {
     allocatable: Resources,
     schedulable: bool,
     ready: bool,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 struct PodEntry {
     node: Option<String>,
     requests: Resources,
@@ -29,8 +29,7 @@ pub struct ClusterInventory {
     /// Σ requests of bound pods per node name (a node may be seen after its pods).
     requested: HashMap<String, Resources>,
     owned: HashMap<OwnerKey, HashMap<String, (Resources, u32)>>,
-    /// Moves with every event applied (over-counting is harmless: it only rebuilds this
-    /// cluster's state once more at the next decision).
+    /// Moves with every event that changed what is counted (a relist always moves it).
     revision: u64,
 }
 
@@ -39,15 +38,24 @@ impl ClusterInventory {
         self.revision
     }
 
-    pub fn apply_node(&mut self, node: &Node) {
-        let Some(name) = node.metadata.name.clone() else { return };
+    /// Whether the node's allocatable, schedulability or readiness changed (a heartbeat or
+    /// an image list changes none of these).
+    pub fn apply_node(&mut self, node: &Node) -> bool {
+        let Some(name) = node.metadata.name.clone() else { return false };
+        let entry = NodeEntry { allocatable: node_allocatable(node), schedulable: node_schedulable(node), ready: node_ready(node) };
+        if self.nodes.get(&name) == Some(&entry) {
+            return false;
+        }
         self.revision += 1;
-        self.nodes.insert(name, NodeEntry { allocatable: node_allocatable(node), schedulable: node_schedulable(node), ready: node_ready(node) });
+        self.nodes.insert(name, entry);
+        true
     }
 
-    pub fn delete_node(&mut self, name: &str) {
-        self.revision += 1;
-        self.nodes.remove(name);
+    /// Whether the node was counted.
+    pub fn delete_node(&mut self, name: &str) -> bool {
+        let known = self.nodes.remove(name).is_some();
+        self.revision += u64::from(known);
+        known
     }
 
     pub fn reset_nodes(&mut self, nodes: &[Node]) {
@@ -58,23 +66,31 @@ impl ClusterInventory {
         }
     }
 
-    pub fn apply_pod(&mut self, pod: &Pod) {
-        self.revision += 1;
+    /// Whether the pod changed what is counted: capacity and owners count bound pods only,
+    /// by node, requests and owner. A pending pod, or a bound one whose status moves
+    /// (started, ready, restarted), changes nothing, and its event costs its driver nothing:
+    /// a burst of pod events moves the revision once per pod bound or gone, not per event.
+    pub fn apply_pod(&mut self, pod: &Pod) -> bool {
         let key = pod_key(pod);
         let terminated = matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"));
         if terminated {
-            self.delete_pod_key(&key);
-            return;
+            return self.delete_pod_key(&key);
         }
         let entry = PodEntry { node: pod.spec.as_ref().and_then(|s| s.node_name.clone()), requests: pod_requests(pod), owner: pod_owner(pod) };
-        self.delete_pod_key(&key);
-        self.add(&entry);
+        let counted = |e: Option<&PodEntry>| e.filter(|e| e.node.is_some()).cloned();
+        let changed = counted(self.pods.get(&key)) != counted(Some(&entry));
+        if changed {
+            self.revision += 1;
+            self.forget(&key);
+            self.add(&entry);
+        }
         self.pods.insert(key, entry);
+        changed
     }
 
-    pub fn delete_pod(&mut self, pod: &Pod) {
-        self.revision += 1;
-        self.delete_pod_key(&pod_key(pod));
+    /// Whether the pod was counted (bound).
+    pub fn delete_pod(&mut self, pod: &Pod) -> bool {
+        self.delete_pod_key(&pod_key(pod))
     }
 
     pub fn reset_pods(&mut self, pods: &[Pod]) {
@@ -87,10 +103,17 @@ impl ClusterInventory {
         }
     }
 
-    fn delete_pod_key(&mut self, key: &str) {
-        if let Some(old) = self.pods.remove(key) {
-            self.remove(&old);
-        }
+    /// Forgets the pod; whether it was counted (bound), which moves the revision.
+    fn delete_pod_key(&mut self, key: &str) -> bool {
+        let counted = self.forget(key).is_some_and(|old| old.node.is_some());
+        self.revision += u64::from(counted);
+        counted
+    }
+
+    fn forget(&mut self, key: &str) -> Option<PodEntry> {
+        let old = self.pods.remove(key)?;
+        self.remove(&old);
+        Some(old)
     }
 
     fn add(&mut self, e: &PodEntry) {
@@ -280,6 +303,53 @@ mod tests {
 
     fn pod(yaml: &str) -> Pod {
         serde_yaml_ng::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn only_events_that_change_what_is_counted_move_the_revision() {
+        let mut inv = ClusterInventory::default();
+        let owner = "labels: {fogguru.eu/owner: web, fogguru.eu/owner-kind: MultiClusterDeployment}";
+        let spec = "containers: [{name: a, resources: {requests: {cpu: 100m}}}]";
+        let at = |node: &str, status: &str| pod(&format!("{{metadata: {{name: p, namespace: ns, uid: u1, {owner}}}, spec: {{{node} {spec}}}, status: {status}}}"));
+        let pending = at("", "{phase: Pending}");
+        let bound = at("nodeName: n1,", "{phase: Pending}");
+        let running = at("nodeName: n1,", "{phase: Running, conditions: [{type: Ready, status: 'False'}]}");
+        let ready = at("nodeName: n1,", "{phase: Running, conditions: [{type: Ready, status: 'True'}]}");
+        let done = at("nodeName: n1,", "{phase: Succeeded}");
+
+        let r0 = inv.revision();
+        assert!(!inv.apply_pod(&pending), "a pending pod counts nowhere");
+        assert!(!inv.apply_pod(&pending));
+        assert_eq!(inv.revision(), r0);
+        assert!(inv.apply_pod(&bound), "bound: its node's requests and its owner's pods move");
+        let r1 = inv.revision();
+        assert!(r1 > r0);
+        assert!(!inv.apply_pod(&running) && !inv.apply_pod(&ready) && !inv.apply_pod(&ready), "status only");
+        assert_eq!(inv.revision(), r1);
+        let owned = |inv: &ClusterInventory| inv.snapshot().1.values().map(|o| o.bound).sum::<u32>();
+        assert_eq!(owned(&inv), 1);
+        assert!(inv.apply_pod(&done), "terminated: no longer counted");
+        assert!(inv.revision() > r1);
+        assert_eq!(owned(&inv), 0);
+        assert!(!inv.delete_pod(&done), "already forgotten");
+        assert!(!inv.apply_pod(&done));
+
+        assert!(inv.apply_pod(&bound));
+        assert!(inv.delete_pod(&bound));
+        assert!(!inv.apply_pod(&pending) && !inv.delete_pod(&pending), "never bound");
+
+        let node = |ready: &str, image: &str| {
+            serde_yaml_ng::from_str::<Node>(&format!(
+                "{{metadata: {{name: n1}}, status: {{allocatable: {{cpu: '2', pods: '10'}}, images: [{{names: [{image}]}}], conditions: [{{type: Ready, status: '{ready}'}}]}}}}"
+            ))
+            .unwrap()
+        };
+        assert!(inv.apply_node(&node("True", "a")));
+        let r2 = inv.revision();
+        assert!(!inv.apply_node(&node("True", "b")), "an image list or heartbeat changes nothing counted");
+        assert_eq!(inv.revision(), r2);
+        assert!(inv.apply_node(&node("False", "b")));
+        assert!(inv.delete_node("n1") && !inv.delete_node("n1"));
     }
 
     #[test]

@@ -85,6 +85,10 @@ pub struct RunArgs {
     /// anyway (keep it below the pod's terminationGracePeriodSeconds).
     #[arg(long, env = "MCK8S_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,
+    /// Reconciles each controller runs at once (0: unbounded). Each one in flight holds a
+    /// task and an HTTP connection to the API server with its buffers.
+    #[arg(long, env = "MCK8S_MAX_CONCURRENT_RECONCILES", default_value_t = mck8s_controller::DEFAULT_MAX_CONCURRENT_RECONCILES)]
+    pub max_concurrent_reconciles: u16,
     /// Log as JSON lines.
     #[arg(long, env = "MCK8S_LOG_JSON")]
     pub log_json: bool,
@@ -150,6 +154,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             max_concurrent_provisions: args.max_concurrent_provisions,
             cloud_poll: Duration::from_secs(args.cloud_poll_seconds.max(1)),
             cloud_access,
+            max_concurrent_reconciles: args.max_concurrent_reconciles,
         };
         mck8s_controller::run(client, config).await
     });

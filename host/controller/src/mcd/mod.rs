@@ -71,7 +71,7 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
     let reschedules = ctx.reschedule.triggers().map(shared::tokio_stream);
     let reschedules = futures::stream::iter(reschedules).flatten().map(|o: OwnerKey| ObjectRef::new(&o.name).within(&o.namespace));
     let results =
-        shared::controller(api).reconcile_on(triggers).reconcile_on(reschedules).reconcile_all_on(policy_changes).reconcile_all_on(cluster_changes).shutdown_on_signal().run(
+        shared::controller(api, &ctx).reconcile_on(triggers).reconcile_on(reschedules).reconcile_all_on(policy_changes).reconcile_all_on(cluster_changes).shutdown_on_signal().run(
             reconcile,
             shared::error_policy,
             Arc::new(State { ctx, status: Default::default() }),

@@ -47,7 +47,7 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
     let mcds: Api<MultiClusterDeployment> = shared::scoped_api(&ctx.watches, &watch_namespace);
     let triggers = shared::owner_triggers(&ctx, KIND, watch_namespace);
     let cluster_changes = shared::cluster_changes(&ctx);
-    let results = shared::controller(api)
+    let results = shared::controller(api, &ctx)
         // The MCD of the same name moved (or appeared, or went): the Service follows.
         .watches(mcds, mck8s_clusters::watch_config(), |mcd| Some(ObjectRef::new(&mcd.name_any()).within(&mcd.namespace().unwrap_or_default())))
         .reconcile_on(triggers)

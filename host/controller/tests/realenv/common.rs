@@ -139,6 +139,7 @@ impl Harness {
             max_concurrent_provisions: 1,
             cloud_poll: Duration::from_secs(1),
             cloud_access: None,
+            max_concurrent_reconciles: mck8s_controller::DEFAULT_MAX_CONCURRENT_RECONCILES,
         };
         let mut config = config;
         tune(&mut config);

@@ -472,6 +472,7 @@ impl Release {
                 service_account: RELEASE.into(),
                 service_account_namespace: self.ns.name.clone(),
             }),
+            max_concurrent_reconciles: mck8s_controller::DEFAULT_MAX_CONCURRENT_RECONCILES,
         };
         tokio::spawn(mck8s_controller::run(client, config))
     }
