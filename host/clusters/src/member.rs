@@ -128,9 +128,9 @@ impl Member {
             tokio::spawn(watch_nodes(spec.name.clone(), watches.clone(), state.clone(), notifier.clone())).abort_handle(),
             tokio::spawn(watch_pods(spec.name.clone(), watches.clone(), state.clone(), notifier.clone())).abort_handle(),
             tokio::spawn(probe(spec.name.clone(), client.clone(), state.clone(), notifier.clone())).abort_handle(),
-            tokio::spawn(watch_children(spec.name.clone(), watches.clone(), d_writer, notifier.clone())).abort_handle(),
-            tokio::spawn(watch_children(spec.name.clone(), watches.clone(), s_writer, notifier.clone())).abort_handle(),
-            tokio::spawn(watch_children(spec.name.clone(), watches, j_writer, notifier)).abort_handle(),
+            tokio::spawn(watch_children(spec.name.clone(), watches.clone(), d_writer, notifier.clone(), watch::lean_deployment)).abort_handle(),
+            tokio::spawn(watch_children(spec.name.clone(), watches.clone(), s_writer, notifier.clone(), watch::lean)).abort_handle(),
+            tokio::spawn(watch_children(spec.name.clone(), watches, j_writer, notifier, watch::lean_job)).abort_handle(),
         ];
         tracing::info!(cluster = %spec.name, source = %spec.source, "workload cluster added");
         Ok(Arc::new(Member {
@@ -318,7 +318,7 @@ fn health_of(state: &Mutex<State>) -> Health {
 }
 
 /// Keeps `writer`'s store of mck8s's children of one kind current and triggers their owners.
-async fn watch_children<K>(cluster: String, client: Client, writer: reflector::store::Writer<K>, notifier: Arc<Notifier>)
+async fn watch_children<K>(cluster: String, client: Client, writer: reflector::store::Writer<K>, notifier: Arc<Notifier>, lean: fn(&mut K))
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
@@ -326,7 +326,7 @@ where
 {
     let api: Api<K> = Api::all(client);
     let config = watch_config().labels(&format!("{}={}", labels::MANAGED_BY_KEY, labels::MANAGED_BY));
-    let mut stream = watcher::watcher(api, config).default_backoff().modify(watch::lean).reflect(writer).boxed();
+    let mut stream = watcher::watcher(api, config).default_backoff().modify(lean).reflect(writer).boxed();
     while let Some(ev) = stream.next().await {
         match ev {
             Ok(Event::Apply(d) | Event::Delete(d) | Event::InitApply(d)) => {

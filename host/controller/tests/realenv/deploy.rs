@@ -814,3 +814,34 @@ async fn a_leader_cut_off_from_the_api_server_stops_before_the_standby_takes_ove
     drop(relay);
     r.finish(vec![standby]).await;
 }
+
+/// `deploy/apf/flowschemas.yaml` as documented: applied to the 1.20 management API server,
+/// each FlowSchema is admitted and its priority level found (the server's APF controller
+/// sets `Dangling` to False only when the named level exists).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_priority_and_fairness_flowschemas_are_accepted_by_the_api_server() {
+    let _serial = serial().await;
+    let env = mck8s_testenv::TestEnv::shared().await.expect("test environment");
+    let file = repo().join("deploy/apf/flowschemas.yaml");
+    let out = env.kubectl("cluster0").args(["apply", "-f"]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "kubectl apply: {}", String::from_utf8_lossy(&out.stderr));
+    for (name, level) in [("mck8s-leader-election", "leader-election"), ("mck8s-controller", "workload-high")] {
+        let mut seen = String::new();
+        for _ in 0..100 {
+            let out = env
+                .kubectl("cluster0")
+                .args(["get", "flowschemas.v1beta1.flowcontrol.apiserver.k8s.io", name, "-o"])
+                .arg("jsonpath={.spec.priorityLevelConfiguration.name} {.status.conditions[?(@.type==\"Dangling\")].status}")
+                .output()
+                .unwrap();
+            seen = String::from_utf8_lossy(&out.stdout).into_owned();
+            if seen == format!("{level} False") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(seen, format!("{level} False"), "{name}: its level and whether it dangles");
+    }
+    let out = env.kubectl("cluster0").args(["delete", "-f"]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "kubectl delete: {}", String::from_utf8_lossy(&out.stderr));
+}
