@@ -112,16 +112,41 @@ fn contexts_of(kubeconfig: &Kubeconfig, source: &str, exclude: &[String], labels
         .contexts
         .iter()
         .filter(|c| !exclude.contains(&c.name))
-        .map(|c| ClusterSpec {
-            name: c.name.clone(),
-            role: role.clone(),
-            labels: labels.clone(),
-            source: source.to_string(),
-            kubeconfig: kubeconfig.clone(),
-            context: c.name.clone(),
-            fingerprint: fingerprint(kubeconfig, &c.name, &labels, &role),
+        .map(|c| {
+            let own = narrowed(kubeconfig, &c.name);
+            ClusterSpec {
+                name: c.name.clone(),
+                role: role.clone(),
+                labels: labels.clone(),
+                source: source.to_string(),
+                fingerprint: fingerprint(&own, &c.name, &labels, &role),
+                kubeconfig: own,
+                context: c.name.clone(),
+            }
         })
         .collect()
+}
+
+/// The part of `kubeconfig` that `context` uses: that context, its cluster and its user.
+/// Each cluster keeps only its own: a merged kubeconfig of N contexts costs N entries, not
+/// N² (100 contexts held 19 MB of copies), and editing one context changes only that
+/// cluster's fingerprint (before, every cluster of the file reconnected).
+fn narrowed(kubeconfig: &Kubeconfig, context: &str) -> Kubeconfig {
+    let named = kubeconfig.contexts.iter().find(|c| c.name == context);
+    let inner = named.and_then(|c| c.context.as_ref());
+    let cluster = inner.map(|i| i.cluster.as_str());
+    let user = inner.and_then(|i| i.user.as_deref());
+    Kubeconfig {
+        preferences: kubeconfig.preferences.clone(),
+        clusters: kubeconfig.clusters.iter().filter(|c| Some(c.name.as_str()) == cluster).cloned().collect(),
+        auth_infos: kubeconfig.auth_infos.iter().filter(|u| Some(u.name.as_str()) == user).cloned().collect(),
+        contexts: named.cloned().into_iter().collect(),
+        current_context: Some(context.to_string()),
+        extensions: kubeconfig.extensions.clone(),
+        kind: kubeconfig.kind.clone(),
+        api_version: kubeconfig.api_version.clone(),
+        other: kubeconfig.other.clone(),
+    }
 }
 
 /// A cluster Secret: label `fogguru.eu/cluster` (value `true`, or the cluster name), data key
@@ -203,6 +228,40 @@ mod tests {
         let e = err(&format!("{base}users: [{{name: u, user: {{tokenFile: /etc/shadow}}}}]\n"));
         assert!(e.starts_with("secret mck8s/c1: tokenFile in user \"u\" is not allowed") && !e.contains("/etc/shadow"), "{e}");
         assert!(from_secret(&secret(&format!("{base}users: [{{name: u, user: {{token: t}}}}]\n"))).is_ok());
+    }
+
+    #[test]
+    fn each_context_of_a_merged_kubeconfig_keeps_only_its_own_entries() {
+        let merged = |server_b: &str| {
+            let mut text = String::from("apiVersion: v1\nkind: Config\ncurrent-context: a\ncontexts:\n");
+            for c in ["a", "b", "c"] {
+                text += &format!("- {{name: {c}, context: {{cluster: k-{c}, user: u-{c}}}}}\n");
+            }
+            text += "clusters:\n";
+            for c in ["a", "b", "c"] {
+                let server = if c == "b" { server_b.to_string() } else { format!("https://{c}:6443") };
+                text += &format!("- {{name: k-{c}, cluster: {{server: '{server}'}}}}\n");
+            }
+            text += "users:\n";
+            for c in ["a", "b", "c"] {
+                text += &format!("- {{name: u-{c}, user: {{token: t-{c}}}}}\n");
+            }
+            contexts_of(&Kubeconfig::from_yaml(&text).unwrap(), "file", &["c".to_string()], BTreeMap::new(), None)
+        };
+        let specs = merged("https://b:6443");
+        assert_eq!(specs.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        for s in &specs {
+            let k = &s.kubeconfig;
+            assert_eq!(k.contexts.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), [s.name.as_str()]);
+            assert_eq!(k.clusters.iter().map(|c| c.name.clone()).collect::<Vec<_>>(), [format!("k-{}", s.name)]);
+            assert_eq!(k.auth_infos.iter().map(|u| u.name.clone()).collect::<Vec<_>>(), [format!("u-{}", s.name)]);
+            assert_eq!(k.current_context.as_deref(), Some(s.name.as_str()));
+            assert!(credentials::check(k, &s.context, Trust::Untrusted).is_ok());
+        }
+        // Another server for b: b reconnects, a does not.
+        let moved = merged("https://b2:6443");
+        assert_eq!(moved[0].fingerprint, specs[0].fingerprint);
+        assert_ne!(moved[1].fingerprint, specs[1].fingerprint);
     }
 
     #[test]
