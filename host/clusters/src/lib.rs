@@ -2,8 +2,9 @@
 //! watches and health ([`member`]), and the set of them ([`registry`]), the controllers'
 //! [`mck8s_fleet::FleetSource`]. Each member feeds its Node and Pod watches into a
 //! [`mck8s_fleet::ClusterInventory`]. [`watch`] is how each of them follows a watched
-//! collection.
+//! collection; [`child`] what is cached and read back of the children mck8s puts there.
 
+pub mod child;
 pub mod client;
 pub mod credentials;
 pub mod member;

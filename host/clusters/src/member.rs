@@ -1,6 +1,7 @@
 //! One connected workload cluster: its client, health, capacity inventory and the children
 //! mck8s put there, each kept current by a watch. Dropping it stops its tasks.
 
+use crate::child::{self, Child};
 use crate::client::{Clients, watch_config};
 use crate::notifier::Notifier;
 use crate::source::ClusterSpec;
@@ -128,9 +129,9 @@ impl Member {
             tokio::spawn(watch_nodes(spec.name.clone(), watches.clone(), state.clone(), notifier.clone())).abort_handle(),
             tokio::spawn(watch_pods(spec.name.clone(), watches.clone(), state.clone(), notifier.clone())).abort_handle(),
             tokio::spawn(probe(spec.name.clone(), client.clone(), state.clone(), notifier.clone())).abort_handle(),
-            tokio::spawn(watch_children(spec.name.clone(), watches.clone(), d_writer, notifier.clone(), watch::lean_deployment)).abort_handle(),
-            tokio::spawn(watch_children(spec.name.clone(), watches.clone(), s_writer, notifier.clone(), watch::lean)).abort_handle(),
-            tokio::spawn(watch_children(spec.name.clone(), watches, j_writer, notifier, watch::lean_job)).abort_handle(),
+            tokio::spawn(watch_children(spec.name.clone(), watches.clone(), d_writer, notifier.clone())).abort_handle(),
+            tokio::spawn(watch_children(spec.name.clone(), watches.clone(), s_writer, notifier.clone())).abort_handle(),
+            tokio::spawn(watch_children(spec.name.clone(), watches, j_writer, notifier)).abort_handle(),
         ];
         tracing::info!(cluster = %spec.name, source = %spec.source, "workload cluster added");
         Ok(Arc::new(Member {
@@ -209,23 +210,50 @@ impl Member {
         ClusterState { name: self.name.clone(), role: self.role.clone(), health, labels: self.labels.clone(), nodes, owned, traffic, cost: 0.0 }
     }
 
-    /// Child Deployments of `owner` in this cluster, from the watch cache.
+    /// `owner`'s child Deployment in this cluster (named like its owner), from the watch cache.
+    pub fn child_of(&self, owner: &OwnerKey) -> Option<Arc<Deployment>> {
+        named_child(&self.deployments, owner)
+    }
+
+    /// `owner`'s child Service in this cluster, from the watch cache.
+    pub fn service_of(&self, owner: &OwnerKey) -> Option<Arc<Service>> {
+        named_child(&self.services, owner)
+    }
+
+    /// `owner`'s child Job in this cluster, from the watch cache.
+    pub fn job_of(&self, owner: &OwnerKey) -> Option<Arc<Job>> {
+        named_child(&self.jobs, owner)
+    }
+
+    /// Every Deployment in this cluster labelled as `owner`'s, whatever its name: for clean-up.
     pub fn children_of(&self, owner: &OwnerKey) -> Vec<Arc<Deployment>> {
         owned_by(&self.deployments, owner)
     }
 
-    /// Child Services of `owner` in this cluster, from the watch cache.
+    /// Every Service labelled as `owner`'s: for clean-up.
     pub fn services_of(&self, owner: &OwnerKey) -> Vec<Arc<Service>> {
         owned_by(&self.services, owner)
     }
 
-    /// Child Jobs of `owner` in this cluster, from the watch cache.
+    /// Every Job labelled as `owner`'s: for clean-up.
     pub fn jobs_of(&self, owner: &OwnerKey) -> Vec<Arc<Job>> {
         owned_by(&self.jobs, owner)
     }
 }
 
-/// The objects in `store` labelled as children of `owner`.
+/// `owner`'s child in `store`: the object under the owner's own name (every child is named
+/// like its owner), if its labels name this owner. One lookup: this runs for every cluster in
+/// every reconcile, where a scan of the store cost O(children in the cluster).
+pub fn named_child<K: Resource + Clone>(store: &Store<K>, owner: &OwnerKey) -> Option<Arc<K>>
+where
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let key = reflector::ObjectRef::new(&owner.name).within(&owner.namespace);
+    store.get(&key).filter(|o| labels::labelled_owner(o.meta().labels.as_ref(), &owner.kind, &labels::owner_value(&owner.name)))
+}
+
+/// Every object in `store` labelled as a child of `owner`, whatever its name. A scan of the
+/// whole store: for deleting an owner's children, where a stray one must not be missed.
 pub fn owned_by<K: Resource + Clone>(store: &Store<K>, owner: &OwnerKey) -> Vec<Arc<K>>
 where
     K::DynamicType: Eq + std::hash::Hash + Clone,
@@ -317,25 +345,38 @@ fn health_of(state: &Mutex<State>) -> Health {
     state.lock().unwrap_or_else(|p| p.into_inner()).current_health()
 }
 
-/// Keeps `writer`'s store of mck8s's children of one kind current and triggers their owners.
-async fn watch_children<K>(cluster: String, client: Client, writer: reflector::store::Writer<K>, notifier: Arc<Notifier>, lean: fn(&mut K))
+/// Keeps `writer`'s store of mck8s's children of one kind current, and triggers a child's
+/// owner when the child appears, goes, or changes what the owner reads back
+/// ([`child::read_back`]). The store is written here rather than by `reflect`, so the old
+/// version is at hand to compare, and an owner is triggered only after its child is stored.
+async fn watch_children<K>(cluster: String, client: Client, mut writer: reflector::store::Writer<K>, notifier: Arc<Notifier>)
 where
-    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K: Child + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
     K: k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
 {
     let api: Api<K> = Api::all(client);
     let config = watch_config().labels(&format!("{}={}", labels::MANAGED_BY_KEY, labels::MANAGED_BY));
-    let mut stream = watcher::watcher(api, config).default_backoff().modify(lean).reflect(writer).boxed();
+    let stored = writer.as_reader();
+    let mut stream = watcher::watcher(api, config).default_backoff().modify(Child::lean).boxed();
     while let Some(ev) = stream.next().await {
-        match ev {
-            Ok(Event::Apply(d) | Event::Delete(d) | Event::InitApply(d)) => {
-                if let Some(o) = owner_of(&d) {
-                    notifier.trigger(o);
-                }
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(e) => {
+                tracing::debug!(%cluster, kind = %K::kind(&Default::default()), error = %e, "child watch");
+                continue;
             }
-            Ok(_) => {}
-            Err(e) => tracing::debug!(%cluster, kind = %K::kind(&Default::default()), error = %e, "child watch"),
+        };
+        let wake = match &ev {
+            Event::Apply(c) | Event::InitApply(c) => {
+                stored.get(&reflector::ObjectRef::from_obj(c)).is_none_or(|old| child::read_back(old.as_ref()) != child::read_back(c)).then(|| owner_of(c)).flatten()
+            }
+            Event::Delete(c) => owner_of(c),
+            Event::Init | Event::InitDone => None,
+        };
+        writer.apply_watcher_event(&ev);
+        if let Some(o) = wake {
+            notifier.trigger(o);
         }
     }
 }
@@ -362,5 +403,52 @@ async fn probe(cluster: String, client: Client, state: Arc<Mutex<State>>, notifi
             notifier.health_changed(&cluster);
         }
         tokio::time::sleep(PROBE_EVERY).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn deployment(name: &str, owner: Option<(&str, &str)>) -> Deployment {
+        let labels = owner.map(|(kind, owner)| BTreeMap::from([(labels::OWNER_KIND.to_string(), kind.to_string()), (labels::OWNER_NAME.to_string(), labels::owner_value(owner))]));
+        Deployment { metadata: ObjectMeta { name: Some(name.into()), namespace: Some("apps".into()), labels, ..Default::default() }, ..Default::default() }
+    }
+
+    fn store_of(objects: Vec<Deployment>) -> Store<Deployment> {
+        let (reader, mut writer) = reflector::store();
+        for o in objects {
+            writer.apply_watcher_event(&Event::Apply(o));
+        }
+        reader
+    }
+
+    fn key(name: &str) -> OwnerKey {
+        OwnerKey { kind: "MultiClusterDeployment".into(), namespace: "apps".into(), name: name.into() }
+    }
+
+    #[test]
+    fn the_named_child_is_found_by_name_and_only_if_its_labels_name_the_owner() {
+        let long = "x".repeat(80);
+        let store = store_of(vec![
+            deployment("web", Some(("MultiClusterDeployment", "web"))),
+            deployment("users-own", None),
+            deployment("job-like", Some(("MultiClusterJob", "job-like"))),
+            deployment("stray", Some(("MultiClusterDeployment", "web"))),
+            deployment(&long, Some(("MultiClusterDeployment", &long))),
+        ]);
+        assert_eq!(named_child(&store, &key("web")).and_then(|d| d.metadata.name.clone()).as_deref(), Some("web"));
+        assert!(named_child(&store, &key("users-own")).is_none(), "a user's object of the owner's name is not a child");
+        assert!(named_child(&store, &key("job-like")).is_none(), "a child of another kind is not this owner's");
+        assert!(named_child(&store, &key("absent")).is_none());
+        assert!(named_child(&store, &key(&long)).is_some(), "a long owner name is compared through its hashed label");
+        let mut other_namespace = key("web");
+        other_namespace.namespace = "other".into();
+        assert!(named_child(&store, &other_namespace).is_none());
+        // The clean-up scan still finds a labelled child under another name.
+        let mut all: Vec<_> = owned_by(&store, &key("web")).iter().filter_map(|d| d.metadata.name.clone()).collect();
+        all.sort();
+        assert_eq!(all, ["stray", "web"]);
     }
 }

@@ -28,24 +28,6 @@ pub fn lean<K: Resource>(obj: &mut K) {
     }
 }
 
-/// [`lean`], and a child Deployment's pod template dropped: mck8s renders children from
-/// their owner and reads back only their metadata, replicas and status, and the template is
-/// most of a Deployment (with 10,000 children, most of the cache).
-pub fn lean_deployment(d: &mut k8s_openapi::api::apps::v1::Deployment) {
-    lean(d);
-    if let Some(spec) = d.spec.as_mut() {
-        spec.template = Default::default();
-    }
-}
-
-/// [`lean_deployment`] for a child Job (its status is what is read back).
-pub fn lean_job(j: &mut k8s_openapi::api::batch::v1::Job) {
-    lean(j);
-    if let Some(spec) = j.spec.as_mut() {
-        spec.template = Default::default();
-    }
-}
-
 /// What happened to a watched collection.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Change<K> {
@@ -176,36 +158,6 @@ mod tests {
         want.metadata.managed_fields = None;
         want.metadata.annotations = Some([("keep".to_string(), "me".to_string())].into());
         assert_eq!(d, want);
-    }
-
-    #[test]
-    fn a_lean_child_keeps_what_is_read_back_and_drops_its_pod_template() {
-        let mut d: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "web", "namespace": "ns", "generation": 3, "uid": "u1", "labels": {"fogguru.eu/owner": "web"},
-                         "annotations": {"fogguru.eu/owner-ref": "ns/web"}},
-            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
-                     "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx", "env": [{"name": "A", "value": "x"}]}]}}},
-            "status": {"replicas": 2, "readyReplicas": 1}
-        }))
-        .unwrap();
-        let mut want = d.clone();
-        lean_deployment(&mut d);
-        want.spec.as_mut().unwrap().template = Default::default();
-        assert_eq!(d, want);
-        assert_eq!(d.spec.as_ref().unwrap().replicas, Some(2));
-        assert_eq!(d.status.as_ref().unwrap().ready_replicas, Some(1));
-        assert_eq!(d.metadata.generation, Some(3));
-
-        let mut j: k8s_openapi::api::batch::v1::Job = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "batch"},
-            "spec": {"completions": 4, "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}},
-            "status": {"succeeded": 3}
-        }))
-        .unwrap();
-        lean_job(&mut j);
-        assert_eq!(j.spec.as_ref().unwrap().template, Default::default());
-        assert_eq!(j.spec.as_ref().unwrap().completions, Some(4));
-        assert_eq!(j.status.as_ref().unwrap().succeeded, Some(3));
     }
 
     #[test]

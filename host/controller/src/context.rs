@@ -38,6 +38,8 @@ pub struct Context {
     pub watch_namespace: Option<String>,
     /// Reconciles each controller runs at once (see [`crate::Config::max_concurrent_reconciles`]).
     pub max_concurrent_reconciles: u16,
+    /// SIGTERM/SIGINT, shared by every controller (see [`crate::shutdown`]).
+    pub stop: crate::shutdown::Signal,
 }
 
 impl Context {

@@ -237,11 +237,11 @@ impl Leadership {
     }
 }
 
-/// [`acquire`], or None when SIGTERM/SIGINT arrives first (a standby being stopped).
-pub async fn acquire_or_shutdown(client: Client, config: LeaderConfig) -> Option<Leadership> {
+/// [`acquire`], or None when `stop` (SIGTERM/SIGINT) comes first (a standby being stopped).
+pub async fn acquire_or_shutdown(client: Client, config: LeaderConfig, stop: impl std::future::Future<Output = ()>) -> Option<Leadership> {
     tokio::select! {
         l = acquire(client, config) => Some(l),
-        () = crate::shutdown::requested() => {
+        () = stop => {
             tracing::info!("stopped while standing by");
             None
         }

@@ -166,6 +166,7 @@ pub async fn run(clients: impl Into<mck8s_clusters::Clients>, config: Config) ->
         reschedule: Default::default(),
         watch_namespace: config.watch_namespace.clone(),
         max_concurrent_reconciles: config.max_concurrent_reconciles,
+        stop: shutdown::Signal::listen(),
     });
     if !config.leader_election {
         let _ = late_ctx.set(ctx.clone());
@@ -173,7 +174,7 @@ pub async fn run(clients: impl Into<mck8s_clusters::Clients>, config: Config) ->
         drop(dir_sources);
         return Ok(());
     }
-    let Some(leadership) = leader::acquire_or_shutdown(client.clone(), leader::LeaderConfig::new(&config.namespace, &config.instance)).await else {
+    let Some(leadership) = leader::acquire_or_shutdown(client.clone(), leader::LeaderConfig::new(&config.namespace, &config.instance), ctx.stop.wait()).await else {
         return Ok(());
     };
     // Only the leader's ledger knows the decisions in flight: a standby does not explain.
@@ -190,12 +191,13 @@ pub async fn run(clients: impl Into<mck8s_clusters::Clients>, config: Config) ->
     Ok(())
 }
 
-/// The reconcilers and the rescheduler. The reconcilers stop together (on SIGTERM/SIGINT
-/// each controller shuts down); the rescheduler's loop stops with them. A controller still
-/// stopping `shutdown_grace` after the signal is dropped (see [`shutdown`]).
+/// The reconcilers and the rescheduler. The reconcilers stop together (on `ctx.stop`, the
+/// shared SIGTERM/SIGINT, each controller shuts down); the rescheduler's loop stops with them.
+/// A controller still stopping `shutdown_grace` after the signal is dropped (see [`shutdown`]).
 async fn controllers(ctx: Arc<Context>, config: &Config) {
     let grace = ctx.timing.shutdown_grace;
-    if shutdown::bounded(all_controllers(ctx, config), shutdown::requested(), grace).await == shutdown::Stopped::GraceElapsed {
+    let stop = ctx.stop.wait();
+    if shutdown::bounded(all_controllers(ctx, config), stop, grace).await == shutdown::Stopped::GraceElapsed {
         tracing::warn!(grace_seconds = grace.as_secs(), "controllers still stopping after the shutdown grace (a CRD missing?); stopping anyway");
     }
 }

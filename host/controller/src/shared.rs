@@ -293,16 +293,45 @@ where
     }
 }
 
+/// Which of an object's own watch events wake its reconcile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// Every change, its status included.
+    EveryChange,
+    /// A new generation (its spec), its deletion or its finalizers ([`spec_or_lifecycle`]);
+    /// not a write of its status, labels or annotations. For a kind whose status only its own
+    /// controller writes (remembering what it wrote) and whose every reconcile requeues itself:
+    /// there each status write woke the writer once more for nothing (two per MCD in a burst).
+    SpecOrLifecycle,
+}
+
+/// What [`Wake::SpecOrLifecycle`] compares between two versions of an object. The finalizers
+/// are in it because kube's finalizer helper adds ours and waits for that change to continue.
+pub fn spec_or_lifecycle<K: Resource>(obj: &K) -> Option<u64> {
+    let meta = obj.meta();
+    let mut h = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(&(meta.generation, meta.deletion_timestamp.is_some(), &meta.finalizers), &mut h);
+    Some(std::hash::Hasher::finish(&h))
+}
+
 /// The controller of one kind, caching its objects lean ([`mck8s_clusters::watch::lean`]):
-/// at 10,000 objects `managedFields` and `kubectl apply`'s copies are most of the cache.
-pub fn controller<K>(api: Api<K>, ctx: &Context) -> Controller<K>
+/// at 10,000 objects `managedFields` and `kubectl apply`'s copies are most of the cache. Its
+/// own watch events wake it as `wake` says; it stops gracefully on the process's shared
+/// signal (`ctx.stop`).
+pub fn controller<K>(api: Api<K>, ctx: &Context, wake: Wake) -> Controller<K>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Debug + Unpin,
 {
     let (reader, writer) = reflector::store();
     let objects = watcher(api, mck8s_clusters::watch_config()).default_backoff().modify(mck8s_clusters::watch::lean).reflect(writer).applied_objects();
-    Controller::for_stream(objects, reader).with_config(kube::runtime::controller::Config::default().concurrency(ctx.max_concurrent_reconciles))
+    let objects = match wake {
+        Wake::EveryChange => objects.boxed(),
+        Wake::SpecOrLifecycle => objects.predicate_filter(spec_or_lifecycle::<K>, Default::default()).boxed(),
+    };
+    Controller::for_stream(objects, reader)
+        .with_config(kube::runtime::controller::Config::default().concurrency(ctx.max_concurrent_reconciles))
+        .graceful_shutdown_on(ctx.stop.wait())
 }
 
 /// Counts what a shadow policy made of a real decision, and says so in an Event when it
@@ -324,6 +353,25 @@ where
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_a_new_spec_a_deletion_or_a_finalizer_wakes_a_spec_or_lifecycle_controller() {
+        use super::spec_or_lifecycle as key;
+        let mut base = mck8s_api::MultiClusterDeployment::new("a", Default::default());
+        base.metadata.generation = Some(1);
+        base.metadata.resource_version = Some("10".into());
+        let same = |f: &dyn Fn(&mut mck8s_api::MultiClusterDeployment)| {
+            let mut o = base.clone();
+            f(&mut o);
+            key(&o) == key(&base)
+        };
+        assert!(same(&|o| o.status = Some(Default::default())), "its own status write");
+        assert!(same(&|o| o.metadata.resource_version = Some("11".into())));
+        assert!(same(&|o| o.metadata.labels = Some([("team".to_string(), "x".to_string())].into())));
+        assert!(!same(&|o| o.metadata.generation = Some(2)), "a spec change");
+        assert!(!same(&|o| o.metadata.finalizers = Some(vec![super::FINALIZER.into()])), "the finalizer helper waits for this");
+        assert!(!same(&|o| o.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()))));
+    }
+
     #[test]
     fn a_written_status_stands_in_for_the_stale_object_it_was_based_on() {
         let memo = super::StatusMemo::<u32>::default();

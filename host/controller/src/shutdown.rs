@@ -7,11 +7,42 @@
 //! process run by hand would hang. [`bounded`] gives the graceful stop `grace` and then
 //! returns anyway.
 
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use std::future::Future;
 use std::time::Duration;
 
+/// The process's one stop signal: every controller, the leader's standby wait and the grace
+/// timer wait on clones of it. kube-runtime's `shutdown_on_signal` would register a handler
+/// per controller instead (five, plus ours).
+#[derive(Clone)]
+pub struct Signal(Shared<BoxFuture<'static, ()>>);
+
+impl Signal {
+    /// Listens for SIGTERM/SIGINT (from the first poll of any clone on).
+    pub fn listen() -> Self {
+        Signal(requested().boxed().shared())
+    }
+
+    /// A signal that resolves when `stop` does: for tests.
+    pub fn on(stop: impl Future<Output = ()> + Send + 'static) -> Self {
+        Signal(stop.boxed().shared())
+    }
+
+    /// Resolves once the signal has come (at once if it already has).
+    pub fn wait(&self) -> impl Future<Output = ()> + Send + 'static + use<> {
+        self.0.clone()
+    }
+}
+
+impl std::fmt::Debug for Signal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.peek().is_some() { "Signal(received)" } else { "Signal(waiting)" })
+    }
+}
+
 /// Resolves at the first SIGTERM or SIGINT.
-pub async fn requested() {
+async fn requested() {
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(mut term) => {
             tokio::select! {
@@ -52,6 +83,22 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    #[tokio::test]
+    async fn every_clone_of_the_signal_wakes_and_a_late_waiter_wakes_at_once() {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = Signal::on(async move {
+            let _ = rx.await;
+        });
+        let waiters: Vec<_> = (0..3).map(|_| tokio::spawn(signal.wait())).collect();
+        tokio::time::sleep(ms(10)).await;
+        assert!(waiters.iter().all(|w| !w.is_finished()), "nobody wakes before the signal");
+        tx.send(()).unwrap();
+        for w in waiters {
+            tokio::time::timeout(Duration::from_secs(5), w).await.expect("woken").unwrap();
+        }
+        tokio::time::timeout(Duration::from_secs(5), signal.wait()).await.expect("a waiter after the signal wakes at once");
     }
 
     #[tokio::test]

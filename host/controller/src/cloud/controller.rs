@@ -62,7 +62,7 @@ struct Shared {
 
 pub async fn run(ctx: Arc<Context>, cfg: CloudConfig) {
     let api: Api<CloudProvisioner> = Api::all(ctx.watches.clone());
-    let mut controller = crate::shared::controller(api, &ctx).shutdown_on_signal();
+    let mut controller = crate::shared::controller(api, &ctx, crate::shared::Wake::EveryChange);
     // Cluster API's progress (control plane up, workers ready, deletion done) and the
     // registry's view of the joined cluster wake the owner at once, so a transition costs a
     // watch event rather than a poll period. Without Cluster API installed there is nothing

@@ -70,12 +70,12 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
     // The rescheduler proposed a move from the cloud.
     let reschedules = ctx.reschedule.triggers().map(shared::tokio_stream);
     let reschedules = futures::stream::iter(reschedules).flatten().map(|o: OwnerKey| ObjectRef::new(&o.name).within(&o.namespace));
-    let results =
-        shared::controller(api, &ctx).reconcile_on(triggers).reconcile_on(reschedules).reconcile_all_on(policy_changes).reconcile_all_on(cluster_changes).shutdown_on_signal().run(
-            reconcile,
-            shared::error_policy,
-            Arc::new(State { ctx, status: Default::default() }),
-        );
+    let results = shared::controller(api, &ctx, shared::Wake::SpecOrLifecycle)
+        .reconcile_on(triggers)
+        .reconcile_on(reschedules)
+        .reconcile_all_on(policy_changes)
+        .reconcile_all_on(cluster_changes)
+        .run(reconcile, shared::error_policy, Arc::new(State { ctx, status: Default::default() }));
     shared::drive(KIND, results).await;
 }
 
@@ -215,8 +215,7 @@ fn adopt_reschedule(ctx: &Context, owner: &OwnerKey, parsed: &ParsedSpec, status
 
 /// What the plan needs of a cluster: its health and this object's children there.
 fn member_view(member: &Member, owner: &OwnerKey) -> MemberView {
-    let children = member.children_of(owner);
-    let child = (!children.is_empty()).then(|| ChildCounts { replicas: spec_replicas_of(&children), ready: ready_of(&children) });
+    let child = member.child_of(owner).map(|d| ChildCounts { replicas: spec_replicas_of(&d), ready: ready_of(&d) });
     MemberView { health: member.health(), child }
 }
 
@@ -224,14 +223,14 @@ fn count_moves(ctx: &Context, reason: &str, n: usize) {
     ctx.metrics.moves.get_or_create(&crate::metrics::MoveLabel { kind: KIND.into(), reason: reason.into() }).inc_by(n as u64);
 }
 
-/// Replicas a cluster's children are set to, as last seen.
-fn spec_replicas_of(children: &[Arc<Deployment>]) -> u32 {
-    children.iter().map(|d| d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0) as u32).sum()
+/// Replicas a cluster's child is set to, as last seen.
+fn spec_replicas_of(d: &Deployment) -> u32 {
+    d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0) as u32
 }
 
-/// Ready replicas of a cluster's children, as last seen.
-fn ready_of(children: &[Arc<Deployment>]) -> u32 {
-    children.iter().map(|d| d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0).max(0) as u32).sum()
+/// Ready replicas of a cluster's child, as last seen.
+fn ready_of(d: &Deployment) -> u32 {
+    d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0).max(0) as u32
 }
 
 /// mck8s's update mode for `most-traffic`: an app already running is ranked by its own
@@ -310,7 +309,7 @@ async fn apply_child(ctx: &Context, cluster: &str, owner: &Owner<'_>, parsed: &P
         return Err(err("unreachable".into()));
     }
     let child = render::deployment(owner, &parsed.deployment, replicas).map_err(|e| err(format!("rendering the Deployment: {e}")))?;
-    let live = member.children_of(&owner_key_of(owner)).into_iter().find(|d| d.metadata.name.as_deref() == Some(owner.name));
+    let live = member.child_of(&owner_key_of(owner));
     let outcome = children::apply(&ctx.applied, &member, &child, live.as_deref()).await;
     count_apply(ctx, "Deployment", &outcome);
     outcome.map(|_| ()).map_err(Error::Child)

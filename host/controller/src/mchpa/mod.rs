@@ -81,7 +81,7 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
     let api: Api<MultiClusterHorizontalPodAutoscaler> = shared::scoped_api(&ctx.watches, &watch_namespace);
     let policy_changes = shared::policy_changes(&ctx);
     let state = Arc::new(Shared { ctx, asked: Mutex::default(), status: Default::default(), metrics_api: Default::default() });
-    let results = shared::controller(api, &state.ctx).shutdown_on_signal().reconcile_all_on(policy_changes).run(reconcile, error_policy, state);
+    let results = shared::controller(api, &state.ctx, shared::Wake::EveryChange).reconcile_all_on(policy_changes).run(reconcile, error_policy, state);
     shared::drive(KIND, results).await;
 }
 

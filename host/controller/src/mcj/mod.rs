@@ -55,7 +55,7 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
     let cluster_changes = shared::cluster_changes(&ctx);
     // An MCJ created before its policy loaded is InvalidSpec until the policy appears.
     let policy_changes = shared::policy_changes(&ctx);
-    let results = shared::controller(api, &ctx).reconcile_on(triggers).reconcile_all_on(policy_changes).reconcile_all_on(cluster_changes).shutdown_on_signal().run(
+    let results = shared::controller(api, &ctx, shared::Wake::EveryChange).reconcile_on(triggers).reconcile_all_on(policy_changes).reconcile_all_on(cluster_changes).run(
         reconcile,
         shared::error_policy,
         Arc::new(State { ctx, status: Default::default() }),
@@ -147,7 +147,7 @@ async fn apply(mcj: Arc<MultiClusterJob>, own: Arc<State>) -> Result<Action, Err
     let mut members = BTreeMap::new();
     for cluster in placement.desired.keys() {
         let Some(member) = ctx.clusters.get(cluster) else { continue };
-        let live = member.jobs_of(&owner).into_iter().find(|j| j.metadata.name.as_deref() == Some(&owner.name));
+        let live = member.job_of(&owner);
         let running = live.as_ref().filter(|j| j.metadata.deletion_timestamp.is_none()).map(|j| job_state(j));
         members.insert(cluster.clone(), plan::MemberView { reachable: member.health() != Health::Unreachable, live: running });
         live_jobs.insert(cluster.clone(), (member, live));

@@ -47,12 +47,11 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
     let mcds: Api<MultiClusterDeployment> = shared::scoped_api(&ctx.watches, &watch_namespace);
     let triggers = shared::owner_triggers(&ctx, KIND, watch_namespace);
     let cluster_changes = shared::cluster_changes(&ctx);
-    let results = shared::controller(api, &ctx)
+    let results = shared::controller(api, &ctx, shared::Wake::EveryChange)
         // The MCD of the same name moved (or appeared, or went): the Service follows.
         .watches(mcds, mck8s_clusters::watch_config(), |mcd| Some(ObjectRef::new(&mcd.name_any()).within(&mcd.namespace().unwrap_or_default())))
         .reconcile_on(triggers)
         .reconcile_all_on(cluster_changes)
-        .shutdown_on_signal()
         .run(reconcile, shared::error_policy, ctx);
     shared::drive(KIND, results).await;
 }
@@ -103,15 +102,14 @@ async fn apply(mcs: Arc<MultiClusterService>, ctx: Arc<Context>) -> Result<Actio
     };
 
     let members: BTreeMap<String, Arc<Member>> = ctx.clusters.members().into_iter().map(|m| (m.name.clone(), m)).collect();
-    let views =
-        members.iter().map(|(c, m)| (c.clone(), plan::MemberView { reachable: m.health() != Health::Unreachable, has_service: !m.services_of(&owner).is_empty() })).collect();
+    let views = members.iter().map(|(c, m)| (c.clone(), plan::MemberView { reachable: m.health() != Health::Unreachable, has_service: m.service_of(&owner).is_some() })).collect();
     let p = plan::propagation(&targets, &views);
 
     let mut errors = p.errors;
     let mut placed = Vec::new();
     for cluster in &p.apply {
         let member = &members[cluster];
-        let live = member.services_of(&owner).into_iter().find(|s| s.metadata.name.as_deref() == Some(&owner.name));
+        let live = member.service_of(&owner);
         let outcome = children::apply(&ctx.applied, member, &child, live.as_deref()).await;
         crate::mcd::count_apply(&ctx, "Service", &outcome);
         match outcome {

@@ -1,0 +1,154 @@
+//! The kinds mck8s puts into workload clusters (Deployments, Services, Jobs), as their watches
+//! cache them: what is dropped before caching, and what an owner's reconcile reads back. An
+//! update that leaves the read-back alone (a Deployment's `updatedReplicas`, its conditions,
+//! a heartbeat of its status) wakes nobody: in a burst of 3,000 MCDs such updates were most
+//! of the reconciles.
+
+use crate::watch::lean;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Service;
+use kube::Resource;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+pub trait Child: Resource + Sized {
+    /// Drops what is never read back, before the object is cached ([`lean`] for every kind).
+    fn lean(&mut self) {
+        lean(self);
+    }
+
+    /// Hashes what owners read of this kind beyond [`read_back`]'s common part.
+    fn hash_read_back(&self, h: &mut DefaultHasher);
+}
+
+/// A digest of what owners read back of `child`: its identity (uid), whether it is being
+/// deleted, its labels (which owner it belongs to), the version that moves when its spec is
+/// changed (`generation`, else `resourceVersion`: what the applied cache compares) and the
+/// kind's own part. Equal digests mean no owner would decide anything differently.
+pub fn read_back<K: Child>(child: &K) -> u64 {
+    let meta = child.meta();
+    let mut h = DefaultHasher::new();
+    meta.uid.hash(&mut h);
+    meta.deletion_timestamp.is_some().hash(&mut h);
+    meta.labels.hash(&mut h);
+    match meta.generation {
+        Some(g) => g.hash(&mut h),
+        None => meta.resource_version.hash(&mut h),
+    }
+    child.hash_read_back(&mut h);
+    h.finish()
+}
+
+/// mck8s renders a child Deployment from its owner and reads back its replicas and ready
+/// replicas. The pod template is most of a Deployment (with 10,000 children, most of the cache).
+impl Child for Deployment {
+    fn lean(&mut self) {
+        lean(self);
+        if let Some(spec) = self.spec.as_mut() {
+            spec.template = Default::default();
+        }
+    }
+
+    fn hash_read_back(&self, h: &mut DefaultHasher) {
+        self.spec.as_ref().and_then(|s| s.replicas).hash(h);
+        self.status.as_ref().and_then(|s| s.ready_replicas).hash(h);
+    }
+}
+
+/// A Service's existence and spec version are what is read back (it has no `generation`, so
+/// every change of its `resourceVersion` counts).
+impl Child for Service {
+    fn hash_read_back(&self, _: &mut DefaultHasher) {}
+}
+
+/// A child Job's whole status is read back (active, succeeded, failed, its conditions).
+impl Child for Job {
+    fn lean(&mut self) {
+        lean(self);
+        if let Some(spec) = self.spec.as_mut() {
+            spec.template = Default::default();
+        }
+    }
+
+    fn hash_read_back(&self, h: &mut DefaultHasher) {
+        serde_json::to_string(&self.status).unwrap_or_default().hash(h);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment() -> Deployment {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "ns", "generation": 3, "uid": "u1", "resourceVersion": "10",
+                         "labels": {"fogguru.eu/owner": "web"}, "annotations": {"fogguru.eu/owner-ref": "ns/web"}},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx", "env": [{"name": "A", "value": "x"}]}]}}},
+            "status": {"replicas": 2, "readyReplicas": 1, "updatedReplicas": 1, "observedGeneration": 3}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_lean_child_keeps_what_is_read_back_and_drops_its_pod_template() {
+        let mut d = deployment();
+        let mut want = d.clone();
+        Child::lean(&mut d);
+        want.spec.as_mut().unwrap().template = Default::default();
+        assert_eq!(d, want);
+        assert_eq!(d.spec.as_ref().unwrap().replicas, Some(2));
+        assert_eq!(d.status.as_ref().unwrap().ready_replicas, Some(1));
+        assert_eq!(d.metadata.generation, Some(3));
+
+        let mut j: Job = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "batch"},
+            "spec": {"completions": 4, "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}},
+            "status": {"succeeded": 3}
+        }))
+        .unwrap();
+        Child::lean(&mut j);
+        assert_eq!(j.spec.as_ref().unwrap().template, Default::default());
+        assert_eq!(j.spec.as_ref().unwrap().completions, Some(4));
+        assert_eq!(j.status.as_ref().unwrap().succeeded, Some(3));
+    }
+
+    #[test]
+    fn only_updates_an_owner_reads_back_change_a_deployments_digest() {
+        let base = read_back(&deployment());
+        let unchanged = |f: &dyn Fn(&mut Deployment)| {
+            let mut d = deployment();
+            f(&mut d);
+            read_back(&d) == base
+        };
+        // A status heartbeat, a rollout's other counters, a new resourceVersion: nobody reads them.
+        assert!(unchanged(&|d| d.metadata.resource_version = Some("11".into())));
+        assert!(unchanged(&|d| d.status.as_mut().unwrap().updated_replicas = Some(2)));
+        assert!(unchanged(&|d| d.status.as_mut().unwrap().observed_generation = Some(4)));
+        assert!(unchanged(&|d| d.status.as_mut().unwrap().conditions = Some(vec![Default::default()])));
+        // What owners read: each one wakes the owner.
+        assert!(!unchanged(&|d| d.status.as_mut().unwrap().ready_replicas = Some(2)));
+        assert!(!unchanged(&|d| d.spec.as_mut().unwrap().replicas = Some(3)));
+        assert!(!unchanged(&|d| d.metadata.generation = Some(4)), "an edit by hand: the applied cache must see it");
+        assert!(!unchanged(&|d| d.metadata.uid = Some("u2".into())), "deleted and re-created");
+        assert!(!unchanged(&|d| d.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()))));
+        assert!(!unchanged(&|d| d.metadata.labels = None), "relabelled: no longer this owner's");
+    }
+
+    #[test]
+    fn a_service_without_generation_changes_digest_with_every_version() {
+        let s: Service = serde_json::from_value(serde_json::json!({"metadata": {"name": "web", "uid": "u", "resourceVersion": "5"}})).unwrap();
+        let mut t = s.clone();
+        t.metadata.resource_version = Some("6".into());
+        assert_ne!(read_back(&s), read_back(&t));
+        assert_eq!(read_back(&s), read_back(&s.clone()));
+    }
+
+    #[test]
+    fn any_change_of_a_jobs_status_changes_its_digest() {
+        let j: Job = serde_json::from_value(serde_json::json!({"metadata": {"name": "b", "uid": "u", "generation": 1}, "status": {"active": 1}})).unwrap();
+        let mut k = j.clone();
+        k.status.as_mut().unwrap().succeeded = Some(1);
+        assert_ne!(read_back(&j), read_back(&k));
+    }
+}
