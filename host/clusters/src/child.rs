@@ -1,14 +1,18 @@
 //! The kinds mck8s puts into workload clusters (Deployments, Services, Jobs), as their watches
 //! cache them: what is dropped before caching, and what an owner's reconcile reads back. An
 //! update that leaves the read-back alone (a Deployment's `updatedReplicas`, its conditions,
-//! a heartbeat of its status) wakes nobody: in a burst of 3,000 MCDs such updates were most
-//! of the reconciles.
+//! a heartbeat of its status) wakes nobody: in a burst of 1,000 MCDs such updates cost about
+//! one reconcile per MCD (`docs/benchmarks.md`).
 
 use crate::watch::lean;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Service;
 use kube::Resource;
+use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
+use kube::runtime::watcher::Event;
+use mck8s_api::labels;
+use mck8s_fleet::OwnerKey;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 pub trait Child: Resource + Sized {
@@ -37,6 +41,64 @@ pub fn read_back<K: Child>(child: &K) -> u64 {
     }
     child.hash_read_back(&mut h);
     h.finish()
+}
+
+/// The owner a child's labels and annotations name.
+pub fn owner_of<K: Resource>(obj: &K) -> Option<OwnerKey> {
+    let meta = obj.meta();
+    let (kind, name) = labels::owner_of(meta.labels.as_ref(), meta.annotations.as_ref())?;
+    Some(OwnerKey { kind, namespace: meta.namespace.clone().unwrap_or_default(), name })
+}
+
+/// One child kind's watch cache in one cluster, written event by event, saying after each
+/// event which owners to wake: a child that appeared, went, or changed what its owner reads
+/// back. The store is written here rather than by kube's `reflect`, so the old version is at
+/// hand to compare, and an owner is woken only once the store holds what woke it.
+pub struct ChildCache<K: Child + Clone + 'static>
+where
+    K::DynamicType: Eq + Hash + Clone,
+{
+    writer: Writer<K>,
+    stored: Store<K>,
+    /// Owners of children that changed in a (re)list still being received: woken when it ends
+    /// and the store holds it.
+    relisted: Vec<OwnerKey>,
+}
+
+impl<K: Child + Clone + 'static> ChildCache<K>
+where
+    K::DynamicType: Default + Eq + Hash + Clone,
+{
+    pub fn new(writer: Writer<K>) -> Self {
+        ChildCache { stored: writer.as_reader(), writer, relisted: Vec::new() }
+    }
+
+    /// Stores `ev`; returns the owners to wake now.
+    pub fn apply(&mut self, ev: &Event<K>) -> Vec<OwnerKey> {
+        let mut wake = Vec::new();
+        let mut gone_in_relist = None;
+        match ev {
+            Event::Apply(c) if self.changed(c) => wake.extend(owner_of(c)),
+            Event::InitApply(c) if self.changed(c) => self.relisted.extend(owner_of(c)),
+            Event::Apply(_) | Event::InitApply(_) => {}
+            Event::Delete(c) => wake.extend(owner_of(c)),
+            Event::Init => self.relisted.clear(),
+            // No Delete comes for a child removed while the watch was down: its owner is
+            // woken too (it restores the child, or finishes a drain).
+            Event::InitDone => gone_in_relist = Some(self.stored.state()),
+        }
+        self.writer.apply_watcher_event(ev);
+        if let Some(before) = gone_in_relist {
+            let gone = before.iter().filter(|old| self.stored.get(&ObjectRef::from_obj(old.as_ref())).is_none());
+            self.relisted.extend(gone.filter_map(|old| owner_of(old.as_ref())));
+            wake.append(&mut self.relisted);
+        }
+        wake
+    }
+
+    fn changed(&self, c: &K) -> bool {
+        self.stored.get(&ObjectRef::from_obj(c)).is_none_or(|old| read_back(old.as_ref()) != read_back(c))
+    }
 }
 
 /// mck8s renders a child Deployment from its owner and reads back its replicas and ready
@@ -133,6 +195,52 @@ mod tests {
         assert!(!unchanged(&|d| d.metadata.uid = Some("u2".into())), "deleted and re-created");
         assert!(!unchanged(&|d| d.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()))));
         assert!(!unchanged(&|d| d.metadata.labels = None), "relabelled: no longer this owner's");
+    }
+
+    fn owned(name: &str, ready: i32) -> Deployment {
+        let mut d = deployment();
+        d.metadata.name = Some(name.into());
+        d.metadata.uid = Some(format!("uid-{name}"));
+        d.metadata.labels = Some([(labels::OWNER_KIND.to_string(), "MultiClusterDeployment".to_string()), (labels::OWNER_NAME.to_string(), name.to_string())].into());
+        d.metadata.annotations = None;
+        d.status.as_mut().unwrap().ready_replicas = Some(ready);
+        d
+    }
+
+    fn names(owners: Vec<OwnerKey>) -> Vec<String> {
+        let mut n: Vec<String> = owners.into_iter().map(|o| o.name).collect();
+        n.sort();
+        n
+    }
+
+    #[test]
+    fn the_cache_wakes_an_owner_for_what_it_reads_back_and_only_once_it_is_stored() {
+        let (reader, writer) = kube::runtime::reflector::store();
+        let mut cache = ChildCache::new(writer);
+        assert_eq!(names(cache.apply(&Event::Apply(owned("a", 0)))), ["a"], "a new child");
+        assert!(reader.get(&ObjectRef::new("a").within("ns")).is_some(), "stored before its owner is woken");
+        let mut heartbeat = owned("a", 0);
+        heartbeat.metadata.resource_version = Some("11".into());
+        heartbeat.status.as_mut().unwrap().updated_replicas = Some(2);
+        assert!(cache.apply(&Event::Apply(heartbeat)).is_empty(), "nothing the owner reads changed");
+        assert_eq!(names(cache.apply(&Event::Apply(owned("a", 1)))), ["a"], "ready replicas moved");
+        assert_eq!(names(cache.apply(&Event::Apply(owned("b", 0)))), ["b"]);
+        assert_eq!(names(cache.apply(&Event::Apply(owned("c", 0)))), ["c"]);
+
+        // A relist after an outage: `a` unchanged, `b` became ready, `c` was deleted meanwhile,
+        // `d` is new. Nobody is woken until the list is complete and stored.
+        assert!(cache.apply(&Event::Init).is_empty());
+        for c in [owned("a", 1), owned("b", 1), owned("d", 0)] {
+            assert!(cache.apply(&Event::InitApply(c)).is_empty());
+        }
+        assert!(reader.get(&ObjectRef::new("d").within("ns")).is_none(), "the list is not stored yet");
+        assert_eq!(names(cache.apply(&Event::InitDone)), ["b", "c", "d"]);
+        assert!(reader.get(&ObjectRef::new("c").within("ns")).is_none());
+
+        assert_eq!(names(cache.apply(&Event::Delete(owned("d", 0)))), ["d"]);
+        let mut users = owned("e", 0);
+        users.metadata.labels = None;
+        assert!(cache.apply(&Event::Apply(users)).is_empty(), "an object naming no owner wakes nobody");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! One connected workload cluster: its client, health, capacity inventory and the children
 //! mck8s put there, each kept current by a watch. Dropping it stops its tasks.
 
-use crate::child::{self, Child};
+use crate::child::{Child, ChildCache};
 use crate::client::{Clients, watch_config};
 use crate::notifier::Notifier;
 use crate::source::ClusterSpec;
@@ -12,7 +12,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::watcher::{self, Event};
+use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
 use mck8s_api::labels;
 use mck8s_fleet::{ClusterInventory, ClusterState, Health, OwnerKey, Role};
@@ -266,12 +266,6 @@ where
         .collect()
 }
 
-fn owner_of<K: Resource>(obj: &K) -> Option<OwnerKey> {
-    let meta = obj.meta();
-    let (kind, name) = labels::owner_of(meta.labels.as_ref(), meta.annotations.as_ref())?;
-    Some(OwnerKey { kind, namespace: meta.namespace.clone().unwrap_or_default(), name })
-}
-
 async fn watch_nodes(cluster: String, client: Client, state: Arc<Mutex<State>>, notifier: Arc<Notifier>) {
     let api: Api<Node> = Api::all(client);
     let stream = watcher::watcher(api, watch_config()).default_backoff();
@@ -311,32 +305,24 @@ async fn watch_pods(cluster: String, client: Client, state: Arc<Mutex<State>>, n
     let stream = watcher::watcher(api, config).default_backoff();
     let mut changes = std::pin::pin!(watch::changes(stream, format!("{cluster}: pod"), false));
     while let Some(change) = changes.next().await {
-        let mut owner = None;
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-        match change {
+        let counted = match change {
             Change::Reset(pods) => {
                 s.inventory.reset_pods(&pods);
                 s.pods_synced = true;
+                true
             }
-            // Only a pod bound, moved or gone changes capacity or its owner's placement; its
-            // status updates (started, ready) wake nobody (the owner follows its children).
-            Change::Applied(p) => {
-                if !s.inventory.apply_pod(&p) {
-                    continue;
-                }
-                owner = owner_of(&p);
-            }
-            Change::Deleted(p) => {
-                if !s.inventory.delete_pod(&p) {
-                    continue;
-                }
-                owner = owner_of(&p);
-            }
-        }
+            // Only a pod bound, moved or gone changes capacity; its status updates (started,
+            // ready) change nothing counted.
+            Change::Applied(p) => s.inventory.apply_pod(&p),
+            Change::Deleted(p) => s.inventory.delete_pod(&p),
+        };
         drop(s);
-        notifier.changed();
-        if let Some(o) = owner {
-            notifier.trigger(o);
+        // A pod wakes no owner: an owner's reconcile reads its children (their ready
+        // replicas), never its pods. What it owns bound is read at the next decision, from
+        // the cycle this bump rebuilds (the ledger's outstanding replicas).
+        if counted {
+            notifier.changed();
         }
     }
 }
@@ -345,11 +331,9 @@ fn health_of(state: &Mutex<State>) -> Health {
     state.lock().unwrap_or_else(|p| p.into_inner()).current_health()
 }
 
-/// Keeps `writer`'s store of mck8s's children of one kind current, and triggers a child's
-/// owner when the child appears, goes, or changes what the owner reads back
-/// ([`child::read_back`]). The store is written here rather than by `reflect`, so the old
-/// version is at hand to compare, and an owner is triggered only after its child is stored.
-async fn watch_children<K>(cluster: String, client: Client, mut writer: reflector::store::Writer<K>, notifier: Arc<Notifier>)
+/// Keeps `writer`'s store of mck8s's children of one kind current, waking the owners
+/// [`ChildCache`] names.
+async fn watch_children<K>(cluster: String, client: Client, writer: reflector::store::Writer<K>, notifier: Arc<Notifier>)
 where
     K: Child + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
@@ -357,26 +341,12 @@ where
 {
     let api: Api<K> = Api::all(client);
     let config = watch_config().labels(&format!("{}={}", labels::MANAGED_BY_KEY, labels::MANAGED_BY));
-    let stored = writer.as_reader();
+    let mut cache = ChildCache::new(writer);
     let mut stream = watcher::watcher(api, config).default_backoff().modify(Child::lean).boxed();
     while let Some(ev) = stream.next().await {
-        let ev = match ev {
-            Ok(ev) => ev,
-            Err(e) => {
-                tracing::debug!(%cluster, kind = %K::kind(&Default::default()), error = %e, "child watch");
-                continue;
-            }
-        };
-        let wake = match &ev {
-            Event::Apply(c) | Event::InitApply(c) => {
-                stored.get(&reflector::ObjectRef::from_obj(c)).is_none_or(|old| child::read_back(old.as_ref()) != child::read_back(c)).then(|| owner_of(c)).flatten()
-            }
-            Event::Delete(c) => owner_of(c),
-            Event::Init | Event::InitDone => None,
-        };
-        writer.apply_watcher_event(&ev);
-        if let Some(o) = wake {
-            notifier.trigger(o);
+        match ev {
+            Ok(ev) => cache.apply(&ev).into_iter().for_each(|o| notifier.trigger(o)),
+            Err(e) => tracing::debug!(%cluster, kind = %K::kind(&Default::default()), error = %e, "child watch"),
         }
     }
 }
@@ -419,7 +389,7 @@ mod tests {
     fn store_of(objects: Vec<Deployment>) -> Store<Deployment> {
         let (reader, mut writer) = reflector::store();
         for o in objects {
-            writer.apply_watcher_event(&Event::Apply(o));
+            writer.apply_watcher_event(&watcher::Event::Apply(o));
         }
         reader
     }

@@ -1,5 +1,5 @@
 //! The registry's change signals: a fleet version that moves on every observed change, owner
-//! triggers when a child or one of its pods changes, and health changes. Members raise them;
+//! triggers when a child changes what its owner reads back, and health changes. Members raise them;
 //! controllers subscribe through the registry.
 
 use mck8s_fleet::OwnerKey;

@@ -1,6 +1,6 @@
 //! The set of workload clusters, changed at runtime by its sources, and the signals the
 //! controllers react to: a fleet version that moves on every observed change, and owner
-//! triggers when a child or one of its pods changes.
+//! triggers when a child changes what its owner reads back.
 
 use crate::member::Member;
 use crate::notifier::Notifier;
