@@ -25,20 +25,34 @@ pub trait Child: Resource + Sized {
     fn hash_read_back(&self, h: &mut DefaultHasher);
 }
 
+/// The version that moves when someone changes an object's spec: `generation` where the kind
+/// keeps one (status updates leave it alone), else `resourceVersion`. The controller's applied
+/// cache compares it and [`read_back`] hashes it: one rule, so a hand edit that the cache must
+/// re-apply always wakes the owner.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SpecVersion {
+    Generation(i64),
+    Resource(String),
+}
+
+pub fn spec_version<K: Resource>(obj: &K) -> SpecVersion {
+    let meta = obj.meta();
+    match meta.generation {
+        Some(g) => SpecVersion::Generation(g),
+        None => SpecVersion::Resource(meta.resource_version.clone().unwrap_or_default()),
+    }
+}
+
 /// A digest of what owners read back of `child`: its identity (uid), whether it is being
-/// deleted, its labels (which owner it belongs to), the version that moves when its spec is
-/// changed (`generation`, else `resourceVersion`: what the applied cache compares) and the
-/// kind's own part. Equal digests mean no owner would decide anything differently.
+/// deleted, its labels (which owner it belongs to), its [`spec_version`] and the kind's own
+/// part. Equal digests mean no owner would decide anything differently.
 pub fn read_back<K: Child>(child: &K) -> u64 {
     let meta = child.meta();
     let mut h = DefaultHasher::new();
     meta.uid.hash(&mut h);
     meta.deletion_timestamp.is_some().hash(&mut h);
     meta.labels.hash(&mut h);
-    match meta.generation {
-        Some(g) => g.hash(&mut h),
-        None => meta.resource_version.hash(&mut h),
-    }
+    spec_version(child).hash(&mut h);
     child.hash_read_back(&mut h);
     h.finish()
 }
@@ -241,6 +255,15 @@ mod tests {
         let mut users = owned("e", 0);
         users.metadata.labels = None;
         assert!(cache.apply(&Event::Apply(users)).is_empty(), "an object naming no owner wakes nobody");
+    }
+
+    #[test]
+    fn kinds_without_a_generation_use_the_resource_version() {
+        let mut s = Service::default();
+        s.metadata.resource_version = Some("41".into());
+        assert_eq!(spec_version(&s), SpecVersion::Resource("41".into()));
+        s.metadata.generation = Some(2);
+        assert_eq!(spec_version(&s), SpecVersion::Generation(2));
     }
 
     #[test]

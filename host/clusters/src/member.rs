@@ -382,7 +382,8 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     fn deployment(name: &str, owner: Option<(&str, &str)>) -> Deployment {
-        let labels = owner.map(|(kind, owner)| BTreeMap::from([(labels::OWNER_KIND.to_string(), kind.to_string()), (labels::OWNER_NAME.to_string(), labels::owner_value(owner))]));
+        let labels = owner
+            .map(|(kind, owner)| BTreeMap::from([(labels::OWNER_KIND.to_string(), kind.to_string()), (labels::OWNER_NAME.to_string(), labels::owner_value(owner).into_owned())]));
         Deployment { metadata: ObjectMeta { name: Some(name.into()), namespace: Some("apps".into()), labels, ..Default::default() }, ..Default::default() }
     }
 

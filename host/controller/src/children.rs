@@ -15,6 +15,7 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Resource};
 use mck8s_api::labels;
 use mck8s_clusters::Member;
+use mck8s_clusters::child::{SpecVersion, spec_version};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
@@ -27,7 +28,7 @@ use std::sync::{Arc, Mutex};
 struct Applied {
     body: u64,
     uid: String,
-    version: String,
+    version: SpecVersion,
 }
 
 /// (cluster, kind, namespace, name)
@@ -36,15 +37,6 @@ type ChildId = (String, &'static str, String, String);
 #[derive(Default)]
 pub struct AppliedCache {
     entries: Mutex<HashMap<ChildId, Applied>>,
-}
-
-/// The version that moves when someone changes the object's spec: `generation` where the
-/// kind keeps one (status updates leave it alone), else `resourceVersion`.
-fn spec_version<K: Resource>(obj: &K) -> String {
-    match obj.meta().generation {
-        Some(g) => format!("g{g}"),
-        None => format!("r{}", obj.meta().resource_version.as_deref().unwrap_or("")),
-    }
 }
 
 fn body_hash<K: Serialize>(body: &K) -> u64 {
@@ -232,13 +224,5 @@ mod tests {
         assert!(!cache.fresh(&id, 7, Some(&deleting)), "being deleted");
         cache.forget(&id);
         assert!(!cache.fresh(&id, 7, Some(&live)));
-    }
-
-    #[test]
-    fn kinds_without_a_generation_use_the_resource_version() {
-        let mut s = k8s_openapi::api::core::v1::Service::default();
-        s.metadata.resource_version = Some("41".into());
-        assert_eq!(spec_version(&s), "r41");
-        assert_eq!(spec_version(&dep("u", 2)), "g2");
     }
 }

@@ -24,8 +24,9 @@ impl Signal {
         Signal(requested().boxed().shared())
     }
 
-    /// A signal that resolves when `stop` does: for tests.
-    pub fn on(stop: impl Future<Output = ()> + Send + 'static) -> Self {
+    /// A signal that resolves when `stop` does.
+    #[cfg(test)]
+    fn on(stop: impl Future<Output = ()> + Send + 'static) -> Self {
         Signal(stop.boxed().shared())
     }
 

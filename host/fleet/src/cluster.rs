@@ -40,7 +40,7 @@ impl OwnerKey {
         if self.name.len() <= labels::LABEL_VALUE_MAX {
             Cow::Borrowed(self)
         } else {
-            Cow::Owned(OwnerKey { kind: self.kind.clone(), namespace: self.namespace.clone(), name: labels::owner_value(&self.name) })
+            Cow::Owned(OwnerKey { kind: self.kind.clone(), namespace: self.namespace.clone(), name: labels::owner_value(&self.name).into_owned() })
         }
     }
 }

@@ -14,10 +14,11 @@ pub const OWNER_REF: &str = "fogguru.eu/owner-ref";
 pub const LABEL_VALUE_MAX: usize = 63;
 
 /// The owner label value for `name`: the name itself when it is a valid label value,
-/// else a stable hash (label values are at most [`LABEL_VALUE_MAX`] characters).
-pub fn owner_value(name: &str) -> String {
+/// else a stable hash (label values are at most [`LABEL_VALUE_MAX`] characters). Borrowed in
+/// the common case: owners' children are looked up by it on every reconcile.
+pub fn owner_value(name: &str) -> std::borrow::Cow<'_, str> {
     if name.len() <= LABEL_VALUE_MAX {
-        return name.to_string();
+        return std::borrow::Cow::Borrowed(name);
     }
     // FNV-1a: stable across releases and platforms, unlike std's hasher.
     let mut h: u64 = 0xcbf29ce484222325;
@@ -25,7 +26,7 @@ pub fn owner_value(name: &str) -> String {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x100000001b3);
     }
-    format!("h-{h:016x}")
+    std::borrow::Cow::Owned(format!("h-{h:016x}"))
 }
 
 /// Whether a child's labels name the owner of `kind` whose label value is `owner_value` (see
@@ -54,7 +55,7 @@ mod tests {
     #[test]
     fn owner_of_prefers_the_full_name_and_agrees_on_long_ones() {
         let long = "x".repeat(70);
-        let labels = std::collections::BTreeMap::from([(OWNER_KIND.to_string(), "MultiClusterDeployment".to_string()), (OWNER_NAME.to_string(), owner_value(&long))]);
+        let labels = std::collections::BTreeMap::from([(OWNER_KIND.to_string(), "MultiClusterDeployment".to_string()), (OWNER_NAME.to_string(), owner_value(&long).into_owned())]);
         let ann = std::collections::BTreeMap::from([(OWNER_REF.to_string(), format!("ns/{long}"))]);
         assert_eq!(owner_of(Some(&labels), Some(&ann)), Some(("MultiClusterDeployment".into(), long.clone())));
         // A pod: labels only. Its name compares equal once both sides are label values.
@@ -66,7 +67,7 @@ mod tests {
     #[test]
     fn labelled_owner_matches_kind_and_label_value_only() {
         let long = "y".repeat(80);
-        let labels = std::collections::BTreeMap::from([(OWNER_KIND.to_string(), "MultiClusterJob".to_string()), (OWNER_NAME.to_string(), owner_value(&long))]);
+        let labels = std::collections::BTreeMap::from([(OWNER_KIND.to_string(), "MultiClusterJob".to_string()), (OWNER_NAME.to_string(), owner_value(&long).into_owned())]);
         assert!(labelled_owner(Some(&labels), "MultiClusterJob", &owner_value(&long)));
         assert!(!labelled_owner(Some(&labels), "MultiClusterDeployment", &owner_value(&long)), "another kind of the same name");
         assert!(!labelled_owner(Some(&labels), "MultiClusterJob", &owner_value(&"z".repeat(80))));

@@ -55,7 +55,7 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
     let cluster_changes = shared::cluster_changes(&ctx);
     // An MCJ created before its policy loaded is InvalidSpec until the policy appears.
     let policy_changes = shared::policy_changes(&ctx);
-    let results = shared::controller(api, &ctx, shared::Wake::EveryChange).reconcile_on(triggers).reconcile_all_on(policy_changes).reconcile_all_on(cluster_changes).run(
+    let results = shared::controller(api, &ctx, shared::Wake::SpecOrLifecycle).reconcile_on(triggers).reconcile_all_on(policy_changes).reconcile_all_on(cluster_changes).run(
         reconcile,
         shared::error_policy,
         Arc::new(State { ctx, status: Default::default() }),

@@ -42,17 +42,20 @@ pub enum Error {
     Child(#[from] children::ChildError),
 }
 
+/// The shared [`Context`] and this controller's status memo.
+type State = shared::WithMemo<MultiClusterServiceStatus>;
+
 pub async fn run(ctx: Arc<Context>, watch_namespace: Option<String>) {
     let api: Api<MultiClusterService> = shared::scoped_api(&ctx.watches, &watch_namespace);
     let mcds: Api<MultiClusterDeployment> = shared::scoped_api(&ctx.watches, &watch_namespace);
     let triggers = shared::owner_triggers(&ctx, KIND, watch_namespace);
     let cluster_changes = shared::cluster_changes(&ctx);
-    let results = shared::controller(api, &ctx, shared::Wake::EveryChange)
+    let results = shared::controller(api, &ctx, shared::Wake::SpecOrLifecycle)
         // The MCD of the same name moved (or appeared, or went): the Service follows.
         .watches(mcds, mck8s_clusters::watch_config(), |mcd| Some(ObjectRef::new(&mcd.name_any()).within(&mcd.namespace().unwrap_or_default())))
         .reconcile_on(triggers)
         .reconcile_all_on(cluster_changes)
-        .run(reconcile, shared::error_policy, ctx);
+        .run(reconcile, shared::error_policy, Arc::new(State { ctx, status: Default::default() }));
     shared::drive(KIND, results).await;
 }
 
@@ -60,8 +63,8 @@ fn owner_key(mcs: &MultiClusterService) -> OwnerKey {
     OwnerKey { kind: KIND.into(), namespace: mcs.namespace().unwrap_or_default(), name: mcs.name_any() }
 }
 
-async fn reconcile(obj: Arc<MultiClusterService>, ctx: Arc<Context>) -> Result<Action, Error> {
-    shared::reconcile(&ctx, KIND, obj, apply, cleanup, Error::Finalizer).await
+async fn reconcile(obj: Arc<MultiClusterService>, state: Arc<State>) -> Result<Action, Error> {
+    shared::reconcile(&state, KIND, obj, apply, cleanup, Error::Finalizer).await
 }
 
 /// Where the Service should be: `spec.locations`, else where the MCD of the same name has
@@ -82,15 +85,16 @@ async fn targets(mcs: &MultiClusterService, ctx: &Context) -> Result<(BTreeSet<S
 }
 
 /// Observe (spec, targets, members) → plan → apply and remove → status.
-async fn apply(mcs: Arc<MultiClusterService>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn apply(mcs: Arc<MultiClusterService>, state: Arc<State>) -> Result<Action, Error> {
+    let ctx = &state.ctx;
     let owner = owner_key(&mcs);
-    let status = mcs.status.clone().unwrap_or_default();
+    let status = state.status.current(mcs.as_ref(), mcs.status.clone().unwrap_or_default());
     let now = Time(k8s_openapi::jiff::Timestamp::now());
 
     let body = serde_json::Value::Object(mcs.spec.service.clone().into_iter().collect());
     let invalid = serde_json::from_value::<ServiceSpec>(body.clone()).err().map(|e| format!("spec is not a valid ServiceSpec: {e}"));
-    let (targets, from) = match (invalid, targets(&mcs, &ctx).await) {
-        (Some(msg), _) | (None, Err(msg)) => return reject(&mcs, &ctx, status, &msg, now).await,
+    let (targets, from) = match (invalid, targets(&mcs, ctx).await) {
+        (Some(msg), _) | (None, Err(msg)) => return reject(&mcs, ctx, status, &msg, now).await,
         (None, Ok(t)) => t,
     };
     tracing::debug!(?targets, %from, "service targets");
@@ -98,7 +102,7 @@ async fn apply(mcs: Arc<MultiClusterService>, ctx: Arc<Context>) -> Result<Actio
     let o = Owner { kind: KIND, namespace: &owner.namespace, name: &owner.name, uid: &uid };
     let child = match render::service(&o, mcs.metadata.annotations.as_ref(), &body) {
         Ok(c) => c,
-        Err(e) => return reject(&mcs, &ctx, status, &format!("cannot render the Service: {e}"), now).await,
+        Err(e) => return reject(&mcs, ctx, status, &format!("cannot render the Service: {e}"), now).await,
     };
 
     let members: BTreeMap<String, Arc<Member>> = ctx.clusters.members().into_iter().map(|m| (m.name.clone(), m)).collect();
@@ -111,14 +115,14 @@ async fn apply(mcs: Arc<MultiClusterService>, ctx: Arc<Context>) -> Result<Actio
         let member = &members[cluster];
         let live = member.service_of(&owner);
         let outcome = children::apply(&ctx.applied, member, &child, live.as_deref()).await;
-        crate::mcd::count_apply(&ctx, "Service", &outcome);
+        crate::mcd::count_apply(ctx, "Service", &outcome);
         match outcome {
             Ok(Outcome::Applied) if live.is_none() => {
                 tracing::info!(%cluster, "service created");
                 placed.push(cluster.clone());
             }
             Ok(_) => placed.push(cluster.clone()),
-            Err(e) if e.is_invalid() => return reject(&mcs, &ctx, status, &e.to_string(), now).await,
+            Err(e) if e.is_invalid() => return reject(&mcs, ctx, status, &e.to_string(), now).await,
             Err(e) => errors.push(e.to_string()),
         }
     }
@@ -134,9 +138,10 @@ async fn apply(mcs: Arc<MultiClusterService>, ctx: Arc<Context>) -> Result<Actio
     let acted = plan::Acted { generation: mcs.metadata.generation, targets: &targets, from: &from, placed: &placed, removed: &removed, errors: &errors, now: &now };
     let (new, note) = plan::status(&status, acted);
     if let Some(note) = note {
-        shared::publish(&ctx, mcs.as_ref(), EventType::Normal, "Propagated", "Propagate", &note).await;
+        shared::publish(ctx, mcs.as_ref(), EventType::Normal, "Propagated", "Propagate", &note).await;
     }
-    shared::write_status(&ctx, mcs.as_ref(), &status, &new, mcs.status.is_some()).await?;
+    let produced = shared::write_status(ctx, mcs.as_ref(), &status, &new, mcs.status.is_some()).await?;
+    state.status.remember(mcs.as_ref(), produced, new);
     Ok(Action::requeue(plan::requeue(&errors, &ctx.timing)))
 }
 
@@ -145,11 +150,13 @@ async fn reject(mcs: &MultiClusterService, ctx: &Context, status: MultiClusterSe
     Ok(shared::reject(ctx, mcs, &status, mcs.status.is_some(), "Propagate", msg, now).await?)
 }
 
-async fn cleanup(mcs: Arc<MultiClusterService>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn cleanup(mcs: Arc<MultiClusterService>, state: Arc<State>) -> Result<Action, Error> {
+    let ctx = &state.ctx;
     let owner = owner_key(&mcs);
     for member in ctx.clusters.members() {
         children::delete_owned(&ctx.applied, &member, KIND, &owner.namespace, &owner.name, &member.services_of(&owner)).await?;
     }
-    shared::publish(&ctx, mcs.as_ref(), EventType::Normal, "Deleted", "Propagate", "Services deleted in every cluster").await;
+    state.status.forget(mcs.as_ref());
+    shared::publish(ctx, mcs.as_ref(), EventType::Normal, "Deleted", "Propagate", "Services deleted in every cluster").await;
     Ok(Action::await_change())
 }
