@@ -112,7 +112,12 @@ fn ranked(fleet: &Fleet, req: &Request, ranking: Ranking) -> (Vec<(u32, u32)>, u
         // Stable sorts: ties keep fleet (name) order, as mck8s's sorted() over the KubeFed list.
         Ranking::WorstFit => ranked.sort_by_key(|a| std::cmp::Reverse(a.1)),
         Ranking::BestFit => ranked.sort_by_key(|a| a.1),
-        Ranking::MostTraffic => ranked.sort_by(|a, b| traffic(fleet, req, b.0).total_cmp(&traffic(fleet, req, a.0))),
+        // The sort key read once per cluster, beside the entry, not twice per comparison.
+        Ranking::MostTraffic => {
+            let mut keyed: Vec<(f64, (u32, u32))> = ranked.iter().map(|&e| (traffic(fleet, req, e.0), e)).collect();
+            keyed.sort_by(|a, b| b.0.total_cmp(&a.0));
+            ranked = keyed.into_iter().map(|k| k.1).collect();
+        }
     }
     // Cloud clusters are not capacity-checked (they scale out); mck8s gives them a notional
     // R slots, or R×N when no fog cluster is eligible.
