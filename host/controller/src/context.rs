@@ -3,8 +3,8 @@
 //! probes) lives with its controller.
 
 use crate::metrics::Metrics;
+use crate::recorder::Recorder;
 use kube::Client;
-use kube::runtime::events::Recorder;
 use mck8s_clusters::Registry;
 use mck8s_policy::input::InputError;
 use mck8s_scheduler::{Cycles, FleetCycle, Scheduler};

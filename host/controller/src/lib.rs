@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod policy_calls;
 pub mod policy_configmaps;
 pub mod proposals;
+pub mod recorder;
 pub mod render;
 pub mod rescheduler;
 pub mod shared;
@@ -30,7 +31,6 @@ pub mod web;
 
 use anyhow::Context as _;
 use context::{Context, MoveLimit, Timing};
-use kube::runtime::events::{Recorder, Reporter};
 use mck8s_clusters::Registry;
 use mck8s_policy::{DirSource, EngineConfig, Limits, PolicyEngine, PolicyRegistry};
 use mck8s_scheduler::Scheduler;
@@ -149,7 +149,6 @@ pub async fn run(clients: impl Into<mck8s_clusters::Clients>, config: Config) ->
     if !clusters.wait_synced(Duration::from_secs(30)).await {
         tracing::warn!("not every workload cluster synced within 30 s; starting anyway");
     }
-    let reporter = Reporter { controller: "mck8s".into(), instance: Some(config.instance.clone()) };
     let ctx = Arc::new(Context {
         client: client.clone(),
         watches,
@@ -157,7 +156,7 @@ pub async fn run(clients: impl Into<mck8s_clusters::Clients>, config: Config) ->
         cycles: Default::default(),
         scheduler: Arc::new(Scheduler::new(policies.clone())),
         policy_calls: policy_calls::PolicyCalls::per_core(metrics.policy_call_wait.clone()),
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: recorder::Recorder::new(client.clone(), "mck8s", config.instance.clone()),
         metrics,
         prometheus,
         timing: config.timing,
