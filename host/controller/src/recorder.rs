@@ -9,8 +9,9 @@
 //! What makes two Events the same includes the note. kube-runtime's key leaves it out, so a
 //! second `Placed` with another placement within six minutes only raised the first one's
 //! count and its note was lost. Notes that keep changing (an error with a number in it) are
-//! bounded as client-go's correlator bounds them: after [`MAX_SIMILAR`] Events of the same
-//! reason about the same object in the window, the next ones count into the last one's series.
+//! bounded, as client-go's correlator bounds them: after [`MAX_SIMILAR`] Events of the same
+//! reason about the same object within six minutes of the first of them, the next ones count
+//! into the last one's series until those six minutes are over.
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::{Event as K8sEvent, EventSeries};
@@ -60,7 +61,9 @@ struct Written {
 }
 
 struct Similar {
+    /// Created since `since`; counting starts again a window after it.
     created: u32,
+    since: Instant,
     newest: u64,
 }
 
@@ -89,7 +92,9 @@ impl Recent {
     fn next(&mut self, key: u64, similar: u64, now: Instant) -> Write {
         self.expire(now);
         let key = match self.similar.get(&similar) {
-            Some(s) if !self.by_key.contains_key(&key) && s.created >= MAX_SIMILAR && self.by_key.contains_key(&s.newest) => s.newest,
+            Some(s) if !self.by_key.contains_key(&key) && s.created >= MAX_SIMILAR && now.duration_since(s.since) < SERIES_WINDOW && self.by_key.contains_key(&s.newest) => {
+                s.newest
+            }
             _ => key,
         };
         let Some(w) = self.by_key.get_mut(&key) else { return Write::Create };
@@ -102,7 +107,10 @@ impl Recent {
     fn created(&mut self, key: u64, similar: u64, namespace: String, name: String, now: Instant) {
         self.by_key.insert(key, Written { similar, namespace, name, count: 1, last: now });
         self.order.push_back((now, key));
-        let s = self.similar.entry(similar).or_insert(Similar { created: 0, newest: key });
+        let s = self.similar.entry(similar).or_insert(Similar { created: 0, since: now, newest: key });
+        if now.duration_since(s.since) >= SERIES_WINDOW {
+            (s.created, s.since) = (0, now);
+        }
         s.created += 1;
         s.newest = key;
     }
@@ -232,7 +240,14 @@ mod tests {
         assert_eq!(r.next(101, 70, t0), Write::Repeat { namespace: "ns".into(), name: last, count: 3 });
         assert_eq!(r.next(3, 70, t0), Write::Repeat { namespace: "ns".into(), name: "e3".into(), count: 2 }, "an exact repeat keeps its own series");
         assert_eq!(r.next(200, 71, t0), Write::Create, "another reason or object is not folded");
-        assert_eq!(r.next(102, 70, t0 + 2 * SERIES_WINDOW), Write::Create, "a new window");
+        // The last one kept alive by repeats: ten more notes are let through a window after
+        // the first of the ten, not only after a quiet window.
+        let later = t0 + SERIES_WINDOW - Duration::from_secs(1);
+        assert!(matches!(r.next(101, 70, later), Write::Repeat { count: 4, .. }));
+        let next_window = t0 + SERIES_WINDOW + Duration::from_secs(1);
+        assert_eq!(r.next(102, 70, next_window), Write::Create, "a new window");
+        r.created(102, 70, "ns".into(), "e102".into(), next_window);
+        assert_eq!(r.similar[&70].created, 1);
     }
 
     #[test]
