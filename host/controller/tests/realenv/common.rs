@@ -302,6 +302,17 @@ impl Harness {
         self.mcds().get(name).await.unwrap().status.unwrap_or_default()
     }
 
+    /// The MCD's status once `holds` is true of it. A reconcile applies the children before it
+    /// writes its owner's status, so right after `wait_children` the status may lag them.
+    pub async fn status_when(&self, name: &str, what: &str, holds: impl Fn(&mck8s_api::MultiClusterDeploymentStatus) -> bool) -> mck8s_api::MultiClusterDeploymentStatus {
+        self.eventually(&format!("{name}: {what}"), || async {
+            let s = self.status(name).await;
+            if holds(&s) { Ok(()) } else { Err(format!("placement {:?}, policy {:?}, digest {:?}", s.placement, s.policy, s.policy_digest)) }
+        })
+        .await;
+        self.status(name).await
+    }
+
     pub async fn wait_condition(&self, name: &str, type_: &str, status: &str) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
         self.eventually(&format!("{name} condition {type_}={status}"), || async {
             let s = self.status(name).await;

@@ -270,7 +270,7 @@ spec:
     tokio::time::sleep(std::time::Duration::from_secs(16)).await;
     h.apply_yaml(&mcd("shop", "  replicas: 1"));
     h.wait_children("shop", &[("cluster3", 1)]).await;
-    assert_eq!(h.status("shop").await.policy.as_deref(), Some("most-traffic"));
+    h.status_when("shop", "decided by most-traffic", |s| s.policy.as_deref() == Some("most-traffic")).await;
     h.finish().await;
 }
 
@@ -359,7 +359,7 @@ async fn hostile_kubeconfig_secrets_are_refused_and_run_nothing() {
     // Three locations asked for; only cluster2 is registered, so it takes every replica.
     h.apply_yaml(&mcd("safe", "  placementPolicy: worst-fit\n  replicas: 2\n  numberOfLocations: 3"));
     h.wait_children("safe", &[("cluster2", 2)]).await;
-    let s = h.status("safe").await;
+    let s = h.status_when("safe", "placement recorded", |s| !s.placement.is_empty()).await;
     assert_eq!(s.placement.iter().map(|p| p.cluster.as_str()).collect::<Vec<_>>(), ["cluster2"], "no client for a refused cluster");
     assert!(!marker.exists(), "the exec plugin's command ran");
     let _ = std::fs::remove_file(&token_path);
