@@ -89,7 +89,9 @@ async fn app_traffic_and_cpu_count_only_the_apps_pods_on_their_cluster() {
         let rx_total = ns_total(rx, n.clone()).await;
         let cpu_total = ns_total(cpu, n.clone()).await;
         let other_ns = ns_total(rx, ns_b.name.clone()).await;
-        let ready = positive(&traffic, &a) && positive(&cores, &a) && [&rx_total, &cpu_total].iter().all(|m| positive(m, &a) && positive(m, &b)) && positive(&other_ns, &b);
+        let ready = positive(&traffic, &a) && positive(&cores, &a) && [&rx_total, &cpu_total].iter().all(|m| positive(m, &a) && positive(m, &b)) && positive(&other_ns, &b)
+            // The decoys scraped too (else the namespace total is the app's alone).
+            && [(&traffic, &rx_total), (&cores, &cpu_total)].iter().all(|(app, total)| app.get(&a).zip(total.get(&a)).is_some_and(|(x, t)| x * 2.0 < *t));
         if ready { Ok((traffic, cores, rx_total, cpu_total)) } else { Err((traffic, cores, rx_total, cpu_total, other_ns)) }
     })
     .await;
